@@ -1,0 +1,19 @@
+//! Kernel primitives for netlab over netlink: network namespaces, links, addresses,
+//! routes and sysctls. No policy lives here: callers decide what to change, these
+//! functions only change it, and report kernel errors with the failed step.
+
+pub mod address;
+mod error;
+pub mod link;
+pub mod namespace;
+pub mod route;
+pub mod socket;
+pub mod sysctl;
+pub mod thread;
+
+pub use error::{Error, Reason, Result};
+pub use namespace::Netns;
+pub use socket::Netlink;
+
+/// Re-exported so callers build messages with exactly the types rtnetlink speaks.
+pub use rtnetlink::packet_route;

@@ -1,0 +1,233 @@
+//! Links: observe them, create bridges and veth pairs, change and delete them.
+
+use std::os::fd::RawFd;
+
+use futures::TryStreamExt;
+use rtnetlink::packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
+    LinkMessage,
+};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec};
+
+use crate::{Error, Netlink, Result};
+
+pub type Mac = [u8; 6];
+
+/// A link as the kernel reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub name: String,
+    /// "veth", "bridge", ...; `None` for plain devices such as lo.
+    pub kind: Option<String>,
+    pub alias: Option<String>,
+    pub group: u32,
+    pub mtu: u32,
+    pub mac: Option<Mac>,
+    pub up: bool,
+    /// Index of the bridge this link is a port of.
+    pub master: Option<u32>,
+    /// For a veth: the peer's index (in the peer's namespace).
+    pub peer_index: Option<u32>,
+}
+
+/// A link to create.
+#[derive(Clone, Debug, Default)]
+pub struct NewLink {
+    pub name: String,
+    pub mtu: Option<u32>,
+    pub mac: Option<Mac>,
+    pub group: u32,
+    /// Bridge index, in the namespace the link is created in.
+    pub master: Option<u32>,
+    pub up: bool,
+}
+
+/// Changes to an existing link; `None` leaves an attribute as it is.
+#[derive(Clone, Debug, Default)]
+pub struct LinkChange {
+    pub alias: Option<String>,
+    pub mtu: Option<u32>,
+    pub mac: Option<Mac>,
+    /// `Some(None)` detaches from the bridge.
+    pub master: Option<Option<u32>>,
+    pub up: Option<bool>,
+    /// `Some(false)` stops IPv6 link-local autoconfiguration on this link.
+    pub ipv6_autoconf: Option<bool>,
+}
+
+/// Which link a change or deletion applies to.
+#[derive(Clone, Debug)]
+pub enum LinkRef<'a> {
+    Index(u32),
+    Name(&'a str),
+}
+
+impl Netlink {
+    pub async fn links(&self) -> Result<Vec<LinkState>> {
+        let messages: Vec<LinkMessage> = self
+            .handle()
+            .link()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|e| Error::netlink(format!("list links in {}", self.ns()), e))?;
+        Ok(messages.iter().map(parse).collect())
+    }
+
+    pub async fn link_by_name(&self, name: &str) -> Result<Option<LinkState>> {
+        let found = self.handle().link().get().match_name(name.to_string()).execute().try_next().await;
+        match found {
+            Ok(message) => Ok(message.as_ref().map(parse)),
+            Err(e) => {
+                let err = Error::netlink(format!("look up link {}", self.qualified(name)), e);
+                if err.is_not_found() {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    pub async fn create_bridge(&self, link: &NewLink) -> Result<()> {
+        let message = fill(LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Bridge), link).build();
+        self.handle()
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("create bridge {}", self.qualified(&link.name)), e))
+    }
+
+    /// Create a veth pair in one request: `local` here, `peer` directly inside the
+    /// namespace `peer_ns` refers to.
+    pub async fn create_veth(&self, local: &NewLink, peer: &NewLink, peer_ns: RawFd) -> Result<()> {
+        let peer_message = fill(LinkMessageBuilder::<LinkUnspec>::new(), peer).setns_by_fd(peer_ns).build();
+        let message = fill(LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth), local)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
+            .build();
+        self.handle()
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("create veth {}", self.qualified(&local.name)), e))
+    }
+
+    pub async fn set_link(&self, target: LinkRef<'_>, change: &LinkChange) -> Result<()> {
+        let mut builder = match target {
+            LinkRef::Index(index) => LinkUnspec::new_with_index(index),
+            LinkRef::Name(name) => LinkUnspec::new_with_name(name),
+        };
+        if let Some(alias) = &change.alias {
+            builder = builder.alias(alias.clone());
+        }
+        if let Some(mtu) = change.mtu {
+            builder = builder.mtu(mtu);
+        }
+        if let Some(mac) = change.mac {
+            builder = builder.address(mac.to_vec());
+        }
+        match change.master {
+            Some(Some(index)) => builder = builder.controller(index),
+            Some(None) => builder = builder.nocontroller(),
+            None => {}
+        }
+        match change.up {
+            Some(true) => builder = builder.up(),
+            Some(false) => builder = builder.down(),
+            None => {}
+        }
+        if let Some(autoconf) = change.ipv6_autoconf {
+            let mode = if autoconf { In6AddrGenMode::Eui64 } else { In6AddrGenMode::None };
+            builder = builder.append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
+                AfSpecInet6::AddrGenMode(mode),
+            ])]));
+        }
+        let name = match target {
+            LinkRef::Index(index) => format!("#{index}"),
+            LinkRef::Name(name) => name.to_string(),
+        };
+        self.handle()
+            .link()
+            .set(builder.build())
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("set link {}", self.qualified(&name)), e))
+    }
+
+    pub async fn delete_link(&self, index: u32, name: &str) -> Result<()> {
+        self.handle()
+            .link()
+            .del(index)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("delete link {}", self.qualified(name)), e))
+    }
+
+    /// Delete every link of an interface group in one request: the kernel removes them
+    /// under one RCU grace period, where one-by-one deletion pays one each.
+    pub async fn delete_group(&self, group: u32) -> Result<()> {
+        let message = LinkMessageBuilder::<LinkUnspec>::default().link_group(group).build();
+        self.handle()
+            .link()
+            .del_with_message(message)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("delete link group {group} in {}", self.ns()), e))
+    }
+}
+
+fn fill(mut builder: LinkMessageBuilder<LinkUnspec>, link: &NewLink) -> LinkMessageBuilder<LinkUnspec> {
+    builder = builder.name(link.name.clone()).link_group(link.group);
+    if let Some(mtu) = link.mtu {
+        builder = builder.mtu(mtu);
+    }
+    if let Some(mac) = link.mac {
+        builder = builder.address(mac.to_vec());
+    }
+    if let Some(master) = link.master {
+        builder = builder.controller(master);
+    }
+    if link.up {
+        builder = builder.up();
+    }
+    builder
+}
+
+fn parse(message: &LinkMessage) -> LinkState {
+    let mut link = LinkState {
+        index: message.header.index,
+        name: String::new(),
+        kind: None,
+        alias: None,
+        group: 0,
+        mtu: 0,
+        mac: None,
+        up: message.header.flags.contains(LinkFlags::Up),
+        master: None,
+        peer_index: None,
+    };
+    for attribute in &message.attributes {
+        match attribute {
+            LinkAttribute::IfName(name) => link.name = name.clone(),
+            LinkAttribute::IfAlias(alias) => link.alias = Some(alias.clone()),
+            LinkAttribute::Group(group) => link.group = *group,
+            LinkAttribute::Mtu(mtu) => link.mtu = *mtu,
+            LinkAttribute::Address(bytes) => link.mac = bytes.as_slice().try_into().ok(),
+            LinkAttribute::Controller(index) => link.master = Some(*index),
+            LinkAttribute::Link(index) => link.peer_index = Some(*index),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    if let LinkInfo::Kind(kind) = info {
+                        link.kind = Some(kind.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    link
+}

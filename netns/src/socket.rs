@@ -1,0 +1,68 @@
+//! One rtnetlink connection per namespace. A netlink socket belongs to the namespace
+//! it was opened in, so it is opened on a thread inside that namespace and then
+//! handed to the runtime; requests on it are pipelined by rtnetlink.
+
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
+use rtnetlink::Handle;
+
+use crate::namespace::Netns;
+use crate::{Error, Result};
+
+/// A connection to the kernel's routing netlink in one namespace.
+#[derive(Clone)]
+pub struct Netlink {
+    ns: Netns,
+    handle: Handle,
+}
+
+impl Netlink {
+    /// Open a socket in the calling thread's namespace (called inside `thread::in_each`
+    /// or `namespace::create_many`).
+    pub fn open_socket_here() -> Result<OwnedFd> {
+        let socket = Socket::new(NETLINK_ROUTE).map_err(|e| Error::io("open netlink socket", e))?;
+        // SAFETY: the fd was just created by `Socket::new` and ownership moves here.
+        Ok(unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) })
+    }
+
+    /// Wrap a socket opened in `ns`. Must be called inside the tokio runtime.
+    pub fn from_socket(ns: Netns, fd: OwnedFd) -> Netlink {
+        // SAFETY: `fd` is an owned netlink socket; TokioSocket takes ownership.
+        let socket = unsafe { TokioSocket::from_raw_fd(fd.into_raw_fd()) };
+        let (connection, handle, _) = rtnetlink::from_socket(socket);
+        tokio::spawn(connection);
+        Netlink { ns, handle }
+    }
+
+    /// Connections to each namespace, in order.
+    pub async fn open_many(namespaces: Vec<Netns>) -> Result<Vec<Result<Netlink>>> {
+        let sockets = tokio::task::spawn_blocking({
+            let namespaces = namespaces.clone();
+            move || crate::thread::in_each(namespaces, |_| Self::open_socket_here())
+        })
+        .await
+        .map_err(|e| Error::other("open netlink sockets", e))??;
+        Ok(namespaces.into_iter().zip(sockets).map(|(ns, fd)| fd.map(|fd| Netlink::from_socket(ns, fd))).collect())
+    }
+
+    pub async fn open(ns: Netns) -> Result<Netlink> {
+        Self::open_many(vec![ns]).await?.pop().expect("one socket per namespace")
+    }
+
+    pub fn ns(&self) -> &Netns {
+        &self.ns
+    }
+
+    pub(crate) fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// "RED:veth0", or just "veth0" in the host namespace: how errors name objects.
+    pub(crate) fn qualified(&self, name: &str) -> String {
+        match &self.ns {
+            Netns::Host => name.to_string(),
+            Netns::Named(ns) => format!("{ns}:{name}"),
+        }
+    }
+}

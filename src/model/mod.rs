@@ -1,0 +1,35 @@
+//! The topology model: a file is parsed into raw types, then validated into a
+//! `Topology`. Pure: no kernel, no I/O beyond what the caller reads.
+
+pub mod diagnostic;
+pub mod mac;
+pub mod names;
+pub mod raw;
+pub mod topology;
+mod validate;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use mac::Mac;
+pub use names::{IfName, LabName, NodeName, Place, SysctlKey};
+pub use topology::{Check, Endpoint, LinkKind, LinkSpec, NamespaceSpec, RouteSpec, Topology};
+
+/// Parse and validate a topology from its text; `file` names it in errors.
+pub fn parse(file: &str, source: &str) -> Result<Topology, Diagnostics> {
+    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items };
+    let raw: raw::RawTopology = serde_saphyr::from_str(source).map_err(|e| fail(vec![diagnostic::from_parse_error(&e)]))?;
+    validate::validate(raw).map_err(fail)
+}
+
+/// Read and validate a topology file.
+pub fn load(path: &std::path::Path) -> Result<Topology, LoadError> {
+    let source = std::fs::read_to_string(path).map_err(|e| LoadError::Read(path.display().to_string(), e))?;
+    parse(&path.display().to_string(), &source).map_err(LoadError::Invalid)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0}")]
+    Invalid(Diagnostics),
+}

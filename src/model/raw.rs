@@ -1,0 +1,133 @@
+//! The file as written: serde types that keep the location of every value so that
+//! validation can point at it. Nothing here is trusted yet.
+
+use indexmap::IndexMap;
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub type Located<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTopology {
+    pub name: Located<String>,
+    #[serde(default)]
+    pub nodes: IndexMap<Located<String>, Option<RawNode>>,
+    /// The namespace netlab runs in.
+    #[serde(default)]
+    pub host: Option<RawNode>,
+    #[serde(default)]
+    pub links: Vec<RawLink>,
+    #[serde(default)]
+    pub checks: Vec<RawCheck>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    #[serde(default)]
+    pub interfaces: IndexMap<Located<String>, Option<RawInterface>>,
+    #[serde(default)]
+    pub bridges: IndexMap<Located<String>, Option<RawInterface>>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    #[serde(default)]
+    pub sysctls: IndexMap<Located<String>, Located<Scalar>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInterface {
+    #[serde(default)]
+    pub addresses: Vec<Located<String>>,
+    pub mtu: Option<Located<u32>>,
+    pub mac: Option<Located<String>>,
+    pub up: Option<bool>,
+    /// For a veth end: the bridge in the same namespace it is a port of.
+    pub bridge: Option<Located<String>>,
+    /// Keep IPv6 link-local autoconfiguration on (default: on only where the
+    /// interface has IPv6 addresses).
+    pub ipv6_autoconf: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLink {
+    /// Two endpoints, `NODE:IFNAME` or `IFNAME` (`host:IFNAME`) for the host.
+    pub endpoints: Located<Vec<Located<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// A prefix, or `default`.
+    pub to: Located<String>,
+    pub via: Option<Located<String>>,
+    pub dev: Option<Located<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawCheck {
+    Ping(RawPing),
+    Tcp(RawTcp),
+    Fdb(RawFdb),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPing {
+    pub from: Located<String>,
+    /// An address, or a node (its first IPv4 address).
+    pub to: Located<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTcp {
+    pub from: Located<String>,
+    /// ADDRESS:PORT
+    pub to: Located<String>,
+    /// A node where netlab opens the listener itself, on `to` unless `on` says where.
+    pub listen: Option<Located<String>>,
+    pub on: Option<Located<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFdb {
+    /// `NODE:BRIDGE` or `BRIDGE` in the host.
+    pub bridge: Located<String>,
+    /// Endpoints whose MAC addresses the bridge must have learned.
+    pub learned: Vec<Located<String>>,
+}
+
+/// A YAML scalar taken as text: sysctl values are written as numbers or strings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scalar(pub String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(if v { "1" } else { "0" }.to_string()))
+            }
+        }
+        d.deserialize_any(ScalarVisitor)
+    }
+}

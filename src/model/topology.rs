@@ -1,0 +1,126 @@
+//! The validated topology: desired state per namespace, ready to be planned.
+//! Every value here has been checked; a `Topology` cannot describe an invalid lab.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+
+use ipnetwork::IpNetwork;
+use serde::{Deserialize, Serialize};
+
+use super::mac::Mac;
+use super::names::{IfName, LabName, Place, SysctlKey};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topology {
+    pub name: LabName,
+    /// Every node's namespace, and the host's (possibly empty).
+    pub namespaces: BTreeMap<Place, NamespaceSpec>,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceSpec {
+    pub links: BTreeMap<IfName, LinkSpec>,
+    pub routes: BTreeSet<RouteSpec>,
+    pub sysctls: BTreeMap<SysctlKey, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkSpec {
+    pub kind: LinkKind,
+    pub mtu: Option<u32>,
+    pub mac: Option<Mac>,
+    pub up: bool,
+    /// The bridge, in the same namespace, this link is a port of.
+    pub master: Option<IfName>,
+    pub addresses: BTreeSet<IpNetwork>,
+    pub ipv6_autoconf: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "type")]
+pub enum LinkKind {
+    /// `lo` of a node's namespace: it comes with the namespace.
+    Loopback,
+    Bridge,
+    Veth { peer: Endpoint },
+}
+
+impl LinkKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            LinkKind::Loopback => "loopback",
+            LinkKind::Bridge => "bridge",
+            LinkKind::Veth { .. } => "veth",
+        }
+    }
+}
+
+/// An interface in a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub place: Place,
+    pub name: IfName,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.place.qualify(&self.name))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RouteSpec {
+    pub to: IpNetwork,
+    pub via: Option<IpAddr>,
+    pub dev: Option<IfName>,
+}
+
+impl std::fmt::Display for RouteSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.to.prefix() == 0 {
+            f.write_str("default")?;
+        } else {
+            write!(f, "{}", self.to)?;
+        }
+        if let Some(via) = self.via {
+            write!(f, " via {via}")?;
+        }
+        if let Some(dev) = &self.dev {
+            write!(f, " dev {dev}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "check")]
+pub enum Check {
+    /// `to_label` is what the file said (a node or an address).
+    Ping { from: Place, to: IpAddr, to_label: String },
+    Tcp { from: Place, to: SocketAddr, listen: Option<(Place, SocketAddr)> },
+    Fdb { bridge: Endpoint, learned: Vec<Endpoint> },
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Check::Ping { from, to, to_label } if to_label != &to.to_string() => {
+                write!(f, "ping from {from} to {to_label} ({to})")
+            }
+            Check::Ping { from, to, .. } => write!(f, "ping from {from} to {to}"),
+            Check::Tcp { from, to, .. } => write!(f, "tcp from {from} to {to}"),
+            Check::Fdb { bridge, learned } => {
+                let names: Vec<String> = learned.iter().map(ToString::to_string).collect();
+                write!(f, "fdb of {bridge} has learned {}", names.join(", "))
+            }
+        }
+    }
+}
+
+impl Topology {
+    /// Nodes only, in order: the namespaces this lab creates.
+    pub fn nodes(&self) -> impl Iterator<Item = &Place> {
+        self.namespaces.keys().filter(|place| **place != Place::Host)
+    }
+}
