@@ -2,4 +2,13 @@
 //! file and what the kernel has into an ordered list of changes; the edges
 //! (`observe`, `apply`, `check`) talk to the kernel.
 
+pub mod apply;
+pub mod check;
 pub mod model;
+pub mod lab;
+pub mod observe;
+pub mod ownership;
+pub mod plan;
+pub mod progress;
+pub mod record;
+pub mod status;

@@ -4,8 +4,10 @@
 
 pub mod address;
 mod error;
+pub mod fdb;
 pub mod link;
 pub mod namespace;
+pub mod process;
 pub mod route;
 pub mod socket;
 pub mod sysctl;

@@ -29,6 +29,8 @@ pub struct LinkState {
     pub master: Option<u32>,
     /// For a veth: the peer's index (in the peer's namespace).
     pub peer_index: Option<u32>,
+    /// Whether IPv6 generates a link-local address here (`None`: IPv6 is off).
+    pub ipv6_autoconf: Option<bool>,
 }
 
 /// A link to create.
@@ -209,6 +211,7 @@ fn parse(message: &LinkMessage) -> LinkState {
         up: message.header.flags.contains(LinkFlags::Up),
         master: None,
         peer_index: None,
+        ipv6_autoconf: None,
     };
     for attribute in &message.attributes {
         match attribute {
@@ -219,6 +222,17 @@ fn parse(message: &LinkMessage) -> LinkState {
             LinkAttribute::Address(bytes) => link.mac = bytes.as_slice().try_into().ok(),
             LinkAttribute::Controller(index) => link.master = Some(*index),
             LinkAttribute::Link(index) => link.peer_index = Some(*index),
+            LinkAttribute::AfSpecUnspec(specs) => {
+                for spec in specs {
+                    if let AfSpecUnspec::Inet6(inet6) = spec {
+                        for attribute in inet6 {
+                            if let AfSpecInet6::AddrGenMode(mode) = attribute {
+                                link.ipv6_autoconf = Some(*mode != In6AddrGenMode::None);
+                            }
+                        }
+                    }
+                }
+            }
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
                     if let LinkInfo::Kind(kind) = info {

@@ -4,7 +4,7 @@
 
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr, TokioSocket};
 use rtnetlink::Handle;
 
 use crate::namespace::Netns;
@@ -21,7 +21,11 @@ impl Netlink {
     /// Open a socket in the calling thread's namespace (called inside `thread::in_each`
     /// or `namespace::create_many`).
     pub fn open_socket_here() -> Result<OwnedFd> {
-        let socket = Socket::new(NETLINK_ROUTE).map_err(|e| Error::io("open netlink socket", e))?;
+        let step = "open netlink socket";
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| Error::io(step, e))?;
+        // As netlink-proto does for the sockets it opens itself.
+        socket.bind_auto().map_err(|e| Error::io(step, e))?;
+        socket.connect(&SocketAddr::new(0, 0)).map_err(|e| Error::io(step, e))?;
         // SAFETY: the fd was just created by `Socket::new` and ownership moves here.
         Ok(unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) })
     }

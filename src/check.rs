@@ -1,0 +1,137 @@
+//! Run a lab's `checks:`: ping with iputils' ping inside the source namespace, TCP
+//! with sockets opened inside the namespaces (netlab listens itself when asked), and
+//! bridge FDB contents over netlink.
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::model::{Check, Endpoint, Place, Topology};
+
+/// Budget of each check: long enough for a first ARP exchange, short enough to keep a
+/// failing lab quick to diagnose.
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    pub check: String,
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+pub async fn run_all(topology: &Topology) -> Vec<Outcome> {
+    let mut outcomes = Vec::new();
+    for check in &topology.checks {
+        let result = run(check).await;
+        outcomes.push(Outcome { check: check.to_string(), passed: result.is_ok(), detail: result.err().map(|e| format!("{e:#}")) });
+    }
+    outcomes
+}
+
+pub async fn run(check: &Check) -> Result<()> {
+    match check {
+        Check::Ping { from, to, .. } => ping(from, *to).await,
+        Check::Tcp { from, to, listen } => {
+            let (from, to, listen) = (from.clone(), *to, listen.clone());
+            tokio::task::spawn_blocking(move || tcp(&from, to, listen)).await?
+        }
+        Check::Fdb { bridge, learned } => fdb(bridge, learned).await,
+    }
+}
+
+async fn ping(from: &Place, to: IpAddr) -> Result<()> {
+    let mut command = netns::process::command_in(&from.to_netns(), "ping")?;
+    let family = if to.is_ipv4() { "-4" } else { "-6" };
+    let deadline = TIMEOUT.as_secs().to_string();
+    command.args([family, "-n", "-q", "-c", "1", "-W", "1", "-w", &deadline]).arg(to.to_string());
+    command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || command.output()).await?.context("run ping (install iputils-ping)")?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let reason = stderr.lines().next().filter(|l| !l.is_empty()).unwrap_or("no reply");
+        bail!("{}", reason.to_lowercase());
+    }
+    Ok(())
+}
+
+/// Connect from `from` to `to`; with a listener, also prove the connection reached it
+/// by an exchange of bytes.
+fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>) -> Result<()> {
+    let token = format!("netlab-{}", std::process::id());
+    let listener = match &listen {
+        Some((place, on)) => {
+            let on = *on;
+            Some(netns::thread::in_one(place.to_netns(), move |_| {
+                TcpListener::bind(on).map_err(|e| netns::Error::io(format!("listen on {on}"), e))
+            })?)
+        }
+        None => None,
+    };
+    let server = listener.map(|listener| {
+        let token = token.clone();
+        std::thread::spawn(move || -> Result<()> {
+            listener.set_nonblocking(true)?;
+            let deadline = Instant::now() + TIMEOUT;
+            let mut stream = loop {
+                match listener.accept() {
+                    Ok((stream, _)) => break stream,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    Err(e) => bail!("listener got no connection: {e}"),
+                }
+            };
+            stream.set_nonblocking(false)?;
+            stream.set_read_timeout(Some(TIMEOUT))?;
+            let mut got = vec![0u8; token.len()];
+            stream.read_exact(&mut got)?;
+            stream.write_all(&got)?;
+            Ok(())
+        })
+    });
+    let client = netns::thread::in_one(from.to_netns(), move |_| {
+        TcpStream::connect_timeout(&to, TIMEOUT).map_err(|e| netns::Error::io(format!("connect to {to}"), e))
+    });
+    let result = client.map_err(anyhow::Error::from).and_then(|mut stream| {
+        if server.is_some() {
+            stream.set_read_timeout(Some(TIMEOUT))?;
+            stream.write_all(token.as_bytes())?;
+            let mut echo = vec![0u8; token.len()];
+            stream.read_exact(&mut echo).context("read the listener's echo")?;
+            if echo != token.as_bytes() {
+                bail!("the listener answered something else");
+            }
+        }
+        Ok(())
+    });
+    if let Some(server) = server {
+        let served = server.join().map_err(|_| anyhow::anyhow!("listener thread panicked"))?;
+        result?;
+        return served;
+    }
+    result
+}
+
+async fn fdb(bridge: &Endpoint, learned: &[Endpoint]) -> Result<()> {
+    let netlink = netns::Netlink::open(bridge.place.to_netns()).await?;
+    let bridge_index = netlink.link_by_name(bridge.name.as_str()).await?.with_context(|| format!("no bridge {bridge}"))?.index;
+    let entries = netlink.fdb().await?;
+    let mut missing = Vec::new();
+    for end in learned {
+        let here = netns::Netlink::open(end.place.to_netns()).await?;
+        let link = here.link_by_name(end.name.as_str()).await?.with_context(|| format!("no interface {end}"))?;
+        let mac = link.mac.with_context(|| format!("{end} has no MAC address"))?;
+        if !entries.iter().any(|e| e.mac == mac && e.bridge == Some(bridge_index)) {
+            missing.push(format!("{end} ({})", crate::model::Mac::from_octets(mac)));
+        }
+    }
+    if !missing.is_empty() {
+        bail!("not in the fdb of {bridge}: {}", missing.join(", "));
+    }
+    Ok(())
+}

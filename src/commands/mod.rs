@@ -1,0 +1,88 @@
+//! One file per verb; each has a clap struct and a `run` that returns the exit code.
+
+mod apply;
+mod check;
+mod destroy;
+mod exec;
+mod list;
+mod status;
+mod validate;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+use netlab::model::{self, Topology};
+
+#[derive(Parser)]
+#[command(name = "netlab", version, about = "Declarative network namespace labs: apply, check, destroy")]
+pub struct Cli {
+    /// Log what netlab does (repeat for more detail).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create or converge what the file declares.
+    Apply(apply::Apply),
+    /// Show the changes apply would make (same as `apply --dry-run`).
+    Plan(apply::PlanCmd),
+    /// Remove everything the lab created, and nothing else.
+    Destroy(destroy::Destroy),
+    /// Show each object of the lab and whether it matches the file.
+    Status(status::Status),
+    /// Check the file without touching the kernel.
+    Validate(validate::Validate),
+    /// Run a command inside a node's namespace.
+    Exec(exec::Exec),
+    /// Run the file's checks.
+    Check(check::CheckCmd),
+    /// List the labs applied on this host.
+    List(list::List),
+}
+
+impl Command {
+    pub async fn run(self) -> Result<ExitCode> {
+        match self {
+            Command::Apply(cmd) => cmd.run().await,
+            Command::Plan(cmd) => cmd.run().await,
+            Command::Destroy(cmd) => cmd.run().await,
+            Command::Status(cmd) => cmd.run().await,
+            Command::Validate(cmd) => cmd.run(),
+            Command::Exec(cmd) => cmd.run(),
+            Command::Check(cmd) => cmd.run().await,
+            Command::List(cmd) => cmd.run(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
+}
+
+pub fn load(path: &Path) -> Result<Topology> {
+    Ok(model::load(path)?)
+}
+
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETLAB_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

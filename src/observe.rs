@@ -1,0 +1,218 @@
+//! Read what the kernel has for one lab: the namespaces it names, the links, addresses
+//! and routes in them, and the sysctls it sets. One thread visits each namespace once
+//! (to open a socket and read sysctls); the dumps then run concurrently.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::fd::OwnedFd;
+
+use anyhow::{Context, Result};
+use futures::{stream, StreamExt, TryStreamExt};
+use netns::address::AddressState;
+use netns::link::LinkState;
+use netns::namespace::Presence;
+use netns::route::RouteState;
+use netns::Netlink;
+
+use crate::model::{IfName, LabName, Mac, Place, RouteSpec, SysctlKey};
+use crate::ownership;
+use crate::plan::{Desired, NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace};
+
+/// Open connections, one per namespace observed as the lab's (and the host).
+#[derive(Default, Clone)]
+pub struct Connections(pub HashMap<Place, Netlink>);
+
+impl Connections {
+    pub fn get(&self, place: &Place) -> Result<&Netlink> {
+        self.0.get(place).with_context(|| format!("no connection to namespace {place}"))
+    }
+}
+
+/// What to look at: the namespaces of the file and of the record.
+pub struct Scope {
+    pub places: BTreeSet<Place>,
+    /// Namespaces and host links an interrupted run may have left without their mark.
+    pub adoptable: Desired,
+    pub sysctls: BTreeMap<Place, BTreeSet<SysctlKey>>,
+}
+
+impl Scope {
+    pub fn new(desired: &Desired, previous: &Desired, pending: Option<&Desired>) -> Scope {
+        let mut places: BTreeSet<Place> = desired.keys().chain(previous.keys()).cloned().collect();
+        places.insert(Place::Host);
+        let mut sysctls: BTreeMap<Place, BTreeSet<SysctlKey>> = BTreeMap::new();
+        for (place, spec) in desired.iter().chain(previous.iter()) {
+            sysctls.entry(place.clone()).or_default().extend(spec.sysctls.keys().cloned());
+        }
+        Scope { places, adoptable: pending.cloned().unwrap_or_default(), sysctls }
+    }
+
+    pub fn with_originals(mut self, originals: &BTreeMap<Place, BTreeMap<SysctlKey, String>>) -> Scope {
+        for (place, keys) in originals {
+            self.sysctls.entry(place.clone()).or_default().extend(keys.keys().cloned());
+        }
+        self
+    }
+}
+
+struct Visit {
+    socket: OwnedFd,
+    sysctls: BTreeMap<SysctlKey, Option<String>>,
+}
+
+pub async fn observe(lab: &LabName, scope: &Scope) -> Result<(Observed, Connections)> {
+    let mut observed = Observed::default();
+    let mut visit: Vec<Place> = vec![Place::Host];
+    for place in &scope.places {
+        let Place::Node(node) = place else { continue };
+        match netns::namespace::presence(node.as_str()) {
+            Presence::Missing => {
+                observed.namespaces.insert(place.clone(), ObservedNamespace::Missing);
+            }
+            Presence::Stale if scope.adoptable.contains_key(place) => {
+                observed.namespaces.insert(place.clone(), ObservedNamespace::Missing);
+            }
+            Presence::Stale => {
+                let reason = "exists in /run/netns without a namespace on it and was not created by netlab";
+                observed.namespaces.insert(place.clone(), ObservedNamespace::Foreign(reason.into()));
+            }
+            Presence::Mounted => visit.push(place.clone()),
+        }
+    }
+
+    let keys: Vec<Vec<SysctlKey>> =
+        visit.iter().map(|p| scope.sysctls.get(p).map(|k| k.iter().cloned().collect()).unwrap_or_default()).collect();
+    let namespaces: Vec<netns::Netns> = visit.iter().map(Place::to_netns).collect();
+    let keys_by_ns: HashMap<netns::Netns, Vec<SysctlKey>> = namespaces.iter().cloned().zip(keys).collect();
+    let visits = tokio::task::spawn_blocking(move || {
+        netns::thread::in_each(namespaces, move |ns| {
+            let socket = Netlink::open_socket_here()?;
+            let mut sysctls = BTreeMap::new();
+            for key in keys_by_ns.get(ns).into_iter().flatten() {
+                sysctls.insert(key.clone(), netns::sysctl::read(key.as_str())?);
+            }
+            Ok(Visit { socket, sysctls })
+        })
+    })
+    .await??;
+
+    let mut opened = Vec::new();
+    for (place, visit) in visit.into_iter().zip(visits) {
+        let visit = visit.with_context(|| format!("observe namespace {place}"))?;
+        opened.push((place.clone(), Netlink::from_socket(place.to_netns(), visit.socket), visit.sysctls));
+    }
+    let dumps: Vec<(Place, Netlink, BTreeMap<SysctlKey, Option<String>>, Dump)> = stream::iter(opened)
+        .map(|(place, netlink, sysctls)| async move {
+            // One dump at a time per socket: the kernel answers EBUSY to a second one.
+            let links = netlink.links().await?;
+            let addresses = netlink.addresses().await?;
+            let routes = netlink.routes().await?;
+            Ok::<_, netns::Error>((place, netlink, sysctls, Dump { links, addresses, routes }))
+        })
+        .buffer_unordered(64)
+        .try_collect()
+        .await?;
+
+    let mut connections = Connections::default();
+    let mark = ownership::mark(lab);
+    let group = ownership::group(lab);
+    for (place, netlink, sysctls, dump) in dumps {
+        let owner = namespace_owner(&place, &dump, &mark, scope.adoptable.contains_key(&place));
+        match owner {
+            Ok(()) => {
+                let adoptable = scope.adoptable.get(&place);
+                let state = dump.into_state(&place, &mark, group, adoptable, sysctls);
+                observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
+                connections.0.insert(place, netlink);
+            }
+            Err(reason) => {
+                observed.namespaces.insert(place, ObservedNamespace::Foreign(reason));
+            }
+        }
+    }
+    Ok((observed, connections))
+}
+
+/// A node's namespace is the lab's when its `lo` carries the lab's mark, or carries
+/// none and the record says an interrupted run was creating it.
+fn namespace_owner(place: &Place, dump: &Dump, mark: &str, adoptable: bool) -> Result<(), String> {
+    if *place == Place::Host {
+        return Ok(());
+    }
+    let alias = dump.links.iter().find(|l| l.name == "lo").and_then(|l| l.alias.as_deref());
+    match alias {
+        Some(alias) if alias == mark => Ok(()),
+        None if adoptable => Ok(()),
+        Some(alias) => match ownership::lab_of(alias) {
+            Some(other) => Err(format!("belongs to lab {other}")),
+            None => Err("exists and was not created by netlab".into()),
+        },
+        None => Err("exists and was not created by netlab".into()),
+    }
+}
+
+struct Dump {
+    links: Vec<LinkState>,
+    addresses: Vec<AddressState>,
+    routes: Vec<RouteState>,
+}
+
+impl Dump {
+    fn into_state(
+        self,
+        place: &Place,
+        mark: &str,
+        group: u32,
+        adoptable: Option<&crate::model::NamespaceSpec>,
+        sysctls: BTreeMap<SysctlKey, Option<String>>,
+    ) -> NamespaceState {
+        let names: HashMap<u32, &str> = self.links.iter().map(|l| (l.index, l.name.as_str())).collect();
+        let mut addresses: HashMap<u32, BTreeSet<ipnetwork::IpNetwork>> = HashMap::new();
+        for address in &self.addresses {
+            addresses.entry(address.index).or_default().insert(address.network);
+        }
+        let mut state = NamespaceState { sysctls, ..NamespaceState::default() };
+        for link in &self.links {
+            let marked = link.alias.as_deref() == Some(mark);
+            let loopback = *place != Place::Host && link.name == "lo";
+            // A link made by an interrupted run: our group, no alias yet, a name the
+            // record says that run was creating.
+            let half_made = link.alias.is_none()
+                && link.group == group
+                && adoptable.is_some_and(|spec| spec.links.keys().any(|n| n.as_str() == link.name));
+            let name = link.name.parse::<IfName>();
+            match name {
+                Ok(name) if marked || loopback || half_made => {
+                    let kind = match link.kind.as_deref() {
+                        _ if loopback => ObservedKind::Loopback,
+                        Some("bridge") => ObservedKind::Bridge,
+                        Some("veth") => ObservedKind::Veth { peer_index: link.peer_index },
+                        other => ObservedKind::Other(other.unwrap_or("device").to_string()),
+                    };
+                    let observed = ObservedLink {
+                        kind,
+                        index: link.index,
+                        marked,
+                        mtu: link.mtu,
+                        mac: link.mac.map(Mac::from_octets),
+                        up: link.up,
+                        master: link.master.and_then(|i| names.get(&i)?.parse().ok()),
+                        addresses: addresses.remove(&link.index).unwrap_or_default(),
+                        ipv6_autoconf: link.ipv6_autoconf,
+                    };
+                    state.links.insert(name, observed);
+                }
+                _ => {
+                    state.foreign_links.insert(link.name.clone());
+                }
+            }
+        }
+        for route in &self.routes {
+            if route.protocol != ownership::ROUTE_PROTOCOL {
+                continue;
+            }
+            let dev = route.oif.and_then(|i| names.get(&i)?.parse().ok());
+            state.routes.insert(RouteSpec { to: route.destination, via: route.gateway, dev });
+        }
+        state
+    }
+}

@@ -1,0 +1,44 @@
+//! How netlab recognises what it made: an interface alias naming the lab on every link
+//! it creates (and on `lo` of every namespace it creates), an interface group derived
+//! from the lab's name (set in the creating request itself, so a link whose alias
+//! was not yet set when an apply was killed is still recognised), and a route
+//! protocol number of its own.
+
+use crate::model::LabName;
+
+/// `ip route` shows netlab's routes as `proto 77`.
+pub const ROUTE_PROTOCOL: u8 = 77;
+
+pub fn mark(lab: &LabName) -> String {
+    format!("netlab:{lab}")
+}
+
+/// The lab named by a mark, if the alias is a netlab mark at all.
+pub fn lab_of(alias: &str) -> Option<&str> {
+    alias.strip_prefix("netlab:")
+}
+
+/// FNV-1a of the name, kept away from small numbers people use for groups by hand.
+/// Two labs may share a group; the group is never trusted alone (see `apply`).
+pub fn group(lab: &LabName) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in lab.as_str().bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash | 0x4000_0000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_name_the_lab() {
+        let lab: LabName = "bridge".parse().unwrap();
+        assert_eq!(mark(&lab), "netlab:bridge");
+        assert_eq!(lab_of(&mark(&lab)), Some("bridge"));
+        assert!(group(&lab) >= 0x4000_0000);
+        assert_ne!(group(&lab), group(&"veth-pair".parse().unwrap()));
+    }
+}

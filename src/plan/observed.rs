@@ -1,0 +1,56 @@
+//! What the kernel has, as far as one lab is concerned: the input `plan` compares the
+//! file against. Filled in by `observe`; plain data so plans can be tested without root.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ipnetwork::IpNetwork;
+
+use crate::model::{IfName, Mac, Place, RouteSpec, SysctlKey};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    pub namespaces: BTreeMap<Place, ObservedNamespace>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObservedNamespace {
+    Missing,
+    /// There, but not this lab's: the reason names who it belongs to.
+    Foreign(String),
+    /// This lab's (the host counts as one: only its links marked for this lab are listed).
+    Owned(NamespaceState),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceState {
+    /// Links this lab made.
+    pub links: BTreeMap<IfName, ObservedLink>,
+    /// Names of the other links there: never touched, and a clash with one is an error.
+    pub foreign_links: BTreeSet<String>,
+    /// Routes of netlab's protocol, with `dev` filled in.
+    pub routes: BTreeSet<RouteSpec>,
+    /// Current values of the sysctls the lab sets or set (`None`: no such key).
+    pub sysctls: BTreeMap<SysctlKey, Option<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedLink {
+    pub kind: ObservedKind,
+    pub index: u32,
+    /// Carries this lab's ownership mark (a half-made link may not yet).
+    pub marked: bool,
+    pub mtu: u32,
+    pub mac: Option<Mac>,
+    pub up: bool,
+    pub master: Option<IfName>,
+    pub addresses: BTreeSet<IpNetwork>,
+    pub ipv6_autoconf: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObservedKind {
+    Loopback,
+    Bridge,
+    Veth { peer_index: Option<u32> },
+    Other(String),
+}

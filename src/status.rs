@@ -1,0 +1,93 @@
+//! Status of each object of a lab, derived from the plan that would repair it: an
+//! object no change touches is as the file says.
+
+use serde::Serialize;
+
+use crate::model::{Endpoint, Place};
+use crate::plan::{Change, Desired, Plan};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectStatus {
+    pub object: String,
+    pub state: State,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Ok,
+    Missing,
+    Differs,
+    /// Made by the lab but no longer in the file (or no longer right): apply removes it.
+    Unexpected,
+}
+
+pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
+    let mut report = Vec::new();
+    let changes = &plan.changes;
+    for (place, spec) in desired {
+        let namespace_missing = match place {
+            Place::Node(node) => {
+                let missing = changes.iter().any(|c| matches!(c, Change::CreateNamespace { namespace } if namespace == node));
+                report.push(entry(format!("namespace {node}"), if missing { State::Missing } else { State::Ok }, None));
+                missing
+            }
+            Place::Host => false,
+        };
+        for (name, link) in &spec.links {
+            let here = Endpoint { place: place.clone(), name: name.clone() };
+            let created = namespace_missing || changes.iter().any(|c| match c {
+                Change::CreateBridge { place: p, name: n, .. } => *p == here.place && *n == here.name,
+                Change::CreateVeth { a, b } => [a, b].iter().any(|e| e.place == here.place && e.name == here.name),
+                _ => false,
+            });
+            let updated = changes.iter().find_map(|c| match c {
+                Change::SetLink { place: p, name: n, update } if *p == here.place && *n == here.name => Some(update.to_string()),
+                _ => None,
+            });
+            let object = format!("{} {here}", link.kind.name());
+            let (state, detail) = match (created, updated) {
+                (_, Some(update)) => (State::Differs, Some(format!("needs{update}"))),
+                (true, None) => (State::Missing, None),
+                (false, None) => (State::Ok, None),
+            };
+            report.push(entry(object, state, detail));
+            for address in &link.addresses {
+                let missing = changes.iter().any(|c| matches!(c, Change::AddAddress { place: p, link: l, address: a } if *p == here.place && l == name && a == address));
+                report.push(entry(format!("address {address} on {here}"), if missing { State::Missing } else { State::Ok }, None));
+            }
+        }
+        for route in &spec.routes {
+            let missing = changes.iter().any(|c| matches!(c, Change::AddRoute { place: p, route: r } if p == place && r == route));
+            report.push(entry(format!("route {route} in {place}"), if missing { State::Missing } else { State::Ok }, None));
+        }
+        for (key, value) in &spec.sysctls {
+            let found = changes.iter().find_map(|c| match c {
+                Change::SetSysctl { place: p, key: k, previous, .. } if p == place && k == key => Some(previous.clone()),
+                _ => None,
+            });
+            let object = format!("sysctl {key}={value} in {place}");
+            report.push(match found {
+                None => entry(object, State::Ok, None),
+                Some(Some(now)) => entry(object, State::Differs, Some(format!("is {now}"))),
+                Some(None) => entry(object, State::Missing, None),
+            });
+        }
+    }
+    for change in changes {
+        let unexpected = matches!(
+            change,
+            Change::DeleteNamespace { .. } | Change::DeleteLink { .. } | Change::DeleteAddress { .. } | Change::DeleteRoute { .. }
+        );
+        if unexpected {
+            report.push(entry(change.to_string().trim_start_matches("- ").to_string(), State::Unexpected, None));
+        }
+    }
+    report
+}
+
+fn entry(object: String, state: State, detail: Option<String>) -> ObjectStatus {
+    ObjectStatus { object, state, detail }
+}
