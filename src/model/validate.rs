@@ -204,7 +204,16 @@ impl Validator {
                 continue;
             }
             let ends: Vec<Option<Endpoint>> = raw_ends.iter().map(|e| self.endpoint(e, known)).collect();
-            let [Some(a), Some(b)] = [ends[0].clone(), ends[1].clone()] else { continue };
+            let [Some(a), Some(b)] = [ends[0].clone(), ends[1].clone()] else {
+                // The link is reported; its valid end is not "unlinked" on top of that.
+                for end in ends.iter().flatten() {
+                    if let Some(draft) = drafts.get_mut(&end.place).and_then(|d| d.links.get_mut(&end.name)) {
+                        draft.unlinked = false;
+                        draft.spec.kind = LinkKind::Veth { peer: end.clone() };
+                    }
+                }
+                continue;
+            };
             let mut ok = true;
             for (end, raw) in [(&a, &raw_ends[0]), (&b, &raw_ends[1])] {
                 if used.contains_key(end) || (a == b && std::ptr::eq(end, &b)) {

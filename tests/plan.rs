@@ -1,0 +1,206 @@
+//! Golden plans, without root: the plan is a pure function of the file, what the
+//! kernel has, and what earlier applies recorded.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use netlab::model::{parse, Endpoint, LinkKind, Place, Topology};
+use netlab::plan::{plan, Desired, History, NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace, Plan};
+use netlab::status::{status, State};
+
+fn load(name: &str) -> Topology {
+    netlab::model::load(&Path::new("topologies").join(name)).unwrap()
+}
+
+fn lines(plan: &Plan) -> Vec<String> {
+    plan.changes.iter().map(ToString::to_string).collect()
+}
+
+/// The kernel state a perfect apply of `desired` leaves: every link marked, veth
+/// ends pointing at each other, routes and sysctls in place.
+fn applied(desired: &Desired) -> Observed {
+    let mut indexes: HashMap<Endpoint, u32> = HashMap::new();
+    for (place, spec) in desired {
+        for (i, name) in spec.links.keys().enumerate() {
+            indexes.insert(Endpoint { place: place.clone(), name: name.clone() }, 10 + i as u32);
+        }
+    }
+    let mut observed = Observed::default();
+    for (place, spec) in desired {
+        let mut state = NamespaceState::default();
+        for (name, link) in &spec.links {
+            let kind = match &link.kind {
+                LinkKind::Loopback => ObservedKind::Loopback,
+                LinkKind::Bridge => ObservedKind::Bridge,
+                LinkKind::Veth { peer } => ObservedKind::Veth { peer_index: Some(indexes[peer]) },
+            };
+            let here = Endpoint { place: place.clone(), name: name.clone() };
+            state.links.insert(
+                name.clone(),
+                ObservedLink {
+                    kind,
+                    index: indexes[&here],
+                    marked: true,
+                    mtu: link.mtu.unwrap_or(1500),
+                    mac: link.mac,
+                    up: link.up,
+                    master: link.master.clone(),
+                    addresses: link.addresses.clone(),
+                    ipv6_autoconf: Some(link.ipv6_autoconf),
+                },
+            );
+        }
+        state.routes = spec.routes.clone();
+        state.sysctls = spec.sysctls.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
+        observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
+    }
+    observed
+}
+
+fn history_of(desired: &Desired) -> History {
+    History { previous: desired.clone(), sysctl_originals: BTreeMap::new() }
+}
+
+#[test]
+fn an_empty_kernel_gets_everything_in_phase_order() {
+    let lab = load("bridge.yaml");
+    let plan = plan(&lab.namespaces, &Observed::default(), &History::default()).unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "+ namespace BLUE",
+            "+ namespace RED",
+            "+ bridge br0",
+            "+ veth beth1 master br0 <-> BLUE:beth0",
+            "+ veth reth1 master br0 <-> RED:reth0",
+            "+ address 11.11.11.3/24 on BLUE:beth0",
+            "+ address 11.11.11.2/24 on RED:reth0",
+        ]
+    );
+}
+
+#[test]
+fn the_json_plan_lists_changes() {
+    let lab = load("veth-pair.yaml");
+    let plan = plan(&lab.namespaces, &Observed::default(), &History::default()).unwrap();
+    let json = serde_json::to_value(&plan).unwrap();
+    let changes = json["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 5);
+    assert_eq!(changes[0]["action"], "create_namespace");
+    assert_eq!(changes[0]["namespace"], "BLUE");
+    assert_eq!(changes[2]["action"], "create_veth");
+    assert_eq!(changes[2]["a"]["place"], "BLUE");
+    assert_eq!(changes[2]["b"]["name"], "veth0");
+}
+
+#[test]
+fn an_unchanged_lab_plans_nothing() {
+    for file in ["veth-pair.yaml", "bridge.yaml"] {
+        let lab = load(file);
+        let plan = plan(&lab.namespaces, &applied(&lab.namespaces), &history_of(&lab.namespaces)).unwrap();
+        assert_eq!(lines(&plan), Vec::<String>::new(), "{file}");
+        assert!(status(&lab.namespaces, &plan).iter().all(|o| o.state == State::Ok));
+    }
+}
+
+#[test]
+fn an_edited_file_plans_only_the_difference() {
+    let before = load("veth-pair.yaml");
+    let source = std::fs::read_to_string("topologies/veth-pair.yaml").unwrap();
+    let edited = source
+        .replace("veth0:\n        addresses: [11.11.11.2/24]", "veth0:\n        addresses: [11.11.11.4/24]\n        mtu: 1400")
+        .replace("  BLUE:\n", "  BLUE:\n    sysctls:\n      net.ipv4.ip_forward: 1\n    routes:\n      - {to: 10.8.0.0/16, via: 11.11.11.2}\n");
+    let after = parse("edited.yaml", &edited).unwrap();
+    let mut observed = applied(&before.namespaces);
+    if let Some(ObservedNamespace::Owned(blue)) = observed.namespaces.get_mut(&"BLUE".parse().unwrap()) {
+        blue.sysctls.insert("net.ipv4.ip_forward".parse().unwrap(), Some("0".into()));
+    }
+    let plan = plan(&after.namespaces, &observed, &history_of(&before.namespaces)).unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "- address 11.11.11.2/24 on RED:veth0",
+            "~ link RED:veth0: mtu 1400",
+            "+ address 11.11.11.4/24 on RED:veth0",
+            "~ sysctl net.ipv4.ip_forward in BLUE: 0 -> 1",
+            "+ route 10.8.0.0/16 via 11.11.11.2 in BLUE",
+        ]
+    );
+}
+
+#[test]
+fn a_node_removed_from_the_file_is_deleted_with_its_links() {
+    let before = load("bridge.yaml");
+    let source = std::fs::read_to_string("topologies/bridge.yaml").unwrap();
+    let edited = source
+        .replace("    beth1: {bridge: br0}\n", "")
+        .replace("  BLUE:\n    interfaces:\n      beth0:\n        addresses: [11.11.11.3/24]\n", "")
+        .replace("  - endpoints: [BLUE:beth0, host:beth1]\n", "")
+        .replace("  - ping: {from: RED, to: 11.11.11.3}\n  - ping: {from: BLUE, to: 11.11.11.2}\n", "")
+        .replace(", BLUE:beth0]", "]");
+    let after = parse("edited.yaml", &edited).unwrap();
+    let plan = plan(&after.namespaces, &applied(&before.namespaces), &history_of(&before.namespaces)).unwrap();
+    // beth1 goes with BLUE: no per-link delete (each costs an RCU grace period).
+    assert_eq!(lines(&plan), ["- namespace BLUE"]);
+}
+
+#[test]
+fn destroy_deletes_namespaces_and_host_links_only_once() {
+    let lab = load("bridge.yaml");
+    let plan = plan(&Desired::new(), &applied(&lab.namespaces), &history_of(&lab.namespaces)).unwrap();
+    assert_eq!(lines(&plan), ["- namespace BLUE", "- namespace RED", "- bridge br0"]);
+}
+
+#[test]
+fn a_foreign_namespace_or_link_is_a_conflict_not_a_takeover() {
+    let lab = load("bridge.yaml");
+    let mut observed = Observed::default();
+    observed.namespaces.insert("RED".parse().unwrap(), ObservedNamespace::Foreign("exists and was not created by netlab".into()));
+    let mut host = NamespaceState::default();
+    host.foreign_links.insert("br0".into());
+    observed.namespaces.insert(Place::Host, ObservedNamespace::Owned(host));
+    let conflicts = plan(&lab.namespaces, &observed, &History::default()).unwrap_err();
+    assert_eq!(
+        conflicts,
+        ["link br0 exists and was not created by netlab", "namespace RED exists and was not created by netlab"]
+    );
+}
+
+#[test]
+fn drift_shows_in_status_and_the_plan_repairs_it() {
+    let lab = load("veth-pair.yaml");
+    let mut observed = applied(&lab.namespaces);
+    let red: Place = "RED".parse().unwrap();
+    if let Some(ObservedNamespace::Owned(state)) = observed.namespaces.get_mut(&red) {
+        let veth0 = state.links.get_mut(&"veth0".parse().unwrap()).unwrap();
+        veth0.addresses.clear();
+        veth0.up = false;
+    }
+    let plan = plan(&lab.namespaces, &observed, &history_of(&lab.namespaces)).unwrap();
+    assert_eq!(lines(&plan), ["~ link RED:veth0: up", "+ address 11.11.11.2/24 on RED:veth0"]);
+    let report = status(&lab.namespaces, &plan);
+    let drifted: Vec<(&str, State)> =
+        report.iter().filter(|o| o.state != State::Ok).map(|o| (o.object.as_str(), o.state)).collect();
+    assert_eq!(drifted, [("veth RED:veth0", State::Differs), ("address 11.11.11.2/24 on RED:veth0", State::Missing)]);
+}
+
+#[test]
+fn a_veth_whose_peer_was_replaced_is_made_again() {
+    let lab = load("veth-pair.yaml");
+    let mut observed = applied(&lab.namespaces);
+    let blue: Place = "BLUE".parse().unwrap();
+    if let Some(ObservedNamespace::Owned(state)) = observed.namespaces.get_mut(&blue) {
+        state.links.get_mut(&"veth1".parse().unwrap()).unwrap().index = 99;
+    }
+    let plan = plan(&lab.namespaces, &observed, &history_of(&lab.namespaces)).unwrap();
+    assert_eq!(
+        lines(&plan),
+        [
+            "- veth BLUE:veth1",
+            "- veth RED:veth0",
+            "+ veth BLUE:veth1 <-> RED:veth0",
+            "+ address 11.11.11.3/24 on BLUE:veth1",
+            "+ address 11.11.11.2/24 on RED:veth0",
+        ]
+    );
+}

@@ -1,0 +1,195 @@
+//! Validation of topology files, without root: every invalid file reports each error
+//! at its line and column, with the offending text.
+
+use netlab::model::{parse, LinkKind, Place};
+
+fn errors(yaml: &str) -> Vec<String> {
+    match parse("lab.yaml", yaml) {
+        Ok(_) => panic!("expected errors for:\n{yaml}"),
+        Err(diagnostics) => diagnostics.items.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect(),
+    }
+}
+
+/// (file, expected "line:column: message" fragments, in order)
+const INVALID: &[(&str, &[&str])] = &[
+    ("name: x\nnodes: {A: {}\n", &["2:8: unclosed bracket"]),
+    ("name: x\nnodez: {}\n", &["2:1: unknown field `nodez`"]),
+    ("name: x\nnodes:\n  A: {interfaces: {e0: {mtuu: 1}}}\n", &["3:25: unknown field `mtuu`"]),
+    ("name: x\nnodes:\n  A: {}\n  A: {}\n", &["4:3: duplicate mapping key"]),
+    ("name: 'bad name'\n", &["1:7: invalid lab name `bad name`"]),
+    ("name: x\nnodes:\n  host: {}\n", &["3:3: `host` names the namespace"]),
+    ("name: x\nnodes:\n  a/b: {}\n", &["3:3: invalid node name `a/b`"]),
+    (
+        "name: x\nnodes:\n  A: {}\nlinks:\n  - endpoints: [A:e0, GREEN:e1]\n",
+        &["5:23: unknown node `GREEN` in endpoint `GREEN:e1`"],
+    ),
+    (
+        "name: x\nnodes:\n  A: {}\n  B: {}\nlinks:\n  - endpoints: [A:averyveryverylongname, B:e1]\n",
+        &["6:17: interface name `averyveryverylongname` is 21 bytes, the kernel allows at most 15"],
+    ),
+    ("name: x\nnodes:\n  A: {}\nlinks:\n  - endpoints: [A:e0]\n", &["5:16: a link has exactly 2 endpoints, found 1"]),
+    (
+        "name: x\nnodes:\n  A: {}\n  B: {}\nlinks:\n  - endpoints: [A:e0, B:e0]\n  - endpoints: [A:e0, B:e1]\n",
+        &["7:17: endpoint `A:e0` is used by more than one link"],
+    ),
+    (
+        "name: x\nnodes:\n  A:\n    interfaces:\n      e0: {addresses: [10.0.0.300/24]}\n  B: {}\nlinks:\n  - endpoints: [A:e0, B:e0]\n",
+        &["5:24: malformed address `10.0.0.300/24`"],
+    ),
+    (
+        "name: x\nnodes:\n  A:\n    interfaces:\n      e0: {addresses: [10.0.0.1]}\n  B: {}\nlinks:\n  - endpoints: [A:e0, B:e0]\n",
+        &["5:24: address `10.0.0.1` needs a prefix length"],
+    ),
+    (
+        "name: x\nnodes:\n  A:\n    interfaces:\n      e0: {addresses: [10.0.0.1/24, 10.0.0.1/24]}\n  B: {}\nlinks:\n  - endpoints: [A:e0, B:e0]\n",
+        &["5:37: duplicate address `10.0.0.1/24`"],
+    ),
+    (
+        concat!(
+            "name: x\nnodes:\n  A:\n    interfaces:\n      e0: {addresses: [10.0.0.1/24]}\n",
+            "      e1: {addresses: [10.0.0.9/16]}\n  B: {}\n  C: {}\n",
+            "links:\n  - endpoints: [A:e0, B:e0]\n  - endpoints: [A:e1, C:e0]\n"
+        ),
+        &["6:24: address `10.0.0.9/16` of `e1` overlaps `10.0.0.1/24` of `e0` in A"],
+    ),
+    (
+        concat!(
+            "name: x\nnodes:\n  A:\n    interfaces:\n      e0: {addresses: [10.0.0.1/24]}\n",
+            "    routes:\n      - {to: default, via: 10.9.0.1}\n  B: {}\n",
+            "links:\n  - endpoints: [A:e0, B:e0]\n"
+        ),
+        &["7:28: gateway `10.9.0.1` is not on any subnet of A"],
+    ),
+    (
+        "name: x\nnodes:\n  A:\n    routes:\n      - {to: 10.1.0.0/16}\n",
+        &["5:14: a route needs `via` or `dev`"],
+    ),
+    (
+        "name: x\nnodes:\n  A:\n    interfaces:\n      e0: {bridge: br9}\n  B: {}\nlinks:\n  - endpoints: [A:e0, B:e0]\n",
+        &["5:20: no bridge `br9` in A"],
+    ),
+    ("name: x\nnodes:\n  A:\n    interfaces:\n      e0: {}\n", &["5:7: interface `A:e0` is not an endpoint of any link"]),
+    (
+        "name: x\nnodes:\n  A:\n    interfaces:\n      e0: {mac: '01:00:5e:00:00:01'}\n  B: {}\nlinks:\n  - endpoints: [A:e0, B:e0]\n",
+        &["5:17: MAC address `01:00:5e:00:00:01` is multicast"],
+    ),
+    (
+        "name: x\nnodes:\n  A:\n    interfaces:\n      e0: {mtu: 10}\n  B: {}\nlinks:\n  - endpoints: [A:e0, B:e0]\n",
+        &["5:17: mtu 10 is out of range"],
+    ),
+    ("name: x\nnodes:\n  A:\n    sysctls:\n      kernel.panic: 1\n", &["5:7: invalid sysctl `kernel.panic`"]),
+    ("name: x\nhost:\n  interfaces:\n    lo: {addresses: [10.0.0.1/8]}\n", &["4:5: `lo` of the host is not netlab's"]),
+    (
+        "name: x\nnodes:\n  A: {}\nchecks:\n  - ping: {from: A, to: nowhere}\n",
+        &["5:25: `nowhere` is neither an address nor a node"],
+    ),
+    ("name: x\nnodes:\n  A: {}\nchecks:\n  - tcp: {from: A, to: 10.0.0.1}\n", &["5:24: `10.0.0.1` is not ADDRESS:PORT"]),
+];
+
+#[test]
+fn each_invalid_file_reports_line_column_and_text() {
+    let mut wrong = Vec::new();
+    for (yaml, expected) in INVALID {
+        let got = errors(yaml);
+        let matches = got.len() == expected.len() && got.iter().zip(expected.iter()).all(|(g, w)| g.starts_with(w));
+        if !matches {
+            wrong.push(format!("for:\n{yaml}want: {expected:?}\ngot:  {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+}
+
+#[test]
+fn all_errors_of_a_file_are_reported_at_once_in_file_order() {
+    let yaml = concat!(
+        "name: x\n",
+        "nodes:\n",
+        "  A:\n",
+        "    interfaces:\n",
+        "      e0: {addresses: [bad/24]}\n",
+        "  B: {}\n",
+        "links:\n",
+        "  - endpoints: [A:e0, GREEN:e1]\n",
+        "  - endpoints: [B:sixteen_bytes___, A:e2]\n",
+    );
+    let got = errors(yaml);
+    // A:e0 is named by a link (whose other end is wrong): no second error for it.
+    assert_eq!(
+        got,
+        [
+            "5:24: malformed address `bad/24`",
+            "8:23: unknown node `GREEN` in endpoint `GREEN:e1`",
+            "9:17: interface name `sixteen_bytes___` is 16 bytes, the kernel allows at most 15",
+        ]
+    );
+}
+
+#[test]
+fn rendered_errors_name_the_file_and_show_the_line() {
+    let yaml = "name: x\nnodes:\n  A: {}\nlinks:\n  - endpoints: [A:e0, GREEN:e1]\n";
+    let rendered = parse("topologies/lab.yaml", yaml).unwrap_err().to_string();
+    assert!(rendered.starts_with("topologies/lab.yaml:5:23: unknown node `GREEN`"), "{rendered}");
+    assert!(rendered.contains("5 |   - endpoints: [A:e0, GREEN:e1]"), "{rendered}");
+    assert!(rendered.contains('^'), "{rendered}");
+}
+
+#[test]
+fn a_bridge_takes_at_most_1023_ports() {
+    let mut yaml = String::from("name: big\nhost:\n  bridges:\n    br0: {}\n  interfaces:\n");
+    for i in 0..1024 {
+        yaml.push_str(&format!("    p{i}: {{bridge: br0}}\n"));
+    }
+    yaml.push_str("nodes:\n");
+    for i in 0..1024 {
+        yaml.push_str(&format!("  n{i}: {{}}\n"));
+    }
+    yaml.push_str("links:\n");
+    for i in 0..1024 {
+        yaml.push_str(&format!("  - endpoints: [n{i}:eth0, p{i}]\n"));
+    }
+    let got = errors(&yaml);
+    assert_eq!(got, vec!["4:5: bridge `br0` has 1024 ports; the kernel allows at most 1023".to_string()]);
+}
+
+#[test]
+fn the_lab_files_are_valid_and_mean_what_the_tutorial_says() {
+    let veth = netlab::model::load(std::path::Path::new("topologies/veth-pair.yaml")).unwrap();
+    let red = &veth.namespaces[&"RED".parse::<Place>().unwrap()];
+    let veth0 = &red.links[&"veth0".parse().unwrap()];
+    assert!(matches!(&veth0.kind, LinkKind::Veth { peer } if peer.to_string() == "BLUE:veth1"));
+    assert_eq!(veth0.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(), ["11.11.11.2/24"]);
+
+    let bridge = netlab::model::load(std::path::Path::new("topologies/bridge.yaml")).unwrap();
+    let host = &bridge.namespaces[&Place::Host];
+    assert_eq!(host.links[&"br0".parse().unwrap()].kind, LinkKind::Bridge);
+    assert_eq!(host.links[&"reth1".parse().unwrap()].master.as_ref().map(|m| m.to_string()).as_deref(), Some("br0"));
+}
+
+/// Mutations of the lab files never panic: they parse or they are reported.
+#[test]
+fn no_input_panics() {
+    let mut sources = Vec::new();
+    for entry in std::fs::read_dir("topologies").unwrap() {
+        sources.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let junk = ["", ":", "- ", "{", "}", "[", "]", "'", "\"", "&a", "*a", "!!int", "\t", "\n", "-1", "999999999999", "::", "/", "lo", "host"];
+    for source in &sources {
+        let bytes = source.as_bytes();
+        for _ in 0..2000 {
+            let mut text = source.clone();
+            let at = (next() as usize) % bytes.len();
+            let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+            let end = (at + (next() as usize) % 12).min(text.len());
+            let end = (end..=text.len()).find(|i| text.is_char_boundary(*i)).unwrap_or(text.len());
+            text.replace_range(at..end, junk[(next() as usize) % junk.len()]);
+            let _ = parse("fuzz.yaml", &text).map_err(|d| d.to_string());
+        }
+    }
+}
