@@ -88,7 +88,11 @@ impl Executor {
                 Phase::DeleteNamespaces => self.delete_namespaces(group).await?,
                 Phase::SetSysctls => self.set_sysctls(group).await?,
                 _ => {
-                    stream::iter(group).map(|change| self.one(change)).buffer_unordered(IN_FLIGHT).try_collect::<()>().await?;
+                    stream::iter(group)
+                        .map(|change| self.one(change))
+                        .buffer_unordered(IN_FLIGHT)
+                        .try_collect::<()>()
+                        .await?;
                 }
             }
         }
@@ -126,8 +130,10 @@ impl Executor {
     /// One thread creates every namespace, opening each one's socket and switching off
     /// IPv6 autoconfiguration while inside; then each `lo` gets the mark and comes up.
     async fn create_namespaces(&self, group: &[Change]) -> Result<()> {
-        let nodes: Vec<NodeName> =
-            group.iter().filter_map(|c| if let Change::CreateNamespace { namespace } = c { Some(namespace.clone()) } else { None }).collect();
+        let nodes: Vec<NodeName> = group
+            .iter()
+            .filter_map(|c| if let Change::CreateNamespace { namespace } = c { Some(namespace.clone()) } else { None })
+            .collect();
         let names: Vec<String> = nodes.iter().map(|n| n.as_str().to_string()).collect();
         let sockets = tokio::task::spawn_blocking(move || {
             netns::namespace::prepare_dir()?;
@@ -208,7 +214,12 @@ impl Executor {
         }
         for change in group {
             if let Change::SetSysctl { place, key, previous: Some(previous), value } = change {
-                let undo = Change::SetSysctl { place: place.clone(), key: key.clone(), value: previous.clone(), previous: Some(value.clone()) };
+                let undo = Change::SetSysctl {
+                    place: place.clone(),
+                    key: key.clone(),
+                    value: previous.clone(),
+                    previous: Some(value.clone()),
+                };
                 self.remember(undo);
             }
         }
@@ -223,11 +234,9 @@ impl Executor {
                 return Err(anyhow!("internal error: {change} is applied in a batch"));
             }
             Change::DeleteRoute { place, route } => {
-                let request = self.route_request(place, route).await;
-                match request {
-                    Ok(request) => ignore_missing(self.netlink(place)?.delete_route(&request).await)?,
-                    // The route's device is already gone, and the route with it.
-                    Err(_) => {}
+                // If the route's device is already gone, so is the route.
+                if let Ok(request) = self.route_request(place, route).await {
+                    ignore_missing(self.netlink(place)?.delete_route(&request).await)?;
                 }
             }
             Change::DeleteAddress { place, link, address } => {
@@ -282,7 +291,14 @@ impl Executor {
     }
 
     fn new_link(&self, name: &IfName, settings: &LinkSettings, master: Option<u32>, up: bool) -> NewLink {
-        NewLink { name: name.as_str().to_string(), mtu: settings.mtu, mac: settings.mac.map(|m| m.octets()), group: self.group, master, up }
+        NewLink {
+            name: name.as_str().to_string(),
+            mtu: settings.mtu,
+            mac: settings.mac.map(|m| m.octets()),
+            group: self.group,
+            master,
+            up,
+        }
     }
 
     /// A link comes up in its creating request only where nothing must be set first.
@@ -294,7 +310,14 @@ impl Executor {
     /// where the namespace default is not the one wanted, and up. The IPv6 mode must be
     /// set before the link comes up, and the kernel applies it after flags within a
     /// request: then it takes two requests, otherwise one.
-    async fn finish_link(&self, place: &Place, name: &IfName, settings: &LinkSettings, set_master: bool, came_up: bool) -> Result<()> {
+    async fn finish_link(
+        &self,
+        place: &Place,
+        name: &IfName,
+        settings: &LinkSettings,
+        set_master: bool,
+        came_up: bool,
+    ) -> Result<()> {
         let netlink = self.netlink(place)?;
         let master = match (&settings.master, set_master) {
             (Some(bridge), true) => Some(Some(self.index(place, bridge).await?)),

@@ -28,7 +28,11 @@ pub async fn run_all(topology: &Topology) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     for check in &topology.checks {
         let result = run(check).await;
-        outcomes.push(Outcome { check: check.to_string(), passed: result.is_ok(), detail: result.err().map(|e| format!("{e:#}")) });
+        outcomes.push(Outcome {
+            check: check.to_string(),
+            passed: result.is_ok(),
+            detail: result.err().map(|e| format!("{e:#}")),
+        });
     }
     outcomes
 }
@@ -50,7 +54,8 @@ async fn ping(from: &Place, to: IpAddr) -> Result<()> {
     let deadline = TIMEOUT.as_secs().to_string();
     command.args([family, "-n", "-q", "-c", "1", "-W", "1", "-w", &deadline]).arg(to.to_string());
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let output = tokio::task::spawn_blocking(move || command.output()).await?.context("run ping (install iputils-ping)")?;
+    let output =
+        tokio::task::spawn_blocking(move || command.output()).await?.context("run ping (install iputils-ping)")?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let reason = stderr.lines().next().filter(|l| !l.is_empty()).unwrap_or("no reply");
@@ -119,7 +124,8 @@ fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>) -> Res
 
 async fn fdb(bridge: &Endpoint, learned: &[Endpoint]) -> Result<()> {
     let netlink = netns::Netlink::open(bridge.place.to_netns()).await?;
-    let bridge_index = netlink.link_by_name(bridge.name.as_str()).await?.with_context(|| format!("no bridge {bridge}"))?.index;
+    let bridge_index =
+        netlink.link_by_name(bridge.name.as_str()).await?.with_context(|| format!("no bridge {bridge}"))?.index;
     let entries = netlink.fdb().await?;
     let mut missing = Vec::new();
     for end in learned {

@@ -71,8 +71,14 @@ fn remember_originals(record: &mut Record, plan: &Plan) {
     }
 }
 
-async fn observe_for(lab: &LabName, desired: &Desired, record: &Record, history: &History) -> Result<(Observed, Connections)> {
-    let scope = Scope::new(desired, &history.previous, record.pending.as_ref()).with_originals(&record.sysctl_originals);
+async fn observe_for(
+    lab: &LabName,
+    desired: &Desired,
+    record: &Record,
+    history: &History,
+) -> Result<(Observed, Connections)> {
+    let scope =
+        Scope::new(desired, &history.previous, record.pending.as_ref()).with_originals(&record.sysctl_originals);
     observe(lab, &scope).await
 }
 
@@ -117,7 +123,8 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
             break;
         }
         if Instant::now() >= deadline {
-            let names: Vec<String> = left.changes.iter().map(|c| c.to_string().trim_start_matches("- ").to_string()).collect();
+            let names: Vec<String> =
+                left.changes.iter().map(|c| c.to_string().trim_start_matches("- ").to_string()).collect();
             bail!("destroy left objects of lab {lab} behind: {}", names.join(", "));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

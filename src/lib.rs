@@ -4,8 +4,8 @@
 
 pub mod apply;
 pub mod check;
-pub mod model;
 pub mod lab;
+pub mod model;
 pub mod observe;
 pub mod ownership;
 pub mod plan;

@@ -54,6 +54,9 @@ impl Scope {
     }
 }
 
+/// One namespace as read: its connection, sysctls and netlink dumps.
+type Observation = (Place, Netlink, BTreeMap<SysctlKey, Option<String>>, Dump);
+
 struct Visit {
     socket: OwnedFd,
     sysctls: BTreeMap<SysctlKey, Option<String>>,
@@ -100,7 +103,7 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<(Observed, Connecti
         let visit = visit.with_context(|| format!("observe namespace {place}"))?;
         opened.push((place.clone(), Netlink::from_socket(place.to_netns(), visit.socket), visit.sysctls));
     }
-    let dumps: Vec<(Place, Netlink, BTreeMap<SysctlKey, Option<String>>, Dump)> = stream::iter(opened)
+    let dumps: Vec<Observation> = stream::iter(opened)
         .map(|(place, netlink, sysctls)| async move {
             // One dump at a time per socket: the kernel answers EBUSY to a second one.
             let links = netlink.links().await?;

@@ -32,7 +32,14 @@ pub struct Record {
 
 impl Record {
     pub fn new(lab: LabName) -> Self {
-        Record { lab, file: None, applied: Desired::new(), pending: None, sysctl_originals: BTreeMap::new(), updated_unix: 0 }
+        Record {
+            lab,
+            file: None,
+            applied: Desired::new(),
+            pending: None,
+            sysctl_originals: BTreeMap::new(),
+            updated_unix: 0,
+        }
     }
 
     fn path(lab: &LabName) -> PathBuf {
@@ -51,12 +58,14 @@ impl Record {
 
     /// Written to a temporary file and renamed, so a kill never leaves half a record.
     pub fn save(&mut self) -> Result<()> {
-        self.updated_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        self.updated_unix =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         std::fs::create_dir_all(STATE_DIR).with_context(|| format!("create {STATE_DIR}"))?;
         let path = Self::path(&self.lab);
         let tmp = path.with_extension("json.tmp");
         let mut file = File::create(&tmp).with_context(|| format!("write {}", tmp.display()))?;
-        file.write_all(serde_json::to_string_pretty(self)?.as_bytes()).with_context(|| format!("write {}", tmp.display()))?;
+        file.write_all(serde_json::to_string_pretty(self)?.as_bytes())
+            .with_context(|| format!("write {}", tmp.display()))?;
         file.sync_all().ok();
         std::fs::rename(&tmp, &path).with_context(|| format!("write {}", path.display()))
     }
@@ -109,7 +118,12 @@ pub struct Lock(#[allow(dead_code)] File);
 pub fn lock(lab: &LabName) -> Result<Lock> {
     std::fs::create_dir_all(STATE_DIR).with_context(|| format!("create {STATE_DIR}"))?;
     let path = Path::new(STATE_DIR).join(format!("{lab}.lock"));
-    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("open {}", path.display()))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("open {}", path.display()))?;
     // SAFETY: flock on an fd we own; no memory is involved.
     if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         bail!("lab {lab} is being changed by another netlab process");

@@ -30,7 +30,8 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
     for (place, spec) in desired {
         let namespace_missing = match place {
             Place::Node(node) => {
-                let missing = changes.iter().any(|c| matches!(c, Change::CreateNamespace { namespace } if namespace == node));
+                let missing =
+                    changes.iter().any(|c| matches!(c, Change::CreateNamespace { namespace } if namespace == node));
                 report.push(entry(format!("namespace {node}"), if missing { State::Missing } else { State::Ok }, None));
                 missing
             }
@@ -38,13 +39,16 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
         };
         for (name, link) in &spec.links {
             let here = Endpoint { place: place.clone(), name: name.clone() };
-            let created = namespace_missing || changes.iter().any(|c| match c {
-                Change::CreateBridge { place: p, name: n, .. } => *p == here.place && *n == here.name,
-                Change::CreateVeth { a, b } => [a, b].iter().any(|e| e.place == here.place && e.name == here.name),
-                _ => false,
-            });
+            let created = namespace_missing
+                || changes.iter().any(|c| match c {
+                    Change::CreateBridge { place: p, name: n, .. } => *p == here.place && *n == here.name,
+                    Change::CreateVeth { a, b } => [a, b].iter().any(|e| e.place == here.place && e.name == here.name),
+                    _ => false,
+                });
             let updated = changes.iter().find_map(|c| match c {
-                Change::SetLink { place: p, name: n, update } if *p == here.place && *n == here.name => Some(update.to_string()),
+                Change::SetLink { place: p, name: n, update } if *p == here.place && *n == here.name => {
+                    Some(update.to_string())
+                }
                 _ => None,
             });
             let object = format!("{} {here}", link.kind.name());
@@ -56,16 +60,28 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
             report.push(entry(object, state, detail));
             for address in &link.addresses {
                 let missing = changes.iter().any(|c| matches!(c, Change::AddAddress { place: p, link: l, address: a } if *p == here.place && l == name && a == address));
-                report.push(entry(format!("address {address} on {here}"), if missing { State::Missing } else { State::Ok }, None));
+                report.push(entry(
+                    format!("address {address} on {here}"),
+                    if missing { State::Missing } else { State::Ok },
+                    None,
+                ));
             }
         }
         for route in &spec.routes {
-            let missing = changes.iter().any(|c| matches!(c, Change::AddRoute { place: p, route: r } if p == place && r == route));
-            report.push(entry(format!("route {route} in {place}"), if missing { State::Missing } else { State::Ok }, None));
+            let missing = changes
+                .iter()
+                .any(|c| matches!(c, Change::AddRoute { place: p, route: r } if p == place && r == route));
+            report.push(entry(
+                format!("route {route} in {place}"),
+                if missing { State::Missing } else { State::Ok },
+                None,
+            ));
         }
         for (key, value) in &spec.sysctls {
             let found = changes.iter().find_map(|c| match c {
-                Change::SetSysctl { place: p, key: k, previous, .. } if p == place && k == key => Some(previous.clone()),
+                Change::SetSysctl { place: p, key: k, previous, .. } if p == place && k == key => {
+                    Some(previous.clone())
+                }
                 _ => None,
             });
             let object = format!("sysctl {key}={value} in {place}");
@@ -79,7 +95,10 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
     for change in changes {
         let unexpected = matches!(
             change,
-            Change::DeleteNamespace { .. } | Change::DeleteLink { .. } | Change::DeleteAddress { .. } | Change::DeleteRoute { .. }
+            Change::DeleteNamespace { .. }
+                | Change::DeleteLink { .. }
+                | Change::DeleteAddress { .. }
+                | Change::DeleteRoute { .. }
         );
         if unexpected {
             report.push(entry(change.to_string().trim_start_matches("- ").to_string(), State::Unexpected, None));

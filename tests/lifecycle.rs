@@ -38,7 +38,10 @@ fn veth_pair_lab_lifecycle() {
     let source = std::fs::read_to_string(&file).unwrap();
     let edited = sandbox.file(
         "veth-pair.yaml",
-        &source.replace("veth1:\n        addresses: [11.11.11.3/24]", "veth1:\n        addresses: [11.11.11.3/24, 11.11.11.30/24]\n        mtu: 1400"),
+        &source.replace(
+            "veth1:\n        addresses: [11.11.11.3/24]",
+            "veth1:\n        addresses: [11.11.11.3/24, 11.11.11.30/24]\n        mtu: 1400",
+        ),
     );
     assert_eq!(planned(&sandbox, &edited), ["set_link", "add_address"]);
     let red_veth_before = sandbox.ok("ip", &["-n", "RED", "-o", "link", "show", "veth0"]);
@@ -46,7 +49,10 @@ fn veth_pair_lab_lifecycle() {
     assert!(sandbox.ok("ip", &["-n", "BLUE", "-o", "link", "show", "veth1"]).contains("mtu 1400"));
     assert!(sandbox.ok("ip", &["-n", "BLUE", "-o", "addr"]).contains("11.11.11.30/24"));
     // The pair was changed in place, not made again.
-    assert_eq!(sandbox.ok("ip", &["-n", "RED", "-o", "link", "show", "veth0"]).split(':').next(), red_veth_before.split(':').next());
+    assert_eq!(
+        sandbox.ok("ip", &["-n", "RED", "-o", "link", "show", "veth0"]).split(':').next(),
+        red_veth_before.split(':').next()
+    );
     assert!(planned(&sandbox, &edited).is_empty());
     sandbox.netlab_ok(&["apply", &file]);
     assert!(!sandbox.ok("ip", &["-n", "BLUE", "-o", "addr"]).contains("11.11.11.30"));
@@ -65,7 +71,10 @@ fn veth_pair_lab_lifecycle() {
         .collect();
     assert_eq!(
         drifted,
-        [("veth BLUE:veth1".to_string(), "differs".to_string()), ("address 11.11.11.2/24 on RED:veth0".to_string(), "missing".to_string())]
+        [
+            ("veth BLUE:veth1".to_string(), "differs".to_string()),
+            ("address 11.11.11.2/24 on RED:veth0".to_string(), "missing".to_string())
+        ]
     );
     sandbox.netlab_ok(&["apply", &file]);
     assert!(sandbox.netlab_ok(&["check", &file]).contains("2 passed, 0 failed"));
@@ -136,7 +145,11 @@ fn what_netlab_did_not_create_is_never_touched() {
     let with_red = sandbox.snapshot();
     let output = sandbox.netlab(&["apply", &topology("bridge.yaml")]);
     assert_eq!(output.status.code(), Some(1));
-    assert!(text(&output.stderr).contains("namespace RED exists and was not created by netlab"), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains("namespace RED exists and was not created by netlab"),
+        "{}",
+        text(&output.stderr)
+    );
     assert_eq!(sandbox.snapshot(), with_red);
     sandbox.ok("ip", &["netns", "del", "RED"]);
 
@@ -160,8 +173,14 @@ fn invalid_input_exits_2_and_leaves_the_kernel_untouched() {
         let output = sandbox.netlab(&[verb, &file]);
         assert_eq!(output.status.code(), Some(2), "{verb}");
         let stderr = text(&output.stderr);
-        assert!(stderr.contains(&format!("{file}:6:28: unknown node `GREEN` in endpoint `GREEN:veth1`")), "{verb}: {stderr}");
-        assert!(stderr.contains(&format!("{file}:7:17: interface name `a_name_far_too_long` is 19 bytes")), "{verb}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{file}:6:28: unknown node `GREEN` in endpoint `GREEN:veth1`")),
+            "{verb}: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("{file}:7:17: interface name `a_name_far_too_long` is 19 bytes")),
+            "{verb}: {stderr}"
+        );
     }
     let output = sandbox.netlab(&["apply", "/nonexistent.yaml"]);
     assert_eq!(output.status.code(), Some(2));

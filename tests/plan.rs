@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use netlab::model::{parse, Endpoint, LinkKind, Place, Topology};
-use netlab::plan::{plan, Desired, History, NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace, Plan};
+use netlab::plan::{
+    plan, Desired, History, NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace, Plan,
+};
 use netlab::status::{status, State};
 
 fn load(name: &str) -> Topology {
@@ -155,7 +157,9 @@ fn destroy_deletes_namespaces_and_host_links_only_once() {
 fn a_foreign_namespace_or_link_is_a_conflict_not_a_takeover() {
     let lab = load("bridge.yaml");
     let mut observed = Observed::default();
-    observed.namespaces.insert("RED".parse().unwrap(), ObservedNamespace::Foreign("exists and was not created by netlab".into()));
+    observed
+        .namespaces
+        .insert("RED".parse().unwrap(), ObservedNamespace::Foreign("exists and was not created by netlab".into()));
     let mut host = NamespaceState::default();
     host.foreign_links.insert("br0".into());
     observed.namespaces.insert(Place::Host, ObservedNamespace::Owned(host));

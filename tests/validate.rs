@@ -6,7 +6,9 @@ use netlab::model::{parse, LinkKind, Place};
 fn errors(yaml: &str) -> Vec<String> {
     match parse("lab.yaml", yaml) {
         Ok(_) => panic!("expected errors for:\n{yaml}"),
-        Err(diagnostics) => diagnostics.items.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect(),
+        Err(diagnostics) => {
+            diagnostics.items.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect()
+        }
     }
 }
 
@@ -179,7 +181,28 @@ fn no_input_panics() {
         seed ^= seed << 17;
         seed
     };
-    let junk = ["", ":", "- ", "{", "}", "[", "]", "'", "\"", "&a", "*a", "!!int", "\t", "\n", "-1", "999999999999", "::", "/", "lo", "host"];
+    let junk = [
+        "",
+        ":",
+        "- ",
+        "{",
+        "}",
+        "[",
+        "]",
+        "'",
+        "\"",
+        "&a",
+        "*a",
+        "!!int",
+        "\t",
+        "\n",
+        "-1",
+        "999999999999",
+        "::",
+        "/",
+        "lo",
+        "host",
+    ];
     for source in &sources {
         let bytes = source.as_bytes();
         for _ in 0..2000 {

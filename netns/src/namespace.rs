@@ -36,9 +36,7 @@ impl Netns {
 
     /// A handle on the namespace, for setns and IFLA_NET_NS_FD.
     pub fn open(&self) -> Result<OwnedFd> {
-        File::open(self.path())
-            .map(OwnedFd::from)
-            .map_err(|e| Error::io(format!("open namespace {self}"), e))
+        File::open(self.path()).map(OwnedFd::from).map_err(|e| Error::io(format!("open namespace {self}"), e))
     }
 }
 
@@ -79,8 +77,7 @@ pub fn list() -> Result<Vec<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io(format!("list {NETNS_DIR}"), e)),
     };
-    let mut names: Vec<String> =
-        entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+    let mut names: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
     names.sort();
     Ok(names)
 }
@@ -131,9 +128,8 @@ fn create_here(name: &str) -> Result<()> {
         .mode(0o444)
         .open(&path)
         .map_err(|e| Error::io(step(), e))?;
-    let made = unshare(CloneFlags::CLONE_NEWNET).and_then(|()| {
-        mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-    });
+    let made = unshare(CloneFlags::CLONE_NEWNET)
+        .and_then(|()| mount(Some("/proc/thread-self/ns/net"), &path, None::<&str>, MsFlags::MS_BIND, None::<&str>));
     if let Err(e) = made {
         let _ = std::fs::remove_file(&path);
         return Err(Error::nix(step(), e));

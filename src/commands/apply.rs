@@ -54,7 +54,13 @@ impl Apply {
         }
         let counts: Vec<String> = lab::summary(plan).iter().map(|(verb, n)| format!("{n} {verb}")).collect();
         let verb = if self.dry_run { "would apply" } else { "applied" };
-        println!("{verb} {} changes ({}) to lab {} in {} ms", plan.changes.len(), counts.join(", "), topology.name, applied.elapsed.as_millis());
+        println!(
+            "{verb} {} changes ({}) to lab {} in {} ms",
+            plan.changes.len(),
+            counts.join(", "),
+            topology.name,
+            applied.elapsed.as_millis()
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -20,7 +20,9 @@ impl CheckCmd {
         let outcomes = netlab::check::run_all(&topology).await;
         let failed = outcomes.iter().filter(|o| !o.passed).count();
         if self.output == Output::Json {
-            print_json(&json!({ "lab": topology.name, "passed": outcomes.len() - failed, "failed": failed, "checks": outcomes }))?;
+            print_json(
+                &json!({ "lab": topology.name, "passed": outcomes.len() - failed, "failed": failed, "checks": outcomes }),
+            )?;
         } else {
             for outcome in &outcomes {
                 match (&outcome.passed, &outcome.detail) {

@@ -28,7 +28,8 @@ impl Exec {
             }
         };
         let (program, args) = self.command.split_first().expect("clap requires a command");
-        let mut command = netns::process::command_in(&place.to_netns(), program).with_context(|| format!("is lab {} applied?", topology.name))?;
+        let mut command = netns::process::command_in(&place.to_netns(), program)
+            .with_context(|| format!("is lab {} applied?", topology.name))?;
         let status = command.args(args).status().with_context(|| format!("run {program} in {place}"))?;
         match status.code() {
             Some(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),

@@ -41,7 +41,12 @@ impl Status {
         if in_sync {
             println!("lab {} matches {}", topology.name, self.file.display());
         } else {
-            println!("lab {} differs from {}: {} changes would repair it (netlab apply)", topology.name, self.file.display(), plan.changes.len());
+            println!(
+                "lab {} differs from {}: {} changes would repair it (netlab apply)",
+                topology.name,
+                self.file.display(),
+                plan.changes.len()
+            );
         }
         Ok(ExitCode::SUCCESS)
     }

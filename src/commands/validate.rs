@@ -16,7 +16,12 @@ impl Validate {
         let topology = load(&self.file)?;
         let nodes = topology.nodes().count();
         let links: usize = topology.namespaces.values().map(|ns| ns.links.len()).sum();
-        println!("{}: lab {} is valid ({nodes} nodes, {links} interfaces, {} checks)", self.file.display(), topology.name, topology.checks.len());
+        println!(
+            "{}: lab {} is valid ({nodes} nodes, {links} interfaces, {} checks)",
+            self.file.display(),
+            topology.name,
+            topology.checks.len()
+        );
         Ok(ExitCode::SUCCESS)
     }
 }

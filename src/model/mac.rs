@@ -76,7 +76,9 @@ mod tests {
 
     #[test]
     fn refuses_malformed_and_multicast() {
-        for bad in ["02:42:c0:a8:00", "02:42:c0:a8:00:02:03", "zz:42:c0:a8:00:02", "01:00:5e:00:00:01", "2:42:c0:a8:00:02"] {
+        for bad in
+            ["02:42:c0:a8:00", "02:42:c0:a8:00:02:03", "zz:42:c0:a8:00:02", "01:00:5e:00:00:01", "2:42:c0:a8:00:02"]
+        {
             assert!(bad.parse::<Mac>().is_err(), "{bad}");
         }
     }

@@ -16,7 +16,8 @@ pub use topology::{Check, Endpoint, LinkKind, LinkSpec, NamespaceSpec, RouteSpec
 /// Parse and validate a topology from its text; `file` names it in errors.
 pub fn parse(file: &str, source: &str) -> Result<Topology, Diagnostics> {
     let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items };
-    let raw: raw::RawTopology = serde_saphyr::from_str(source).map_err(|e| fail(vec![diagnostic::from_parse_error(&e)]))?;
+    let raw: raw::RawTopology =
+        serde_saphyr::from_str(source).map_err(|e| fail(vec![diagnostic::from_parse_error(&e)]))?;
     validate::validate(raw).map_err(fail)
 }
 

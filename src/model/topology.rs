@@ -43,7 +43,9 @@ pub enum LinkKind {
     /// `lo` of a node's namespace: it comes with the namespace.
     Loopback,
     Bridge,
-    Veth { peer: Endpoint },
+    Veth {
+        peer: Endpoint,
+    },
 }
 
 impl LinkKind {
@@ -97,9 +99,20 @@ impl std::fmt::Display for RouteSpec {
 #[serde(rename_all = "lowercase", tag = "check")]
 pub enum Check {
     /// `to_label` is what the file said (a node or an address).
-    Ping { from: Place, to: IpAddr, to_label: String },
-    Tcp { from: Place, to: SocketAddr, listen: Option<(Place, SocketAddr)> },
-    Fdb { bridge: Endpoint, learned: Vec<Endpoint> },
+    Ping {
+        from: Place,
+        to: IpAddr,
+        to_label: String,
+    },
+    Tcp {
+        from: Place,
+        to: SocketAddr,
+        listen: Option<(Place, SocketAddr)>,
+    },
+    Fdb {
+        bridge: Endpoint,
+        learned: Vec<Endpoint>,
+    },
 }
 
 impl std::fmt::Display for Check {

@@ -89,7 +89,8 @@ impl Validator {
 
     fn interfaces(&mut self, place: &Place, node: &RawNode) -> PlaceDraft {
         let mut draft = PlaceDraft::default();
-        let declared = node.bridges.iter().map(|(k, v)| (k, v, true)).chain(node.interfaces.iter().map(|(k, v)| (k, v, false)));
+        let declared =
+            node.bridges.iter().map(|(k, v)| (k, v, true)).chain(node.interfaces.iter().map(|(k, v)| (k, v, false)));
         for (key, raw, is_bridge) in declared {
             let Some(name) = self.parse::<IfName>(key) else { continue };
             let default = RawInterface::default();
@@ -162,7 +163,10 @@ impl Validator {
             Ok(network) => {
                 let ip = network.ip();
                 if ip.is_unspecified() || ip.is_multicast() || is_broadcast(ip) {
-                    self.error(&text.referenced, format!("address `{}` cannot be assigned to an interface", text.value));
+                    self.error(
+                        &text.referenced,
+                        format!("address `{}` cannot be assigned to an interface", text.value),
+                    );
                     return None;
                 }
                 Some(network)
@@ -195,12 +199,20 @@ impl Validator {
         }
     }
 
-    fn links(&mut self, links: &[super::raw::RawLink], known: &BTreeSet<Place>, drafts: &mut BTreeMap<Place, PlaceDraft>) {
+    fn links(
+        &mut self,
+        links: &[super::raw::RawLink],
+        known: &BTreeSet<Place>,
+        drafts: &mut BTreeMap<Place, PlaceDraft>,
+    ) {
         let mut used: HashMap<Endpoint, Location> = HashMap::new();
         for link in links {
             let raw_ends = &link.endpoints.value;
             if raw_ends.len() != 2 {
-                self.error(&link.endpoints.referenced, format!("a link has exactly 2 endpoints, found {}", raw_ends.len()));
+                self.error(
+                    &link.endpoints.referenced,
+                    format!("a link has exactly 2 endpoints, found {}", raw_ends.len()),
+                );
                 continue;
             }
             let ends: Vec<Option<Endpoint>> = raw_ends.iter().map(|e| self.endpoint(e, known)).collect();
@@ -259,8 +271,12 @@ impl Validator {
 
     fn finish_namespace(&mut self, place: &Place, node: &RawNode, mut draft: PlaceDraft) -> NamespaceSpec {
         // Bridge ports.
-        let bridges: BTreeSet<IfName> =
-            draft.links.iter().filter(|(_, d)| d.spec.kind == LinkKind::Bridge && !d.unlinked).map(|(n, _)| n.clone()).collect();
+        let bridges: BTreeSet<IfName> = draft
+            .links
+            .iter()
+            .filter(|(_, d)| d.spec.kind == LinkKind::Bridge && !d.unlinked)
+            .map(|(n, _)| n.clone())
+            .collect();
         let mut ports: BTreeMap<IfName, usize> = BTreeMap::new();
         for (name, link) in draft.links.iter_mut() {
             if link.unlinked {
@@ -279,7 +295,10 @@ impl Validator {
         for (bridge, count) in &ports {
             if *count > MAX_BRIDGE_PORTS {
                 let at = draft.links[bridge].at;
-                self.error(&at, format!("bridge `{bridge}` has {count} ports; the kernel allows at most {MAX_BRIDGE_PORTS}"));
+                self.error(
+                    &at,
+                    format!("bridge `{bridge}` has {count} ports; the kernel allows at most {MAX_BRIDGE_PORTS}"),
+                );
             }
         }
         let mut links: BTreeMap<IfName, LinkSpec> =
@@ -368,7 +387,15 @@ impl Validator {
                 match raw.to.value.parse::<IpNetwork>() {
                     Ok(net) if net.network() == net.ip() => net,
                     Ok(net) => {
-                        self.error(&raw.to.referenced, format!("route destination `{}` has host bits set; did you mean {}/{}?", raw.to.value, net.network(), net.prefix()));
+                        self.error(
+                            &raw.to.referenced,
+                            format!(
+                                "route destination `{}` has host bits set; did you mean {}/{}?",
+                                raw.to.value,
+                                net.network(),
+                                net.prefix()
+                            ),
+                        );
                         continue;
                     }
                     Err(_) => {
@@ -379,7 +406,10 @@ impl Validator {
             };
             if let Some(gateway) = via {
                 if gateway.is_ipv4() != to.is_ipv4() {
-                    self.error(&raw.to.referenced, format!("route `{}` and gateway `{gateway}` are of different IP versions", raw.to.value));
+                    self.error(
+                        &raw.to.referenced,
+                        format!("route `{}` and gateway `{gateway}` are of different IP versions", raw.to.value),
+                    );
                     continue;
                 }
                 let on_subnet = links
@@ -425,7 +455,11 @@ impl Validator {
                 if let Some(first) = seen.insert(mac, here.clone()) {
                     // MACs were parsed from located values; the file position is lost by
                     // now, so point at the top of the file with both owners named.
-                    self.errors.push(Diagnostic { line: 1, column: 1, message: format!("MAC address {mac} is used by both `{first}` and `{here}`") });
+                    self.errors.push(Diagnostic {
+                        line: 1,
+                        column: 1,
+                        message: format!("MAC address {mac} is used by both `{first}` and `{here}`"),
+                    });
                 }
             }
         }
@@ -441,7 +475,12 @@ impl Validator {
         }
     }
 
-    fn check(&mut self, check: &RawCheck, known: &BTreeSet<Place>, namespaces: &BTreeMap<Place, NamespaceSpec>) -> Option<Check> {
+    fn check(
+        &mut self,
+        check: &RawCheck,
+        known: &BTreeSet<Place>,
+        namespaces: &BTreeMap<Place, NamespaceSpec>,
+    ) -> Option<Check> {
         match check {
             RawCheck::Ping(ping) => {
                 let from = self.place(&ping.from, known);
@@ -462,7 +501,10 @@ impl Validator {
                             first
                         }
                         _ => {
-                            self.error(&ping.to.referenced, format!("`{}` is neither an address nor a node", ping.to.value));
+                            self.error(
+                                &ping.to.referenced,
+                                format!("`{}` is neither an address nor a node", ping.to.value),
+                            );
                             None
                         }
                     },
@@ -493,7 +535,8 @@ impl Validator {
             RawCheck::Fdb(fdb) => {
                 let bridge = self.endpoint(&fdb.bridge, known);
                 if let Some(bridge) = &bridge {
-                    let is_bridge = namespaces[&bridge.place].links.get(&bridge.name).is_some_and(|l| l.kind == LinkKind::Bridge);
+                    let is_bridge =
+                        namespaces[&bridge.place].links.get(&bridge.name).is_some_and(|l| l.kind == LinkKind::Bridge);
                     if !is_bridge {
                         self.error(&fdb.bridge.referenced, format!("no bridge `{bridge}`"));
                     }

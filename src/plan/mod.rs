@@ -10,7 +10,7 @@ use ipnetwork::IpNetwork;
 use serde::Serialize;
 
 pub use change::{Change, LinkSettings, LinkUpdate, Phase, VethEnd};
-pub use observed::{NamespaceState, ObservedKind, ObservedLink, ObservedNamespace, Observed};
+pub use observed::{NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace};
 
 use crate::model::{Endpoint, IfName, LinkKind, LinkSpec, NamespaceSpec, Place, RouteSpec, SysctlKey};
 
@@ -41,7 +41,8 @@ impl Plan {
 /// Compute the changes that take `observed` to `desired`. Fails, listing every clash,
 /// when the lab would have to take over something netlab did not create.
 pub fn plan(desired: &Desired, observed: &Observed, history: &History) -> Result<Plan, Vec<String>> {
-    let mut planner = Planner { desired, observed, history, changes: Vec::new(), conflicts: Vec::new(), doomed: BTreeSet::new() };
+    let mut planner =
+        Planner { desired, observed, history, changes: Vec::new(), conflicts: Vec::new(), doomed: BTreeSet::new() };
     planner.run();
     if planner.conflicts.is_empty() {
         // Stable: within a phase, the order of iteration (sorted maps) is kept.
@@ -110,13 +111,19 @@ impl<'a> Planner<'a> {
                 continue;
             }
             match state.links.get(name) {
-                Some(observed) if observed.kind == ObservedKind::Bridge => self.update(place, name, link, observed, &recreated),
+                Some(observed) if observed.kind == ObservedKind::Bridge => {
+                    self.update(place, name, link, observed, &recreated)
+                }
                 observed => {
                     if let Some(observed) = observed {
                         self.delete_link(place, name, observed);
                     }
                     recreated.insert(name.clone());
-                    self.changes.push(Change::CreateBridge { place: place.clone(), name: name.clone(), settings: settings(link) });
+                    self.changes.push(Change::CreateBridge {
+                        place: place.clone(),
+                        name: name.clone(),
+                        settings: settings(link),
+                    });
                     self.add_addresses(place, name, &link.addresses);
                 }
             }
@@ -148,7 +155,11 @@ impl<'a> Planner<'a> {
                                 let peer_spec = &self.desired[&peer.place].links[&peer.name];
                                 self.changes.push(Change::CreateVeth {
                                     a: VethEnd { place: place.clone(), name: name.clone(), settings: settings(link) },
-                                    b: VethEnd { place: peer.place.clone(), name: peer.name.clone(), settings: settings(peer_spec) },
+                                    b: VethEnd {
+                                        place: peer.place.clone(),
+                                        name: peer.name.clone(),
+                                        settings: settings(peer_spec),
+                                    },
                                 });
                             }
                             self.add_addresses(place, name, &link.addresses);
@@ -158,7 +169,10 @@ impl<'a> Planner<'a> {
             }
         }
         for (name, observed) in &state.links {
-            if !spec.links.contains_key(name) && observed.kind != ObservedKind::Loopback && !self.goes_with_peer(place, name, spec) {
+            if !spec.links.contains_key(name)
+                && observed.kind != ObservedKind::Loopback
+                && !self.goes_with_peer(place, name, spec)
+            {
                 self.delete_link(place, name, observed);
             }
         }
@@ -206,7 +220,14 @@ impl<'a> Planner<'a> {
         self.changes.push(Change::DeleteLink { place: place.clone(), name: name.clone(), kind });
     }
 
-    fn update(&mut self, place: &Place, name: &IfName, link: &LinkSpec, observed: &ObservedLink, recreated: &BTreeSet<IfName>) {
+    fn update(
+        &mut self,
+        place: &Place,
+        name: &IfName,
+        link: &LinkSpec,
+        observed: &ObservedLink,
+        recreated: &BTreeSet<IfName>,
+    ) {
         let bridge_remade = link.master.as_ref().is_some_and(|m| recreated.contains(m));
         let update = LinkUpdate {
             mtu: link.mtu.filter(|mtu| *mtu != observed.mtu),
@@ -227,7 +248,11 @@ impl<'a> Planner<'a> {
         }
         for address in observed.addresses.difference(&link.addresses) {
             if !kernel_made(address) {
-                self.changes.push(Change::DeleteAddress { place: place.clone(), link: name.clone(), address: *address });
+                self.changes.push(Change::DeleteAddress {
+                    place: place.clone(),
+                    link: name.clone(),
+                    address: *address,
+                });
             }
         }
     }
@@ -238,7 +263,13 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn route_changes(&mut self, place: &Place, spec: &NamespaceSpec, state: &NamespaceState, recreated: &BTreeSet<IfName>) {
+    fn route_changes(
+        &mut self,
+        place: &Place,
+        spec: &NamespaceSpec,
+        state: &NamespaceState,
+        recreated: &BTreeSet<IfName>,
+    ) {
         // Routes through a link that is deleted go with it.
         let live: Vec<&RouteSpec> =
             state.routes.iter().filter(|r| r.dev.as_ref().is_none_or(|dev| !recreated.contains(dev))).collect();
@@ -250,7 +281,8 @@ impl<'a> Planner<'a> {
         // In the host, routes of netlab's protocol may be another lab's.
         let previous = self.history.previous.get(place).map(|ns| &ns.routes);
         for observed in live {
-            let ours = *place != Place::Host || previous.is_some_and(|routes| routes.iter().any(|r| route_matches(r, observed)));
+            let ours = *place != Place::Host
+                || previous.is_some_and(|routes| routes.iter().any(|r| route_matches(r, observed)));
             if ours && !spec.routes.iter().any(|r| route_matches(r, observed)) {
                 self.changes.push(Change::DeleteRoute { place: place.clone(), route: observed.clone() });
             }
@@ -262,26 +294,43 @@ impl<'a> Planner<'a> {
         for (key, value) in &spec.sysctls {
             let previous = current(key);
             if previous.as_ref() != Some(value) {
-                self.changes.push(Change::SetSysctl { place: place.clone(), key: key.clone(), value: value.clone(), previous });
+                self.changes.push(Change::SetSysctl {
+                    place: place.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                    previous,
+                });
             }
         }
         let Some(originals) = self.history.sysctl_originals.get(place) else { return };
         for (key, original) in originals {
             let previous = current(key);
             if !spec.sysctls.contains_key(key) && previous.as_ref() != Some(original) && !fresh {
-                self.changes.push(Change::SetSysctl { place: place.clone(), key: key.clone(), value: original.clone(), previous });
+                self.changes.push(Change::SetSysctl {
+                    place: place.clone(),
+                    key: key.clone(),
+                    value: original.clone(),
+                    previous,
+                });
             }
         }
     }
 }
 
 fn settings(link: &LinkSpec) -> LinkSettings {
-    LinkSettings { mtu: link.mtu, mac: link.mac, master: link.master.clone(), up: link.up, ipv6_autoconf: link.ipv6_autoconf }
+    LinkSettings {
+        mtu: link.mtu,
+        mac: link.mac,
+        master: link.master.clone(),
+        up: link.up,
+        ipv6_autoconf: link.ipv6_autoconf,
+    }
 }
 
 /// Two observed veth ends are each other's peer.
 fn is_pair(a: &ObservedLink, b: &ObservedLink) -> bool {
-    a.kind == ObservedKind::Veth { peer_index: Some(b.index) } && b.kind == ObservedKind::Veth { peer_index: Some(a.index) }
+    a.kind == ObservedKind::Veth { peer_index: Some(b.index) }
+        && b.kind == ObservedKind::Veth { peer_index: Some(a.index) }
 }
 
 /// Which end of a pair the creating request is sent from: the host's end, so that its

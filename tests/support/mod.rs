@@ -80,7 +80,12 @@ impl Sandbox {
         let addresses = self.ok("ip", &["-o", "addr", "show"]);
         let routes = self.ok("ip", &["route", "show", "table", "all"]);
         let sysctls = self.ok("sysctl", &["-n", "net.ipv4.ip_forward", "net.ipv6.conf.default.addr_gen_mode"]);
-        let records = self.ok("ls", &["-1", "/run/netlab"]).lines().filter(|l| !l.ends_with(".lock")).collect::<Vec<_>>().join("\n");
+        let records = self
+            .ok("ls", &["-1", "/run/netlab"])
+            .lines()
+            .filter(|l| !l.ends_with(".lock"))
+            .collect::<Vec<_>>()
+            .join("\n");
         Snapshot { namespaces, links: strip_stats(&links), addresses, routes, sysctls, records }
     }
 }
