@@ -83,7 +83,9 @@ impl Executor {
 
     async fn run_phases(&self, changes: &[Change]) -> Result<()> {
         for group in changes.chunk_by(|a, b| a.phase() == b.phase()) {
-            match group[0].phase() {
+            let started = std::time::Instant::now();
+            let phase = group[0].phase();
+            match phase {
                 Phase::CreateNamespaces => self.create_namespaces(group).await?,
                 Phase::DeleteNamespaces => self.delete_namespaces(group).await?,
                 Phase::SetSysctls => self.set_sysctls(group).await?,
@@ -95,6 +97,12 @@ impl Executor {
                         .await?;
                 }
             }
+            tracing::debug!(
+                ?phase,
+                changes = group.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "phase done"
+            );
         }
         Ok(())
     }

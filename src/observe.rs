@@ -72,7 +72,7 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<(Observed, Connecti
                 observed.namespaces.insert(place.clone(), ObservedNamespace::Missing);
             }
             Presence::Stale if scope.adoptable.contains_key(place) => {
-                observed.namespaces.insert(place.clone(), ObservedNamespace::Missing);
+                observed.namespaces.insert(place.clone(), ObservedNamespace::Stale);
             }
             Presence::Stale => {
                 let reason = "exists in /run/netns without a namespace on it and was not created by netlab";
@@ -119,15 +119,17 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<(Observed, Connecti
     let mark = ownership::mark(lab);
     let group = ownership::group(lab);
     for (place, netlink, sysctls, dump) in dumps {
-        let owner = namespace_owner(&place, &dump, &mark, scope.adoptable.contains_key(&place));
-        match owner {
-            Ok(()) => {
+        match namespace_owner(&place, &dump, &mark, scope.adoptable.contains_key(&place)) {
+            Owner::Lab => {
                 let adoptable = scope.adoptable.get(&place);
                 let state = dump.into_state(&place, &mark, group, adoptable, sysctls);
                 observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
                 connections.0.insert(place, netlink);
             }
-            Err(reason) => {
+            Owner::HalfMade => {
+                observed.namespaces.insert(place, ObservedNamespace::Stale);
+            }
+            Owner::Other(reason) => {
                 observed.namespaces.insert(place, ObservedNamespace::Foreign(reason));
             }
         }
@@ -135,21 +137,27 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<(Observed, Connecti
     Ok((observed, connections))
 }
 
-/// A node's namespace is the lab's when its `lo` carries the lab's mark, or carries
-/// none and the record says an interrupted run was creating it.
-fn namespace_owner(place: &Place, dump: &Dump, mark: &str, adoptable: bool) -> Result<(), String> {
+enum Owner {
+    Lab,
+    /// Unmarked, and the record says a killed run of this lab was creating it.
+    HalfMade,
+    Other(String),
+}
+
+/// A node's namespace is the lab's when its `lo` carries the lab's mark.
+fn namespace_owner(place: &Place, dump: &Dump, mark: &str, adoptable: bool) -> Owner {
     if *place == Place::Host {
-        return Ok(());
+        return Owner::Lab;
     }
     let alias = dump.links.iter().find(|l| l.name == "lo").and_then(|l| l.alias.as_deref());
     match alias {
-        Some(alias) if alias == mark => Ok(()),
-        None if adoptable => Ok(()),
+        Some(alias) if alias == mark => Owner::Lab,
+        None if adoptable => Owner::HalfMade,
         Some(alias) => match ownership::lab_of(alias) {
-            Some(other) => Err(format!("belongs to lab {other}")),
-            None => Err("exists and was not created by netlab".into()),
+            Some(other) => Owner::Other(format!("belongs to lab {other}")),
+            None => Owner::Other("exists and was not created by netlab".into()),
         },
-        None => Err("exists and was not created by netlab".into()),
+        None => Owner::Other("exists and was not created by netlab".into()),
     }
 }
 

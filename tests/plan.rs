@@ -208,3 +208,18 @@ fn a_veth_whose_peer_was_replaced_is_made_again() {
         ]
     );
 }
+
+#[test]
+fn a_half_made_namespace_is_made_again_and_destroy_removes_it() {
+    let lab = load("veth-pair.yaml");
+    let mut observed = Observed::default();
+    observed.namespaces.insert("RED".parse().unwrap(), ObservedNamespace::Stale);
+    let history = History { previous: lab.namespaces.clone(), sysctl_originals: BTreeMap::new() };
+    let apply = plan(&lab.namespaces, &observed, &history).unwrap();
+    assert_eq!(
+        lines(&apply)[..3],
+        ["- namespace RED".to_string(), "+ namespace BLUE".to_string(), "+ namespace RED".to_string()]
+    );
+    let destroy = plan(&Desired::new(), &observed, &history).unwrap();
+    assert_eq!(lines(&destroy), ["- namespace RED"]);
+}

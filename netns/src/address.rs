@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 
 use crate::{Error, Netlink, Result};
 
@@ -28,10 +28,14 @@ impl Netlink {
         Ok(messages.iter().filter_map(parse).collect())
     }
 
+    /// IPv6 addresses skip duplicate address detection: in a lab they are declared
+    /// unique, and DAD would keep them unusable for a second or more.
     pub async fn add_address(&self, index: u32, link: &str, network: IpNetwork) -> Result<()> {
-        self.handle()
-            .address()
-            .add(index, network.ip(), network.prefix())
+        let mut request = self.handle().address().add(index, network.ip(), network.prefix());
+        if network.is_ipv6() {
+            request.message_mut().attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        }
+        request
             .execute()
             .await
             .map_err(|e| Error::netlink(format!("add address {network} to {}", self.qualified(link)), e))

@@ -72,7 +72,7 @@ impl<'a> Planner<'a> {
 
     fn run(&mut self) {
         for (place, observed) in &self.observed.namespaces {
-            if let (Place::Node(node), ObservedNamespace::Owned(_)) = (place, observed) {
+            if let (Place::Node(node), ObservedNamespace::Owned(_) | ObservedNamespace::Stale) = (place, observed) {
                 if !self.desired.contains_key(place) {
                     self.doomed.insert(place.clone());
                     self.changes.push(Change::DeleteNamespace { namespace: node.clone() });
@@ -87,7 +87,10 @@ impl<'a> Planner<'a> {
         let fresh_state = NamespaceState::default();
         for (place, spec) in places {
             let (state, fresh) = match self.namespace(place) {
-                ObservedNamespace::Missing => {
+                ObservedNamespace::Missing | ObservedNamespace::Stale => {
+                    if let (Place::Node(node), ObservedNamespace::Stale) = (place, self.namespace(place)) {
+                        self.changes.push(Change::DeleteNamespace { namespace: node.clone() });
+                    }
                     if let Place::Node(node) = place {
                         self.changes.push(Change::CreateNamespace { namespace: node.clone() });
                     }

@@ -15,6 +15,10 @@ pub struct Observed {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ObservedNamespace {
     Missing,
+    /// Half made by a run of this lab that was killed while creating it: a name under
+    /// /run/netns with no namespace on it, or a namespace whose `lo` has no mark yet
+    /// (the mark is the last step of creation, before anything is put inside).
+    Stale,
     /// There, but not this lab's: the reason names who it belongs to.
     Foreign(String),
     /// This lab's (the host counts as one: only its links marked for this lab are listed).

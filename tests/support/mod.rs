@@ -108,9 +108,27 @@ pub struct Snapshot {
     pub records: String,
 }
 
-/// Link lines without counters that change by themselves.
+/// Link lines without what changes by itself (the operational state).
 fn strip_stats(links: &str) -> String {
-    links.lines().map(|l| l.split("\\").next().unwrap_or(l).trim().to_string()).collect::<Vec<_>>().join("\n")
+    links
+        .lines()
+        .map(|l| {
+            let words: Vec<&str> = l.split("\\").next().unwrap_or(l).split_whitespace().collect();
+            let mut kept = Vec::new();
+            let mut skip = false;
+            for word in words {
+                if skip {
+                    skip = false;
+                } else if word == "state" {
+                    skip = true;
+                } else {
+                    kept.push(word);
+                }
+            }
+            kept.join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 pub fn text(bytes: &[u8]) -> String {
