@@ -72,6 +72,14 @@ const INVALID: &[(&str, &[&str])] = &[
     ),
     ("name: x\nnodes:\n  A:\n    interfaces:\n      e0: {}\n", &["5:7: interface `A:e0` is not an endpoint of any link"]),
     (
+        "name: x\nnodes:\n  A:\n    bridges:\n      br0: {}\n    interfaces:\n      br0: {}\n",
+        &["7:7: duplicate interface `br0` in A"],
+    ),
+    (
+        "name: x\nnodes:\n  A:\n    bridges:\n      br0: {}\n  B: {}\nlinks:\n  - endpoints: [A:br0, B:e0]\n",
+        &["8:17: endpoint `A:br0` names a bridge, not a veth end"],
+    ),
+    (
         "name: x\nnodes:\n  A:\n    interfaces:\n      e0: {mac: '01:00:5e:00:00:01'}\n  B: {}\nlinks:\n  - endpoints: [A:e0, B:e0]\n",
         &["5:17: MAC address `01:00:5e:00:00:01` is multicast"],
     ),

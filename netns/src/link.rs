@@ -29,6 +29,8 @@ pub struct LinkState {
     pub master: Option<u32>,
     /// For a veth: the peer's index (in the peer's namespace).
     pub peer_index: Option<u32>,
+    /// The peer is in another namespace (the kernel sent IFLA_LINK_NETNSID).
+    pub peer_elsewhere: bool,
     /// Whether IPv6 generates a link-local address here (`None`: IPv6 is off).
     pub ipv6_autoconf: Option<bool>,
 }
@@ -211,6 +213,7 @@ fn parse(message: &LinkMessage) -> LinkState {
         up: message.header.flags.contains(LinkFlags::Up),
         master: None,
         peer_index: None,
+        peer_elsewhere: false,
         ipv6_autoconf: None,
     };
     for attribute in &message.attributes {
@@ -222,6 +225,7 @@ fn parse(message: &LinkMessage) -> LinkState {
             LinkAttribute::Address(bytes) => link.mac = bytes.as_slice().try_into().ok(),
             LinkAttribute::Controller(index) => link.master = Some(*index),
             LinkAttribute::Link(index) => link.peer_index = Some(*index),
+            LinkAttribute::LinkNetNsId(_) => link.peer_elsewhere = true,
             LinkAttribute::AfSpecUnspec(specs) => {
                 for spec in specs {
                     if let AfSpecUnspec::Inet6(inet6) = spec {
