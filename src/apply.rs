@@ -65,7 +65,7 @@ impl Executor {
                 let mut failures = Vec::new();
                 for change in &undo {
                     if let Err(e) = self.one(change).await {
-                        failures.push(format!("{e:#}"));
+                        failures.push(crate::error_text(&e));
                     }
                 }
                 if failures.is_empty() {

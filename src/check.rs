@@ -31,7 +31,7 @@ pub async fn run_all(topology: &Topology) -> Vec<Outcome> {
         outcomes.push(Outcome {
             check: check.to_string(),
             passed: result.is_ok(),
-            detail: result.err().map(|e| format!("{e:#}")),
+            detail: result.err().map(|e| crate::error_text(&e)),
         });
     }
     outcomes

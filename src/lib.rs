@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod check;
+mod error_text;
 pub mod lab;
 pub mod model;
 pub mod observe;
@@ -12,3 +13,5 @@ pub mod plan;
 pub mod progress;
 pub mod record;
 pub mod status;
+
+pub use error_text::error_text;

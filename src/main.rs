@@ -20,14 +20,20 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cli.command.run()) {
         Ok(code) => code,
-        Err(err) => {
-            if let Some(invalid) = err.downcast_ref::<netlab::model::LoadError>() {
-                eprintln!("{invalid}");
-                return ExitCode::from(2);
+        Err(err) => match err.downcast_ref::<netlab::model::LoadError>() {
+            Some(netlab::model::LoadError::Invalid(diagnostics)) => {
+                eprintln!("{diagnostics}");
+                ExitCode::from(2)
             }
-            eprintln!("netlab: {err:#}");
-            ExitCode::from(1)
-        }
+            Some(_) => {
+                eprintln!("netlab: {}", netlab::error_text(&err));
+                ExitCode::from(2)
+            }
+            None => {
+                eprintln!("netlab: {}", netlab::error_text(&err));
+                ExitCode::from(1)
+            }
+        },
     }
 }
 

@@ -88,3 +88,24 @@ fn the_group_is_not_trusted_alone() {
     assert!(sandbox.ok("ip", &["-o", "link", "show", "theirs"]).contains("theirs"));
     assert!(!sandbox.ok("ip", &["-o", "link"]).contains("h0"));
 }
+
+#[test]
+fn progress_shows_on_a_terminal_and_not_in_a_pipe() {
+    let sandbox = Sandbox::new();
+    let mut yaml = String::from("name: many\nnodes:\n");
+    for i in 0..40 {
+        yaml.push_str(&format!("  a{i}: {{}}\n  b{i}: {{}}\n"));
+    }
+    yaml.push_str("links:\n");
+    for i in 0..40 {
+        yaml.push_str(&format!("  - endpoints: [a{i}:eth0, b{i}:eth0]\n"));
+    }
+    let file = sandbox.file("many.yaml", &yaml);
+    // `script` gives netlab a terminal; its output comes back through the pipe.
+    let command = format!("{} apply {file}", env!("CARGO_BIN_EXE_netlab"));
+    let on_terminal = sandbox.ok("script", &["-qec", &command, "/dev/null"]);
+    assert!(on_terminal.contains("120/120 changes"), "{on_terminal}");
+    let destroyed = sandbox.run(env!("CARGO_BIN_EXE_netlab"), &["destroy", &file]);
+    assert!(destroyed.status.success());
+    assert!(!text(&destroyed.stderr).contains("changes"), "{}", text(&destroyed.stderr));
+}

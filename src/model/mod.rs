@@ -24,13 +24,21 @@ pub fn parse(file: &str, source: &str) -> Result<Topology, Diagnostics> {
 /// Read and validate a topology file.
 pub fn load(path: &std::path::Path) -> Result<Topology, LoadError> {
     let source = std::fs::read_to_string(path).map_err(|e| LoadError::Read(path.display().to_string(), e))?;
+    if source.len() > MAX_FILE {
+        return Err(LoadError::TooLarge(path.display().to_string()));
+    }
     parse(&path.display().to_string(), &source).map_err(LoadError::Invalid)
 }
 
+/// Files larger than this are refused before parsing (a lab of 10,000 nodes is ~2 MB).
+const MAX_FILE: usize = 64 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("read {0}: {1}")]
-    Read(String, std::io::Error),
+    #[error("read {0}")]
+    Read(String, #[source] std::io::Error),
+    #[error("read {0}: larger than 64 MiB")]
+    TooLarge(String),
     #[error("{0}")]
     Invalid(Diagnostics),
 }
