@@ -9,6 +9,7 @@
 //! not netlab's to change.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -75,10 +76,6 @@ impl Executor {
                 }
             }
         }
-    }
-
-    pub fn done(&self) -> usize {
-        self.done.load(Ordering::Relaxed)
     }
 
     async fn run_phases(&self, changes: &[Change]) -> Result<()> {
@@ -421,7 +418,6 @@ impl Executor {
         let b_ns = b.place.to_netns().open()?;
         let local = self.new_link(&a.name, &a.settings, a_master, a_up);
         let peer = self.new_link(&b.name, &b.settings, None, b_up);
-        use std::os::fd::AsRawFd;
         self.netlink(&a.place)?.create_veth(&local, &peer, b_ns.as_raw_fd()).await?;
         drop(b_ns);
         self.remember(Change::DeleteLink { place: a.place.clone(), name: a.name.clone(), kind: "veth".into() });

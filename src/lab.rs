@@ -43,7 +43,6 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
         record.save()?;
         let executor = Executor::new(lab, connections, Progress::new(plan.changes.len()));
         let result = executor.run(&plan.changes).await;
-        executor_done(&executor, &plan);
         result?;
         record.applied = desired.clone();
         record.pending = None;
@@ -55,10 +54,6 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
         record.save()?;
     }
     Ok(Applied { plan, elapsed: started.elapsed() })
-}
-
-fn executor_done(executor: &Executor, plan: &Plan) {
-    tracing::debug!(done = executor.done(), total = plan.changes.len(), "applied");
 }
 
 /// The first value a sysctl had before this lab changed it is what destroy restores.

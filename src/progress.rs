@@ -18,10 +18,6 @@ impl Progress {
         Progress { total, enabled, last: Mutex::new(None) }
     }
 
-    pub fn silent() -> Self {
-        Progress { total: 0, enabled: false, last: Mutex::new(None) }
-    }
-
     pub fn update(&self, done: usize) {
         if !self.enabled {
             return;

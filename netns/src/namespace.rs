@@ -7,7 +7,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -156,6 +156,5 @@ pub fn delete(name: &str) -> Result<()> {
 pub fn enter(ns: &Netns) -> Result<()> {
     let fd = ns.open()?;
     nix::sched::setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| Error::nix(format!("enter namespace {ns}"), e))?;
-    let _ = fd.as_raw_fd();
     Ok(())
 }

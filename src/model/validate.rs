@@ -351,7 +351,7 @@ impl Validator {
 
     fn routes(&mut self, place: &Place, node: &RawNode, links: &BTreeMap<IfName, LinkSpec>) -> BTreeSet<RouteSpec> {
         let mut routes = BTreeSet::new();
-        let mut seen: BTreeMap<IpNetwork, ()> = BTreeMap::new();
+        let mut seen: BTreeSet<IpNetwork> = BTreeSet::new();
         for raw in &node.routes {
             let via = match &raw.via {
                 Some(text) => match text.value.parse::<IpAddr>() {
@@ -423,7 +423,7 @@ impl Validator {
                     continue;
                 }
             }
-            if seen.insert(to, ()).is_some() {
+            if !seen.insert(to) {
                 self.error(&raw.to.referenced, format!("duplicate route to `{}` in {place}", raw.to.value));
                 continue;
             }

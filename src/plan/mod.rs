@@ -174,7 +174,7 @@ impl<'a> Planner<'a> {
         for (name, observed) in &state.links {
             if !spec.links.contains_key(name)
                 && observed.kind != ObservedKind::Loopback
-                && !self.goes_with_peer(place, name, spec)
+                && !self.goes_with_peer(place, name)
             {
                 self.delete_link(place, name, observed);
             }
@@ -201,7 +201,7 @@ impl<'a> Planner<'a> {
     /// An unwanted veth end disappears by itself when its peer's namespace is deleted,
     /// or when its peer is deleted by this plan: deleting it too would cost an RCU
     /// grace period for nothing.
-    fn goes_with_peer(&self, place: &Place, name: &IfName, spec: &NamespaceSpec) -> bool {
+    fn goes_with_peer(&self, place: &Place, name: &IfName) -> bool {
         let previous = self.history.previous.get(place).and_then(|ns| ns.links.get(name));
         let Some(LinkKind::Veth { peer }) = previous.map(|l| &l.kind) else { return false };
         if self.doomed.contains(&peer.place) {
@@ -209,7 +209,6 @@ impl<'a> Planner<'a> {
         }
         let peer_unwanted = !self.desired.get(&peer.place).is_some_and(|ns| ns.links.contains_key(&peer.name));
         let here = Endpoint { place: place.clone(), name: name.clone() };
-        let _ = spec;
         peer_unwanted && self.observed_link(peer).is_some() && *peer < here
     }
 
