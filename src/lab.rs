@@ -9,7 +9,7 @@ use anyhow::{bail, Result};
 
 use crate::apply::Executor;
 use crate::model::{LabName, Topology};
-use crate::observe::{observe, Connections, Scope};
+use crate::observe::{observe, Scope};
 use crate::plan::{plan, Change, Desired, History, Observed, ObservedNamespace, Plan};
 use crate::progress::Progress;
 use crate::record::{lock, Record};
@@ -31,7 +31,7 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
     let mut record = Record::load(lab)?.unwrap_or_else(|| Record::new(lab.clone()));
     let history = record.history();
     let desired = &topology.namespaces;
-    let (observed, connections) = observe_for(lab, desired, &record, &history).await?;
+    let observed = observe_for(lab, desired, &record, &history).await?;
     let plan = plan(desired, &observed, &history).map_err(conflicts)?;
     if dry_run {
         return Ok(Applied { plan, elapsed: started.elapsed() });
@@ -41,7 +41,7 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
         record.file = file.map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf()));
         remember_originals(&mut record, &plan);
         record.save()?;
-        let executor = Executor::new(lab, connections, Progress::new(plan.changes.len()));
+        let executor = Executor::new(lab, Progress::new(plan.changes.len()))?;
         let result = executor.run(&plan.changes).await;
         result?;
         record.applied = desired.clone();
@@ -66,12 +66,7 @@ fn remember_originals(record: &mut Record, plan: &Plan) {
     }
 }
 
-async fn observe_for(
-    lab: &LabName,
-    desired: &Desired,
-    record: &Record,
-    history: &History,
-) -> Result<(Observed, Connections)> {
+async fn observe_for(lab: &LabName, desired: &Desired, record: &Record, history: &History) -> Result<Observed> {
     let scope =
         Scope::new(desired, &history.previous, record.pending.as_ref()).with_originals(&record.sysctl_originals);
     observe(lab, &scope).await
@@ -104,15 +99,15 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
     }
     let history = record.history();
     let empty = Desired::new();
-    let (observed, connections) = observe_for(lab, &empty, &record, &history).await?;
+    let observed = observe_for(lab, &empty, &record, &history).await?;
     let plan = plan(&empty, &not_foreign(observed), &history).map_err(conflicts)?;
-    let executor = Executor::new(lab, connections, Progress::new(plan.changes.len()));
+    let executor = Executor::new(lab, Progress::new(plan.changes.len()))?;
     executor.run(&plan.changes).await?;
 
     // Verify: nothing of the lab may remain.
     let deadline = Instant::now() + SETTLE;
     loop {
-        let (observed, _) = observe_for(lab, &empty, &record, &history).await?;
+        let observed = observe_for(lab, &empty, &record, &history).await?;
         let left = crate::plan::plan(&empty, &not_foreign(observed), &history).map_err(conflicts)?;
         if left.is_empty() {
             break;
@@ -139,7 +134,7 @@ pub async fn drift(topology: &Topology) -> Result<Plan> {
     let lab = &topology.name;
     let record = Record::load(lab)?.unwrap_or_else(|| Record::new(lab.clone()));
     let history = record.history();
-    let (observed, _) = observe_for(lab, &topology.namespaces, &record, &history).await?;
+    let observed = observe_for(lab, &topology.namespaces, &record, &history).await?;
     plan(&topology.namespaces, &observed, &history).map_err(conflicts)
 }
 

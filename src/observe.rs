@@ -1,31 +1,19 @@
 //! Read what the kernel has for one lab: the namespaces it names, the links, addresses
 //! and routes in them, and the sysctls it sets. One thread visits each namespace once
-//! (to open a socket and read sysctls); the dumps then run concurrently.
+//! and reads everything there.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::os::fd::OwnedFd;
 
 use anyhow::{Context, Result};
-use futures::{stream, StreamExt, TryStreamExt};
 use netns::address::AddressState;
 use netns::link::LinkState;
 use netns::namespace::Presence;
 use netns::route::RouteState;
-use netns::Netlink;
+use netns::{blocking, Netlink};
 
 use crate::model::{IfName, LabName, Mac, Place, RouteSpec, SysctlKey};
 use crate::ownership;
 use crate::plan::{Desired, NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace};
-
-/// Open connections, one per namespace observed as the lab's (and the host).
-#[derive(Default, Clone)]
-pub struct Connections(pub HashMap<Place, Netlink>);
-
-impl Connections {
-    pub fn get(&self, place: &Place) -> Result<&Netlink> {
-        self.0.get(place).with_context(|| format!("no connection to namespace {place}"))
-    }
-}
 
 /// What to look at: the namespaces of the file and of the record.
 pub struct Scope {
@@ -54,15 +42,12 @@ impl Scope {
     }
 }
 
-/// One namespace as read: its connection, sysctls and netlink dumps.
-type Observation = (Place, Netlink, BTreeMap<SysctlKey, Option<String>>, Dump);
-
 struct Visit {
-    socket: OwnedFd,
     sysctls: BTreeMap<SysctlKey, Option<String>>,
+    dump: Dump,
 }
 
-pub async fn observe(lab: &LabName, scope: &Scope) -> Result<(Observed, Connections)> {
+pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
     let mut observed = Observed::default();
     let mut visit: Vec<Place> = vec![Place::Host];
     for place in &scope.places {
@@ -86,45 +71,34 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<(Observed, Connecti
         visit.iter().map(|p| scope.sysctls.get(p).map(|k| k.iter().cloned().collect()).unwrap_or_default()).collect();
     let namespaces: Vec<netns::Netns> = visit.iter().map(Place::to_netns).collect();
     let keys_by_ns: HashMap<netns::Netns, Vec<SysctlKey>> = namespaces.iter().cloned().zip(keys).collect();
+    // One thread visits each namespace once and reads everything there itself (see
+    // netns::blocking for why not rtnetlink).
     let visits = tokio::task::spawn_blocking(move || {
         netns::thread::in_each(namespaces, move |ns| {
             let socket = Netlink::open_socket_here()?;
+            let dump = Dump {
+                links: blocking::links(&socket)?,
+                addresses: blocking::addresses(&socket)?,
+                routes: blocking::routes(&socket)?,
+            };
             let mut sysctls = BTreeMap::new();
             for key in keys_by_ns.get(ns).into_iter().flatten() {
                 sysctls.insert(key.clone(), netns::sysctl::read(key.as_str())?);
             }
-            Ok(Visit { socket, sysctls })
+            Ok(Visit { sysctls, dump })
         })
     })
     .await??;
 
-    let mut opened = Vec::new();
-    for (place, visit) in visit.into_iter().zip(visits) {
-        let visit = visit.with_context(|| format!("observe namespace {place}"))?;
-        opened.push((place.clone(), Netlink::from_socket(place.to_netns(), visit.socket), visit.sysctls));
-    }
-    let dumps: Vec<Observation> = stream::iter(opened)
-        .map(|(place, netlink, sysctls)| async move {
-            // One dump at a time per socket: the kernel answers EBUSY to a second one.
-            let links = netlink.links().await?;
-            let addresses = netlink.addresses().await?;
-            let routes = netlink.routes().await?;
-            Ok::<_, netns::Error>((place, netlink, sysctls, Dump { links, addresses, routes }))
-        })
-        .buffer_unordered(64)
-        .try_collect()
-        .await?;
-
-    let mut connections = Connections::default();
     let mark = ownership::mark(lab);
     let group = ownership::group(lab);
-    for (place, netlink, sysctls, dump) in dumps {
+    for (place, visit) in visit.into_iter().zip(visits) {
+        let Visit { sysctls, dump } = visit.with_context(|| format!("observe namespace {place}"))?;
         match namespace_owner(&place, &dump, &mark, scope.adoptable.contains_key(&place)) {
             Owner::Lab => {
                 let adoptable = scope.adoptable.get(&place);
                 let state = dump.into_state(&place, &mark, group, adoptable, sysctls);
                 observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
-                connections.0.insert(place, netlink);
             }
             Owner::HalfMade => {
                 observed.namespaces.insert(place, ObservedNamespace::Stale);
@@ -134,7 +108,7 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<(Observed, Connecti
             }
         }
     }
-    Ok((observed, connections))
+    Ok(observed)
 }
 
 enum Owner {

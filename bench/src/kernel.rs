@@ -18,7 +18,13 @@ pub fn enter_sandbox() -> Result<()> {
     let root = std::ffi::CString::new("/").expect("no NUL");
     // SAFETY: as above; a null source, type and data are allowed for a propagation change.
     let rc = unsafe {
-        libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null())
+        libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
     };
     if rc != 0 {
         bail!("make mounts private: {}", std::io::Error::last_os_error());

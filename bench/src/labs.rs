@@ -76,8 +76,9 @@ pub fn star_batches(n: usize) -> (String, Vec<(String, String)>, String) {
     for b in 0..=bridge_of(n.saturating_sub(1)) {
         teardown.push_str(&format!("link del br{b}\n"));
     }
-    let namespaces =
-        (0..n).map(|i| (format!("n{i}"), format!("addr add {}/16 dev eth0\nlink set eth0 up\nlink set lo up\n", address(i)))).collect();
+    let namespaces = (0..n)
+        .map(|i| (format!("n{i}"), format!("addr add {}/16 dev eth0\nlink set eth0 up\nlink set lo up\n", address(i))))
+        .collect();
     (host, namespaces, teardown)
 }
 
@@ -99,7 +100,11 @@ pub fn linear_yaml(n: usize) -> String {
     }
     yaml.push_str("nodes:\n");
     for h in 1..=n {
-        yaml.push_str(&format!("  h{h}:\n    interfaces:\n      h{h}-eth0: {{addresses: [10.0.{}.{}/8]}}\n", h / 256, h % 256));
+        yaml.push_str(&format!(
+            "  h{h}:\n    interfaces:\n      h{h}-eth0: {{addresses: [10.0.{}.{}/8]}}\n",
+            h / 256,
+            h % 256
+        ));
     }
     yaml.push_str("links:\n");
     for s in 1..=n {

@@ -98,7 +98,8 @@ fn main_result() -> Result<()> {
         reports.push(json!({ "case": args.case, "nodes": n, "runs": args.runs, "series": series, "targets": targets }));
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&reports)?).with_context(|| format!("write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(&reports)?)
+            .with_context(|| format!("write {}", path.display()))?;
     }
     Ok(())
 }
@@ -185,19 +186,18 @@ fn linear(args: &Args, n: usize, work: &Path, empty: KernelState) -> Result<Vec<
     let mut mininet = Series::new("mininet (mn --switch lxbr)");
     let have_mininet = Command::new("mn").arg("--version").output().is_ok_and(|o| o.status.success());
     if !have_mininet {
-        mininet.skipped = Some("mininet is not installed (Debian packages mininet and bridge-utils): baseline skipped".into());
+        mininet.skipped =
+            Some("mininet is not installed (Debian packages mininet and bridge-utils): baseline skipped".into());
         eprintln!("note: {}", mininet.skipped.as_deref().unwrap_or_default());
     }
     for _ in 0..args.runs {
         netlab_run(args, &file, &mut ours, empty)?;
         if have_mininet {
             let topo = format!("linear,{n}");
-            let measured = run(
-                Command::new("mn")
-                    .args(["--switch", "lxbr", "--controller", "none", "--topo", &topo, "--test", "none"])
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null()),
-            )?;
+            let measured = run(Command::new("mn")
+                .args(["--switch", "lxbr", "--controller", "none", "--topo", &topo, "--test", "none"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()))?;
             // mininet builds and tears down in one command.
             mininet.apply_s.push(measured.seconds);
             settle(empty)?;
@@ -208,7 +208,12 @@ fn linear(args: &Args, n: usize, work: &Path, empty: KernelState) -> Result<Vec<
 
 fn targets(case: Case, n: usize, series: &[Series]) -> Vec<Target> {
     let ours = &series[0];
-    let target = |what: &str, measured: f64, limit: &str, met: bool| Target { what: what.into(), measured, limit: limit.into(), met };
+    let target = |what: &str, measured: f64, limit: &str, met: bool| Target {
+        what: what.into(),
+        measured,
+        limit: limit.into(),
+        met,
+    };
     let mut list = Vec::new();
     match (case, n) {
         (Case::Star, 1000) => {
@@ -240,7 +245,13 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
     };
     println!("\n{name} N={n} ({runs} runs, medians)");
     println!("{:<40} {:>10} {:>10} {:>10} {:>10}", "", "apply s", "no-op s", "destroy s", "peak MB");
-    let cell = |values: &[f64], digits: usize| if values.is_empty() { "-".to_string() } else { format!("{:.digits$}", median(values)) };
+    let cell = |values: &[f64], digits: usize| {
+        if values.is_empty() {
+            "-".to_string()
+        } else {
+            format!("{:.digits$}", median(values))
+        }
+    };
     for s in series {
         if let Some(reason) = &s.skipped {
             println!("{:<40} skipped: {reason}", s.name);
@@ -257,7 +268,13 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
     }
     let ours = &series[0];
     for baseline in series.iter().skip(1).filter(|s| s.skipped.is_none()) {
-        let ratio = |theirs: &[f64], ours: f64| if theirs.is_empty() { "-".to_string() } else { format!("{:.1}x", median(theirs) / ours) };
+        let ratio = |theirs: &[f64], ours: f64| {
+            if theirs.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.1}x", median(theirs) / ours)
+            }
+        };
         match case {
             Case::Star => println!(
                 "{:<40} {:>10} {:>10} {:>10}",

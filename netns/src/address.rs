@@ -17,15 +17,16 @@ pub struct AddressState {
 
 impl Netlink {
     pub async fn addresses(&self) -> Result<Vec<AddressState>> {
-        let messages: Vec<AddressMessage> = self
+        let parsed: Vec<Option<AddressState>> = self
             .handle()
             .address()
             .get()
             .execute()
+            .map_ok(|message| parse(&message))
             .try_collect()
             .await
             .map_err(|e| Error::netlink(format!("list addresses in {}", self.ns()), e))?;
-        Ok(messages.iter().filter_map(parse).collect())
+        Ok(parsed.into_iter().flatten().collect())
     }
 
     /// IPv6 addresses skip duplicate address detection: in a lab they are declared
@@ -62,7 +63,7 @@ impl Netlink {
     }
 }
 
-fn parse(message: &AddressMessage) -> Option<AddressState> {
+pub(crate) fn parse(message: &AddressMessage) -> Option<AddressState> {
     // IFA_LOCAL is the interface's own address; IFA_ADDRESS is the peer on
     // point-to-point links and equals IFA_LOCAL elsewhere. IPv6 only sends IFA_ADDRESS.
     let mut local: Option<IpAddr> = None;

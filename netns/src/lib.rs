@@ -3,6 +3,7 @@
 //! functions only change it, and report kernel errors with the failed step.
 
 pub mod address;
+pub mod blocking;
 mod error;
 pub mod fdb;
 pub mod link;

@@ -4,9 +4,10 @@ use std::os::fd::RawFd;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags,
+    LinkInfo, LinkMessage,
 };
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec};
 
 use crate::{Error, Netlink, Result};
@@ -68,16 +69,18 @@ pub enum LinkRef<'a> {
 }
 
 impl Netlink {
+    /// Every link, converted as the dump streams in: a thousand raw messages with
+    /// their statistics would be megabytes, so statistics are not asked for either.
     pub async fn links(&self) -> Result<Vec<LinkState>> {
-        let messages: Vec<LinkMessage> = self
-            .handle()
+        self.handle()
             .link()
             .get()
+            .set_filter_mask(AddressFamily::Unspec, vec![LinkExtentMask::SkipStats])
             .execute()
+            .map_ok(|message| parse(&message))
             .try_collect()
             .await
-            .map_err(|e| Error::netlink(format!("list links in {}", self.ns()), e))?;
-        Ok(messages.iter().map(parse).collect())
+            .map_err(|e| Error::netlink(format!("list links in {}", self.ns()), e))
     }
 
     pub async fn link_by_name(&self, name: &str) -> Result<Option<LinkState>> {
@@ -121,45 +124,12 @@ impl Netlink {
     }
 
     pub async fn set_link(&self, target: LinkRef<'_>, change: &LinkChange) -> Result<()> {
-        let mut builder = match target {
-            LinkRef::Index(index) => LinkUnspec::new_with_index(index),
-            LinkRef::Name(name) => LinkUnspec::new_with_name(name),
-        };
-        if let Some(alias) = &change.alias {
-            builder = builder.alias(alias.clone());
-        }
-        if let Some(mtu) = change.mtu {
-            builder = builder.mtu(mtu);
-        }
-        if let Some(mac) = change.mac {
-            builder = builder.address(mac.to_vec());
-        }
-        match change.master {
-            Some(Some(index)) => builder = builder.controller(index),
-            Some(None) => builder = builder.nocontroller(),
-            None => {}
-        }
-        match change.up {
-            Some(true) => builder = builder.up(),
-            Some(false) => builder = builder.down(),
-            None => {}
-        }
-        if let Some(autoconf) = change.ipv6_autoconf {
-            let mode = if autoconf { In6AddrGenMode::Eui64 } else { In6AddrGenMode::None };
-            builder = builder.append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
-                AfSpecInet6::AddrGenMode(mode),
-            ])]));
-        }
-        let name = match target {
-            LinkRef::Index(index) => format!("#{index}"),
-            LinkRef::Name(name) => name.to_string(),
-        };
         self.handle()
             .link()
-            .set(builder.build())
+            .set(set_message(&target, change))
             .execute()
             .await
-            .map_err(|e| Error::netlink(format!("set link {}", self.qualified(&name)), e))
+            .map_err(|e| Error::netlink(format!("set link {}", self.qualified(&target.to_string())), e))
     }
 
     pub async fn delete_link(&self, index: u32, name: &str) -> Result<()> {
@@ -184,6 +154,49 @@ impl Netlink {
     }
 }
 
+/// The RTM_SETLINK message for a change.
+pub(crate) fn set_message(target: &LinkRef<'_>, change: &LinkChange) -> LinkMessage {
+    let mut builder = match target {
+        LinkRef::Index(index) => LinkUnspec::new_with_index(*index),
+        LinkRef::Name(name) => LinkUnspec::new_with_name(name),
+    };
+    if let Some(alias) = &change.alias {
+        builder = builder.alias(alias.clone());
+    }
+    if let Some(mtu) = change.mtu {
+        builder = builder.mtu(mtu);
+    }
+    if let Some(mac) = change.mac {
+        builder = builder.address(mac.to_vec());
+    }
+    match change.master {
+        Some(Some(index)) => builder = builder.controller(index),
+        Some(None) => builder = builder.nocontroller(),
+        None => {}
+    }
+    match change.up {
+        Some(true) => builder = builder.up(),
+        Some(false) => builder = builder.down(),
+        None => {}
+    }
+    if let Some(autoconf) = change.ipv6_autoconf {
+        let mode = if autoconf { In6AddrGenMode::Eui64 } else { In6AddrGenMode::None };
+        builder = builder.append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
+            AfSpecInet6::AddrGenMode(mode),
+        ])]));
+    }
+    builder.build()
+}
+
+impl std::fmt::Display for LinkRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LinkRef::Index(index) => write!(f, "#{index}"),
+            LinkRef::Name(name) => f.write_str(name),
+        }
+    }
+}
+
 fn fill(mut builder: LinkMessageBuilder<LinkUnspec>, link: &NewLink) -> LinkMessageBuilder<LinkUnspec> {
     builder = builder.name(link.name.clone()).link_group(link.group);
     if let Some(mtu) = link.mtu {
@@ -201,7 +214,7 @@ fn fill(mut builder: LinkMessageBuilder<LinkUnspec>, link: &NewLink) -> LinkMess
     builder
 }
 
-fn parse(message: &LinkMessage) -> LinkState {
+pub(crate) fn parse(message: &LinkMessage) -> LinkState {
     let mut link = LinkState {
         index: message.header.index,
         name: String::new(),

@@ -39,15 +39,16 @@ impl Netlink {
                 IpVersion::V4 => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
                 IpVersion::V6 => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
             };
-            let messages: Vec<RouteMessage> = self
+            let parsed: Vec<Option<RouteState>> = self
                 .handle()
                 .route()
                 .get(message)
                 .execute()
+                .map_ok(|message| parse(&message))
                 .try_collect()
                 .await
                 .map_err(|e| Error::netlink(format!("list {family} routes in {}", self.ns()), e))?;
-            routes.extend(messages.iter().filter_map(parse));
+            routes.extend(parsed.into_iter().flatten());
         }
         Ok(routes)
     }
@@ -93,7 +94,7 @@ fn build(route: &RouteRequest) -> RouteMessage {
     builder.build()
 }
 
-fn parse(message: &RouteMessage) -> Option<RouteState> {
+pub(crate) fn parse(message: &RouteMessage) -> Option<RouteState> {
     let mut destination: Option<IpAddr> = None;
     let mut gateway: Option<IpAddr> = None;
     let mut oif = None;

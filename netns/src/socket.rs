@@ -51,6 +51,7 @@ impl Netlink {
     }
 
     pub async fn open(ns: Netns) -> Result<Netlink> {
+        // Opening on a thread of its own keeps runtime threads in their namespace.
         Self::open_many(vec![ns]).await?.pop().expect("one socket per namespace")
     }
 
@@ -68,5 +69,38 @@ impl Netlink {
             Netns::Host => name.to_string(),
             Netns::Named(ns) => format!("{ns}:{name}"),
         }
+    }
+}
+
+type OpenRequest = (Netns, tokio::sync::oneshot::Sender<Result<OwnedFd>>);
+
+/// Opens sockets inside namespaces for callers on the runtime, on one thread of its
+/// own that moves between namespaces (runtime threads never do). The thread ends when
+/// the opener is dropped.
+pub struct Opener {
+    requests: std::sync::mpsc::Sender<OpenRequest>,
+}
+
+impl Opener {
+    pub fn new() -> Result<Opener> {
+        let (requests, incoming) = std::sync::mpsc::channel::<OpenRequest>();
+        std::thread::Builder::new()
+            .name("netns-open".into())
+            .spawn(move || {
+                for (ns, reply) in incoming {
+                    let socket = crate::namespace::enter(&ns).and_then(|()| Netlink::open_socket_here());
+                    let _ = reply.send(socket);
+                }
+            })
+            .map_err(|e| Error::io("spawn socket thread", e))?;
+        Ok(Opener { requests })
+    }
+
+    pub async fn open(&self, ns: Netns) -> Result<Netlink> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let step = || format!("open netlink socket in {ns}");
+        self.requests.send((ns.clone(), reply)).map_err(|_| Error::other(step(), "socket thread gone"))?;
+        let fd = answer.await.map_err(|_| Error::other(step(), "socket thread gone"))??;
+        Ok(Netlink::from_socket(ns, fd))
     }
 }

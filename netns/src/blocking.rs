@@ -1,0 +1,122 @@
+//! Requests on a plain, blocking netlink socket, from a thread inside a namespace.
+//!
+//! Why not rtnetlink here: netlink-proto gives every connection 72 KiB of buffers and
+//! decodes a whole dump into its queue ahead of the consumer (a thousand links with
+//! all their attributes are over 10 MB). Observing a thousand namespaces, or bringing
+//! up `lo` in each as it is created, would hold all of that at once. Here each reply
+//! is converted as it arrives, in a 32 KiB buffer.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use rtnetlink::packet_core::{
+    NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use rtnetlink::packet_route::address::AddressMessage;
+use rtnetlink::packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
+use rtnetlink::packet_route::route::RouteMessage;
+use rtnetlink::packet_route::RouteNetlinkMessage;
+
+use crate::address::AddressState;
+use crate::link::{set_message, LinkChange, LinkRef, LinkState};
+use crate::route::RouteState;
+use crate::{Error, Result};
+
+/// The kernel fills a dump reply up to the largest buffer it has been given, at most
+/// 32 KiB.
+const BUFFER: usize = 32 * 1024;
+
+/// RTM_SETLINK, waiting for the kernel's acknowledgement.
+pub fn set_link(socket: &OwnedFd, target: LinkRef<'_>, change: &LinkChange) -> Result<()> {
+    let step = format!("set link {target}");
+    let message = RouteNetlinkMessage::SetLink(set_message(&target, change));
+    exchange(socket, message, NLM_F_REQUEST | NLM_F_ACK, &step, |_| {})
+}
+
+/// Every link of the socket's namespace (without statistics).
+pub fn links(socket: &OwnedFd) -> Result<Vec<LinkState>> {
+    let mut request = LinkMessage::default();
+    request.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    let mut links = Vec::new();
+    exchange(socket, RouteNetlinkMessage::GetLink(request), NLM_F_REQUEST | NLM_F_DUMP, "list links", |reply| {
+        if let RouteNetlinkMessage::NewLink(message) = reply {
+            links.push(crate::link::parse(&message));
+        }
+    })?;
+    Ok(links)
+}
+
+pub fn addresses(socket: &OwnedFd) -> Result<Vec<AddressState>> {
+    let mut addresses = Vec::new();
+    let request = RouteNetlinkMessage::GetAddress(AddressMessage::default());
+    exchange(socket, request, NLM_F_REQUEST | NLM_F_DUMP, "list addresses", |reply| {
+        if let RouteNetlinkMessage::NewAddress(message) = reply {
+            addresses.extend(crate::address::parse(&message));
+        }
+    })?;
+    Ok(addresses)
+}
+
+/// Routes of the main table, every family.
+pub fn routes(socket: &OwnedFd) -> Result<Vec<RouteState>> {
+    let mut routes = Vec::new();
+    let request = RouteNetlinkMessage::GetRoute(RouteMessage::default());
+    exchange(socket, request, NLM_F_REQUEST | NLM_F_DUMP, "list routes", |reply| {
+        if let RouteNetlinkMessage::NewRoute(message) = reply {
+            routes.extend(crate::route::parse(&message));
+        }
+    })?;
+    Ok(routes)
+}
+
+/// Send one request and hand each reply to `each` until the kernel's acknowledgement
+/// (or the end of a dump).
+fn exchange(
+    socket: &OwnedFd,
+    request: RouteNetlinkMessage,
+    flags: u16,
+    step: &str,
+    mut each: impl FnMut(RouteNetlinkMessage),
+) -> Result<()> {
+    const SEQUENCE: u32 = 1;
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = SEQUENCE;
+    let mut message = NetlinkMessage::new(header, NetlinkPayload::from(request));
+    message.finalize();
+    let mut buffer = vec![0u8; message.buffer_len().max(BUFFER)];
+    message.serialize(&mut buffer[..message.buffer_len()]);
+    // SAFETY: send and recv on a socket we own, within the buffer's length.
+    let sent = unsafe { libc::send(socket.as_raw_fd(), buffer.as_ptr().cast(), message.buffer_len(), 0) };
+    if sent < 0 {
+        return Err(Error::io(step, std::io::Error::last_os_error()));
+    }
+    loop {
+        let received = unsafe { libc::recv(socket.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+        if received < 0 {
+            return Err(Error::io(step, std::io::Error::last_os_error()));
+        }
+        let mut rest = &buffer[..received as usize];
+        while !rest.is_empty() {
+            let length = NetlinkBuffer::new_checked(rest)
+                .map_err(|e| Error::other(step, format!("undecodable reply: {e}")))?
+                .length() as usize;
+            let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..length])
+                .map_err(|e| Error::other(step, format!("undecodable reply: {e}")))?;
+            rest = &rest[length.next_multiple_of(4).min(rest.len())..];
+            if reply.header.sequence_number != SEQUENCE {
+                continue;
+            }
+            match reply.payload {
+                NetlinkPayload::Done(_) => return Ok(()),
+                NetlinkPayload::Error(error) => {
+                    return match error.code {
+                        Some(code) => Err(Error::errno(step, code.get())),
+                        None => Ok(()),
+                    }
+                }
+                NetlinkPayload::InnerMessage(inner) => each(inner),
+                _ => {}
+            }
+        }
+    }
+}
