@@ -41,7 +41,7 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
         record.file = file.map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf()));
         remember_originals(&mut record, &plan);
         record.save()?;
-        let executor = Executor::new(lab, Progress::new(plan.changes.len()))?;
+        let executor = Executor::new(lab, desired, Progress::new(plan.changes.len()))?;
         let result = executor.run(&plan.changes).await;
         result?;
         record.applied = desired.clone();
@@ -101,7 +101,7 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
     let empty = Desired::new();
     let observed = observe_for(lab, &empty, &record, &history).await?;
     let plan = plan(&empty, &not_foreign(observed), &history).map_err(conflicts)?;
-    let executor = Executor::new(lab, Progress::new(plan.changes.len()))?;
+    let executor = Executor::new(lab, &empty, Progress::new(plan.changes.len()))?;
     executor.run(&plan.changes).await?;
 
     // Verify: nothing of the lab may remain.

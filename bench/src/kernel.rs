@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use netns::{Netlink, Netns};
+use netns::Netns;
 use serde::Serialize;
 
 /// Leave the machine's network before doing anything: fresh network and mount
@@ -62,20 +62,36 @@ pub struct KernelState {
 /// Namespaces under /run/netns, and links and IPv4 addresses in them and in the host.
 /// (IPv6 link-local addresses are left out: the iproute2 scripts do not switch them
 /// off, netlab does.)
+///
+/// Counted on plain sockets from one thread, so that this process stays small: a child
+/// started with vfork reports the parent's peak memory as its own (the kernel folds
+/// the shared memory's high-water mark into the child's at exec), which would spoil
+/// netlab's peak RSS figure.
 pub fn count() -> Result<KernelState> {
     let names = netns::namespace::list()?;
     let mut places = vec![Netns::Host];
     places.extend(names.iter().cloned().map(Netns::Named));
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let mut state = KernelState { namespaces: names.len(), links: 0, ipv4_addresses: 0 };
-        for netlink in Netlink::open_many(places).await? {
-            let netlink = netlink?;
-            state.links += netlink.links().await?.len();
-            state.ipv4_addresses += netlink.addresses().await?.iter().filter(|a| a.network.is_ipv4()).count();
-        }
-        Ok(state)
-    })
+    let counts = netns::thread::in_each(places, |_| {
+        let socket = netns::Netlink::open_socket_here()?;
+        let links = netns::blocking::links(&socket)?.len();
+        let ipv4 = netns::blocking::addresses(&socket)?.iter().filter(|a| a.network.is_ipv4()).count();
+        Ok((links, ipv4))
+    })?;
+    let mut state = KernelState { namespaces: names.len(), links: 0, ipv4_addresses: 0 };
+    for counted in counts {
+        let (links, ipv4) = counted?;
+        state.links += links;
+        state.ipv4_addresses += ipv4;
+    }
+    Ok(state)
+}
+
+/// This process's own peak memory, printed beside netlab's (see `count`).
+pub fn own_peak_rss_mb() -> f64 {
+    // SAFETY: getrusage fills a plain struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_maxrss as f64 / 1024.0
 }
 
 /// Wait until the kernel is back to `empty` (links of deleted namespaces go

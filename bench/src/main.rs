@@ -97,6 +97,10 @@ fn main_result() -> Result<()> {
         print_table(args.case, n, args.runs, &series, &targets);
         reports.push(json!({ "case": args.case, "nodes": n, "runs": args.runs, "series": series, "targets": targets }));
     }
+    println!(
+        "\n(the benchmark's own peak memory: {:.1} MB; netlab's figure cannot be below it)",
+        kernel::own_peak_rss_mb()
+    );
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&reports)?)
             .with_context(|| format!("write {}", path.display()))?;

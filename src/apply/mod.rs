@@ -31,7 +31,7 @@ use netns::Netlink;
 
 use crate::model::{IfName, LabName, Place};
 use crate::ownership;
-use crate::plan::{Change, Phase};
+use crate::plan::{Change, Desired, Phase};
 use crate::progress::Progress;
 use graph::Graph;
 
@@ -42,6 +42,8 @@ const IN_FLIGHT: usize = 64;
 pub struct Executor {
     mark: String,
     group: u32,
+    /// Links the file wants, per namespace: the rest of the lab's links may go.
+    wanted: HashMap<Place, BTreeSet<IfName>>,
     connections: Mutex<HashMap<Place, Netlink>>,
     /// Sockets of namespaces this run created, not yet wrapped in a connection.
     fresh: Mutex<HashMap<Place, OwnedFd>>,
@@ -56,10 +58,12 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(lab: &LabName, progress: Progress) -> Result<Self> {
+    pub fn new(lab: &LabName, desired: &Desired, progress: Progress) -> Result<Self> {
+        let wanted = desired.iter().map(|(place, ns)| (place.clone(), ns.links.keys().cloned().collect())).collect();
         Ok(Executor {
             mark: ownership::mark(lab),
             group: ownership::group(lab),
+            wanted,
             connections: Mutex::new(HashMap::new()),
             fresh: Mutex::new(HashMap::new()),
             remaining: Mutex::new(HashMap::new()),
@@ -266,10 +270,12 @@ impl Executor {
         Ok(())
     }
 
-    /// Links are deleted per namespace in one request when the lab's interface group
-    /// there holds exactly the links to delete (and veths going with them): one-by-one
-    /// deletion pays an RCU grace period (about 17 ms) per link. The group is never
-    /// trusted alone: if any other link carries it, links are deleted one by one.
+    /// Links are deleted per namespace in one request when every link of the lab's
+    /// interface group there may go: one-by-one deletion pays an RCU grace period
+    /// (about 17 ms) per link. A link may go if it is to be deleted, or if it carries
+    /// the lab's mark and the file does not want it (a veth end whose peer goes). The
+    /// group is never trusted alone: if any other link carries it, links are deleted
+    /// one by one.
     async fn delete_links(&self, group: &[Change]) -> Result<()> {
         let mut by_place: BTreeMap<&Place, Vec<&Change>> = BTreeMap::new();
         for change in group {
@@ -277,31 +283,24 @@ impl Executor {
                 by_place.entry(place).or_default().push(change);
             }
         }
+        let nothing = BTreeSet::new();
         for (place, changes) in by_place {
             let names: BTreeSet<&str> = changes
                 .iter()
                 .filter_map(|c| if let Change::DeleteLink { name, .. } = c { Some(name.as_str()) } else { None })
                 .collect();
-            if names.len() < 2 {
-                all(changes.into_iter().map(|change| self.tracked(change))).await?;
-                continue;
-            }
+            let wanted = self.wanted.get(place).unwrap_or(&nothing);
             let links = netns::thread::in_one(place.to_netns(), |_| {
                 netns::blocking::links(&netns::Netlink::open_socket_here()?)
             })?;
-            let deleted: BTreeSet<u32> =
-                links.iter().filter(|l| names.contains(l.name.as_str())).map(|l| l.index).collect();
-            let goes = |l: &netns::link::LinkState| {
+            let grouped: Vec<&netns::link::LinkState> = links.iter().filter(|l| l.group == self.group).collect();
+            let may_go = |l: &&netns::link::LinkState| {
                 names.contains(l.name.as_str())
-                    || (l.alias.as_deref() == Some(self.mark.as_str())
-                        && l.kind.as_deref() == Some("veth")
-                        && !l.peer_elsewhere
-                        && l.peer_index.is_some_and(|peer| deleted.contains(&peer)))
+                    || (l.alias.as_deref() == Some(self.mark.as_str()) && !wanted.iter().any(|w| w.as_str() == l.name))
             };
-            let exact = deleted.len() == names.len() && links.iter().filter(|l| l.group == self.group).all(goes);
-            if exact {
+            if grouped.len() >= 2 && grouped.iter().all(may_go) {
                 changes::ignore_missing(self.netlink(place).await?.delete_group(self.group).await)?;
-                tracing::debug!(%place, links = names.len(), group = self.group, "deleted links in one request");
+                tracing::debug!(%place, links = grouped.len(), group = self.group, "deleted links in one request");
                 for change in &changes {
                     if let Change::DeleteLink { name, .. } = change {
                         self.forget(place, name);

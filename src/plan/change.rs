@@ -11,10 +11,10 @@ use crate::model::{IfName, Mac, NodeName, Place, RouteSpec, SysctlKey};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Change {
-    DeleteNamespace { namespace: NodeName },
     DeleteRoute { place: Place, route: RouteSpec },
     DeleteAddress { place: Place, link: IfName, address: IpNetwork },
     DeleteLink { place: Place, name: IfName, kind: String },
+    DeleteNamespace { namespace: NodeName },
     CreateNamespace { namespace: NodeName },
     CreateBridge { place: Place, name: IfName, settings: LinkSettings },
     CreateVeth { a: VethEnd, b: VethEnd },
@@ -73,10 +73,10 @@ impl LinkUpdate {
 /// Changes of one phase have no order among themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
-    DeleteNamespaces,
     DeleteRoutes,
     DeleteAddresses,
     DeleteLinks,
+    DeleteNamespaces,
     CreateNamespaces,
     CreateBridges,
     CreateVeths,
