@@ -56,6 +56,11 @@ fn bridges_in_nodes_host_veths_macs_mtus_and_device_routes() {
     let h1 = sandbox.ok("ip", &["-o", "link", "show", "h1"]);
     assert!(!h1.contains(",UP") && !h1.contains("<UP"), "{h1}");
     assert!(sandbox.ok("ip", &["-o", "link", "show", "h0"]).contains("02:00:00:00:05:01"));
+    // No link-local addresses on host links, whichever end of a host pair came up last.
+    sandbox.ok("sleep", &["0.5"]);
+    for link in ["h0", "h2", "h3"] {
+        assert!(!sandbox.ok("ip", &["-6", "addr", "show", "dev", link]).contains("fe80"), "{link}");
+    }
     assert_eq!(sandbox.netlab_ok(&["apply", &file]).trim(), "no changes");
 
     // A MAC changed by hand is put back; a link brought up by hand goes down again.

@@ -103,7 +103,9 @@ fn bridge_lab_lifecycle() {
     let checks = sandbox.netlab_ok(&["check", &file]);
     assert!(checks.contains("3 passed, 0 failed"), "{checks}");
     assert!(sandbox.ok("ip", &["-o", "link", "show", "reth1"]).contains("master br0"));
-    assert!(!sandbox.ok("ip", &["-6", "addr", "show", "dev", "br0"]).contains("fe80"));
+    for link in ["br0", "reth1", "beth1"] {
+        assert!(!sandbox.ok("ip", &["-6", "addr", "show", "dev", link]).contains("fe80"), "{link}");
+    }
     assert!(planned(&sandbox, &file).is_empty());
 
     // A port taken off the bridge by hand is put back.

@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 
-use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 
@@ -16,19 +15,6 @@ pub struct AddressState {
 }
 
 impl Netlink {
-    pub async fn addresses(&self) -> Result<Vec<AddressState>> {
-        let parsed: Vec<Option<AddressState>> = self
-            .handle()
-            .address()
-            .get()
-            .execute()
-            .map_ok(|message| parse(&message))
-            .try_collect()
-            .await
-            .map_err(|e| Error::netlink(format!("list addresses in {}", self.ns()), e))?;
-        Ok(parsed.into_iter().flatten().collect())
-    }
-
     /// IPv6 addresses skip duplicate address detection: in a lab they are declared
     /// unique, and DAD would keep them unusable for a second or more.
     pub async fn add_address(&self, index: u32, link: &str, network: IpNetwork) -> Result<()> {

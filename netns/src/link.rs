@@ -4,10 +4,9 @@ use std::os::fd::RawFd;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkExtentMask, LinkFlags,
-    LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
+    LinkMessage,
 };
-use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{LinkMessageBuilder, LinkUnspec};
 
 use crate::{Error, Netlink, Result};
@@ -69,20 +68,6 @@ pub enum LinkRef<'a> {
 }
 
 impl Netlink {
-    /// Every link, converted as the dump streams in: a thousand raw messages with
-    /// their statistics would be megabytes, so statistics are not asked for either.
-    pub async fn links(&self) -> Result<Vec<LinkState>> {
-        self.handle()
-            .link()
-            .get()
-            .set_filter_mask(AddressFamily::Unspec, vec![LinkExtentMask::SkipStats])
-            .execute()
-            .map_ok(|message| parse(&message))
-            .try_collect()
-            .await
-            .map_err(|e| Error::netlink(format!("list links in {}", self.ns()), e))
-    }
-
     pub async fn link_by_name(&self, name: &str) -> Result<Option<LinkState>> {
         let found = self.handle().link().get().match_name(name.to_string()).execute().try_next().await;
         match found {

@@ -2,11 +2,10 @@
 
 use std::net::IpAddr;
 
-use futures::TryStreamExt;
 use ipnetwork::IpNetwork;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{IpVersion, RouteMessageBuilder};
+use rtnetlink::RouteMessageBuilder;
 
 use crate::{Error, Netlink, Result};
 
@@ -31,28 +30,6 @@ pub struct RouteRequest {
 }
 
 impl Netlink {
-    /// Routes of the main table, IPv4 and IPv6.
-    pub async fn routes(&self) -> Result<Vec<RouteState>> {
-        let mut routes = Vec::new();
-        for (version, family) in [(IpVersion::V4, "ipv4"), (IpVersion::V6, "ipv6")] {
-            let message = match version {
-                IpVersion::V4 => RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
-                IpVersion::V6 => RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
-            };
-            let parsed: Vec<Option<RouteState>> = self
-                .handle()
-                .route()
-                .get(message)
-                .execute()
-                .map_ok(|message| parse(&message))
-                .try_collect()
-                .await
-                .map_err(|e| Error::netlink(format!("list {family} routes in {}", self.ns()), e))?;
-            routes.extend(parsed.into_iter().flatten());
-        }
-        Ok(routes)
-    }
-
     pub async fn add_route(&self, route: &RouteRequest) -> Result<()> {
         self.handle()
             .route()

@@ -120,9 +120,12 @@ impl Executor {
     }
 
     /// After creation: the mark, the bridge (for a veth's far end), the IPv6 mode
-    /// where the namespace default is not the one wanted, and up. The IPv6 mode must be
-    /// set before the link comes up, and the kernel applies it after flags within a
-    /// request: then it takes two requests, otherwise one.
+    /// where the namespace default is not the one wanted, and up.
+    ///
+    /// The IPv6 mode must be in place before IPv6 configures the link, and within a
+    /// request the kernel applies flags before it. That is still safe in one request
+    /// when the link cannot have carrier yet (a veth end whose peer is down): IPv6
+    /// waits for carrier. Otherwise (a new bridge starts with carrier) it takes two.
     async fn finish_link(
         &self,
         place: &Place,
@@ -130,6 +133,7 @@ impl Executor {
         settings: &LinkSettings,
         set_master: bool,
         came_up: bool,
+        carrier_possible: bool,
     ) -> Result<()> {
         let netlink = self.netlink(place).await?;
         let master = match (&settings.master, set_master) {
@@ -142,12 +146,13 @@ impl Executor {
             (Place::Node(_), false) => None,
         };
         let bring_up = settings.up && !came_up;
+        let together = ipv6_autoconf.is_none() || !carrier_possible;
         let mut change = LinkChange { alias: Some(self.mark.clone()), master, ipv6_autoconf, ..LinkChange::default() };
-        if ipv6_autoconf.is_none() && bring_up {
+        if together && bring_up {
             change.up = Some(true);
         }
         netlink.set_link(LinkRef::Name(name.as_str()), &change).await?;
-        if ipv6_autoconf.is_some() && bring_up {
+        if !together && bring_up {
             let up = LinkChange { up: Some(true), ..LinkChange::default() };
             netlink.set_link(LinkRef::Name(name.as_str()), &up).await?;
         }
@@ -158,7 +163,7 @@ impl Executor {
         let up = Self::up_at_creation(place, settings);
         self.netlink(place).await?.create_bridge(&self.new_link(name, settings, None, up)).await?;
         self.remember(Change::DeleteLink { place: place.clone(), name: name.clone(), kind: "bridge".into() });
-        self.finish_link(place, name, settings, false, up).await
+        self.finish_link(place, name, settings, false, up, true).await
     }
 
     async fn create_veth(&self, a: &VethEnd, b: &VethEnd) -> Result<()> {
@@ -176,10 +181,8 @@ impl Executor {
         self.netlink(&a.place).await?.create_veth(&local, &peer, b_ns.as_raw_fd()).await?;
         drop(b_ns);
         self.remember(Change::DeleteLink { place: a.place.clone(), name: a.name.clone(), kind: "veth".into() });
-        futures::try_join!(
-            self.finish_link(&a.place, &a.name, &a.settings, false, a_up),
-            self.finish_link(&b.place, &b.name, &b.settings, true, b_up),
-        )?;
-        Ok(())
+        // In order: while `a` is finished, `b` is down, so `a` has no carrier.
+        self.finish_link(&a.place, &a.name, &a.settings, false, a_up, false).await?;
+        self.finish_link(&b.place, &b.name, &b.settings, true, b_up, a.settings.up).await
     }
 }

@@ -53,9 +53,10 @@ pub fn spawn(
 /// come, a socket, and `lo` up with the lab's mark: the mark comes last, so a
 /// namespace without it was not finished (see `observe`).
 fn settle_in(mark: &str) -> netns::Result<OwnedFd> {
-    // Absent when IPv6 is disabled: nothing to switch off then.
-    if netns::sysctl::read("net.ipv6.conf.default.addr_gen_mode")?.is_some() {
-        netns::sysctl::write("net.ipv6.conf.default.addr_gen_mode", "1")?;
+    match netns::sysctl::write("net.ipv6.conf.default.addr_gen_mode", "1") {
+        // Absent when IPv6 is disabled: nothing to switch off then.
+        Err(e) if e.code() == Some(libc::ENOENT) => {}
+        other => other?,
     }
     let socket = Netlink::open_socket_here()?;
     let lo = LinkChange { alias: Some(mark.to_string()), up: Some(true), ..LinkChange::default() };

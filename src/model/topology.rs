@@ -37,6 +37,21 @@ pub struct LinkSpec {
     pub ipv6_autoconf: bool,
 }
 
+impl LinkSpec {
+    /// A link of `kind` with every setting at its default: up, nothing else set.
+    pub fn new(kind: LinkKind) -> Self {
+        LinkSpec {
+            kind,
+            mtu: None,
+            mac: None,
+            up: true,
+            master: None,
+            addresses: BTreeSet::new(),
+            ipv6_autoconf: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", tag = "type")]
 pub enum LinkKind {

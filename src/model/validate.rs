@@ -251,15 +251,7 @@ impl Validator {
                 let draft = drafts.get_mut(&end.place).expect("known place");
                 let entry = draft.links.entry(end.name.clone()).or_insert_with(|| Draft {
                     at: raw.referenced,
-                    spec: LinkSpec {
-                        kind: LinkKind::Bridge,
-                        mtu: None,
-                        mac: None,
-                        up: true,
-                        master: None,
-                        addresses: BTreeSet::new(),
-                        ipv6_autoconf: false,
-                    },
+                    spec: LinkSpec::new(LinkKind::Bridge),
                     unlinked: true,
                     bridge_ref: None,
                 });
@@ -304,15 +296,7 @@ impl Validator {
         let mut links: BTreeMap<IfName, LinkSpec> =
             draft.links.into_iter().filter(|(_, d)| !d.unlinked).map(|(n, d)| (n, d.spec)).collect();
         if *place != Place::Host {
-            links.entry("lo".parse().expect("valid name")).or_insert_with(|| LinkSpec {
-                kind: LinkKind::Loopback,
-                mtu: None,
-                mac: None,
-                up: true,
-                master: None,
-                addresses: BTreeSet::new(),
-                ipv6_autoconf: false,
-            });
+            links.entry("lo".parse().expect("valid name")).or_insert_with(|| LinkSpec::new(LinkKind::Loopback));
         }
         self.overlapping_addresses(place, node, &links);
         let routes = self.routes(place, node, &links);
