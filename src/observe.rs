@@ -18,6 +18,10 @@ use crate::plan::{Desired, NamespaceState, Observed, ObservedKind, ObservedLink,
 /// What to look at: the namespaces of the file and of the record.
 pub struct Scope {
     pub places: BTreeSet<Place>,
+    /// Where the lab has (or had) NAT: its nftables table is read there.
+    pub nat: BTreeSet<Place>,
+    /// Where the lab forwards (or did): iptables' FORWARD chain is read there.
+    pub forwarding: BTreeSet<Place>,
     /// Namespaces and host links an interrupted run may have left without their mark.
     pub adoptable: Desired,
     pub sysctls: BTreeMap<Place, BTreeSet<SysctlKey>>,
@@ -31,7 +35,10 @@ impl Scope {
         for (place, spec) in desired.iter().chain(previous.iter()) {
             sysctls.entry(place.clone()).or_default().extend(spec.sysctls.keys().cloned());
         }
-        Scope { places, adoptable: pending.cloned().unwrap_or_default(), sysctls }
+        let both = || desired.iter().chain(previous.iter());
+        let nat = both().filter(|(_, spec)| !spec.nat.is_empty()).map(|(p, _)| p.clone()).collect();
+        let forwarding = both().filter(|(_, spec)| spec.forwards()).map(|(p, _)| p.clone()).collect();
+        Scope { places, nat, forwarding, adoptable: pending.cloned().unwrap_or_default(), sysctls }
     }
 
     pub fn with_originals(mut self, originals: &BTreeMap<Place, BTreeMap<SysctlKey, String>>) -> Scope {
@@ -108,7 +115,30 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
             }
         }
     }
+    read_firewall(lab, scope, &mut observed).await?;
     Ok(observed)
+}
+
+/// The lab's nftables table and iptables FORWARD accepts, where they matter.
+async fn read_firewall(lab: &LabName, scope: &Scope, observed: &mut Observed) -> Result<()> {
+    let table = crate::firewall::table_name(lab);
+    for (place, namespace) in observed.namespaces.iter_mut() {
+        let ObservedNamespace::Owned(state) = namespace else { continue };
+        let (place, lab, table) = (place.clone(), lab.clone(), table.clone());
+        let (read_nat, read_forward) = (scope.nat.contains(&place), scope.forwarding.contains(&place));
+        if !read_nat && !read_forward {
+            continue;
+        }
+        let (nat_table, forward) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let nat_table = if read_nat { crate::firewall::nft::read(&place, &table)? } else { None };
+            let forward = if read_forward { crate::firewall::iptables::read(&place, &lab)? } else { None };
+            Ok((nat_table, forward))
+        })
+        .await??;
+        state.nat_table = nat_table;
+        state.forward = forward;
+    }
+    Ok(())
 }
 
 enum Owner {

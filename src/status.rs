@@ -77,6 +77,17 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
                 None,
             ));
         }
+        if !spec.nat.is_empty() {
+            let set = changes.iter().any(|c| matches!(c, Change::SetNatTable { place: p, .. } if p == place));
+            report.push(entry(format!("nat table in {place}"), if set { State::Differs } else { State::Ok }, None));
+        }
+        for change in changes {
+            if let Change::AddForwardAccept { place: p, accept } = change {
+                if p == place {
+                    report.push(entry(format!("iptables FORWARD rule in {place}: {accept}"), State::Missing, None));
+                }
+            }
+        }
         for (key, value) in &spec.sysctls {
             let found = changes.iter().find_map(|c| match c {
                 Change::SetSysctl { place: p, key: k, previous, .. } if p == place && k == key => {

@@ -94,6 +94,20 @@ const INVALID: &[(&str, &[&str])] = &[
         &["5:25: `nowhere` is neither an address nor a node"],
     ),
     ("name: x\nnodes:\n  A: {}\nchecks:\n  - tcp: {from: A, to: 10.0.0.1}\n", &["5:24: `10.0.0.1` is not ADDRESS:PORT"]),
+    (
+        "name: x\nhost:\n  nat:\n    masquerade:\n      - {from: 'fd00::/64', to: 10.0.0.0/8}\n",
+        &["5:16: `fd00::/64` is not an IPv4 prefix (NAT is IPv4 only)"],
+    ),
+    ("name: x\nhost:\n  nat:\n    masquerade:\n      - {from: 10.0.0.0/8}\n", &["5:16: masquerade needs exactly one of `out`"]),
+    ("name: x\nhost:\n  nat:\n    masquerade:\n      - {from: 10.0.0.0/8, out: eth9}\n", &["5:33: no interface `eth9` in host"]),
+    (
+        "name: x\nhost:\n  nat:\n    publish:\n      - {on: '192.0.2.1:80', to: '10.0.0.2:80'}\n",
+        &["5:14: `192.0.2.1` is not an address of host"],
+    ),
+    (
+        "name: x\nhost:\n  nat:\n    publish:\n      - {protocol: sctp, on: '192.0.2.1:80', to: '10.0.0.2:80'}\n",
+        &["5:20: protocol `sctp` is not tcp or udp"],
+    ),
 ];
 
 #[test]
@@ -213,7 +227,7 @@ fn no_input_panics() {
     ];
     for source in &sources {
         let bytes = source.as_bytes();
-        for _ in 0..2000 {
+        for _ in 0..1000 {
             let mut text = source.clone();
             let at = (next() as usize) % bytes.len();
             let at = (0..=at).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
@@ -223,4 +237,19 @@ fn no_input_panics() {
             let _ = parse("fuzz.yaml", &text).map_err(|d| d.to_string());
         }
     }
+}
+
+#[test]
+fn nat_without_forwarding_is_a_warning_with_its_location() {
+    let yaml = "name: x\nhost:\n  nat:\n    masquerade:\n      - {from: 10.0.0.0/8, to: 192.0.2.0/24}\n";
+    let lab = parse("lab.yaml", yaml).unwrap();
+    assert_eq!(lab.warnings.len(), 1);
+    assert!(
+        lab.warnings[0]
+            .starts_with("lab.yaml:5:16: warning: host has NAT or published ports but does not enable forwarding"),
+        "{:?}",
+        lab.warnings
+    );
+    let forwarding = yaml.replace("  nat:", "  sysctls: {net.ipv4.ip_forward: 1}\n  nat:");
+    assert!(parse("lab.yaml", &forwarding).unwrap().warnings.is_empty());
 }

@@ -7,6 +7,7 @@ use netns::link::{LinkChange, LinkRef, NewLink};
 use netns::route::RouteRequest;
 
 use super::Executor;
+use crate::firewall;
 use crate::model::{IfName, Place, RouteSpec};
 use crate::ownership;
 use crate::plan::{Change, LinkSettings, VethEnd};
@@ -14,7 +15,14 @@ use crate::plan::{Change, LinkSettings, VethEnd};
 /// The namespaces whose connection a change uses.
 pub fn talks_to(change: &Change) -> Vec<&Place> {
     match change {
-        Change::CreateNamespace { .. } | Change::DeleteNamespace { .. } | Change::SetSysctl { .. } => Vec::new(),
+        // These run on threads or programs inside the namespace.
+        Change::CreateNamespace { .. }
+        | Change::DeleteNamespace { .. }
+        | Change::SetSysctl { .. }
+        | Change::DeleteNatTable { .. }
+        | Change::DeleteForwardAccept { .. }
+        | Change::SetNatTable { .. }
+        | Change::AddForwardAccept { .. } => Vec::new(),
         Change::CreateVeth { a, b } => vec![&a.place, &b.place],
         Change::DeleteRoute { place, .. }
         | Change::DeleteAddress { place, .. }
@@ -39,6 +47,20 @@ impl Executor {
     pub(super) async fn one(&self, change: &Change) -> Result<()> {
         match change {
             Change::DeleteNamespace { namespace } => netns::namespace::delete(namespace.as_str())?,
+            Change::DeleteNatTable { place } => firewall::nft::delete(place, &firewall::table_name(&self.lab))?,
+            Change::SetNatTable { place, nat } => {
+                let table = firewall::table_name(&self.lab);
+                let existed = firewall::nft::read(place, &table)?.is_some();
+                firewall::nft::replace(place, &table, &firewall::nat_table(nat))?;
+                if !existed {
+                    self.remember(Change::DeleteNatTable { place: place.clone() });
+                }
+            }
+            Change::AddForwardAccept { place, accept } => {
+                firewall::iptables::add(place, &self.lab, accept)?;
+                self.remember(Change::DeleteForwardAccept { place: place.clone(), accept: accept.clone() });
+            }
+            Change::DeleteForwardAccept { place, accept } => firewall::iptables::delete(place, &self.lab, accept)?,
             Change::CreateNamespace { .. } => {
                 return Err(anyhow!("internal error: {change} is made by the namespace thread"));
             }

@@ -71,6 +71,10 @@ fn home(change: &Change) -> Place {
         | Change::SetSysctl { place, .. }
         | Change::AddRoute { place, .. } => place.clone(),
         Change::DeleteNamespace { namespace } => Place::Node(namespace.clone()),
+        Change::DeleteNatTable { place }
+        | Change::DeleteForwardAccept { place, .. }
+        | Change::SetNatTable { place, .. }
+        | Change::AddForwardAccept { place, .. } => place.clone(),
     }
 }
 

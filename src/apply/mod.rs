@@ -40,6 +40,7 @@ use graph::Graph;
 const IN_FLIGHT: usize = 64;
 
 pub struct Executor {
+    lab: LabName,
     mark: String,
     group: u32,
     /// Links the file wants, per namespace: the rest of the lab's links may go.
@@ -61,6 +62,7 @@ impl Executor {
     pub fn new(lab: &LabName, desired: &Desired, progress: Progress) -> Result<Self> {
         let wanted = desired.iter().map(|(place, ns)| (place.clone(), ns.links.keys().cloned().collect())).collect();
         Ok(Executor {
+            lab: lab.clone(),
             mark: ownership::mark(lab),
             group: ownership::group(lab),
             wanted,

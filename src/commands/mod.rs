@@ -67,8 +67,13 @@ pub enum Output {
     Json,
 }
 
+/// Load and validate a file; its warnings go to stderr.
 pub fn load(path: &Path) -> Result<Topology> {
-    Ok(model::load(path)?)
+    let topology = model::load(path)?;
+    for warning in &topology.warnings {
+        eprintln!("{warning}");
+    }
+    Ok(topology)
 }
 
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {

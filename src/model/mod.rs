@@ -11,14 +11,20 @@ mod validate;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use mac::Mac;
 pub use names::{IfName, LabName, NodeName, Place, SysctlKey};
-pub use topology::{Check, Endpoint, LinkKind, LinkSpec, NamespaceSpec, RouteSpec, Topology};
+pub use topology::{
+    Check, Endpoint, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, Protocol, Publish, RouteSpec, Topology,
+};
 
 /// Parse and validate a topology from its text; `file` names it in errors.
 pub fn parse(file: &str, source: &str) -> Result<Topology, Diagnostics> {
     let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items };
     let raw: raw::RawTopology =
         serde_saphyr::from_str(source).map_err(|e| fail(vec![diagnostic::from_parse_error(&e)]))?;
-    validate::validate(raw).map_err(fail)
+    let mut topology = validate::validate(raw).map_err(fail)?;
+    for warning in &mut topology.warnings {
+        *warning = format!("{file}:{warning}");
+    }
+    Ok(topology)
 }
 
 /// Read and validate a topology file.

@@ -34,6 +34,38 @@ pub struct RawNode {
     pub routes: Vec<RawRoute>,
     #[serde(default)]
     pub sysctls: IndexMap<Located<String>, Located<Scalar>>,
+    pub nat: Option<RawNat>,
+}
+
+/// Source NAT and published ports of one namespace (nftables, IPv4).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNat {
+    #[serde(default)]
+    pub masquerade: Vec<RawMasquerade>,
+    #[serde(default)]
+    pub publish: Vec<RawPublish>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMasquerade {
+    /// Source prefix.
+    pub from: Located<String>,
+    /// Leaving through this interface...
+    pub out: Option<Located<String>>,
+    /// ...or towards this destination prefix.
+    pub to: Option<Located<String>>,
+}
+
+/// Docker's `-p 8080:80`: connections to `on` go to `to`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublish {
+    /// tcp (default) or udp.
+    pub protocol: Option<Located<String>>,
+    pub on: Located<String>,
+    pub to: Located<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

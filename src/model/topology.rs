@@ -2,9 +2,9 @@
 //! Every value here has been checked; a `Topology` cannot describe an invalid lab.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
-use ipnetwork::IpNetwork;
+use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
 
 use super::mac::Mac;
@@ -16,6 +16,10 @@ pub struct Topology {
     /// Every node's namespace, and the host's (possibly empty).
     pub namespaces: BTreeMap<Place, NamespaceSpec>,
     pub checks: Vec<Check>,
+    /// Rendered "file:line:column: warning: ..." lines: the file is valid, but
+    /// something in it will probably not work as meant.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +27,70 @@ pub struct NamespaceSpec {
     pub links: BTreeMap<IfName, LinkSpec>,
     pub routes: BTreeSet<RouteSpec>,
     pub sysctls: BTreeMap<SysctlKey, String>,
+    #[serde(default, skip_serializing_if = "NatSpec::is_empty")]
+    pub nat: NatSpec,
+}
+
+impl NamespaceSpec {
+    /// Whether the file enables IPv4 forwarding here.
+    pub fn forwards_ipv4(&self) -> bool {
+        let enabled = |key: &str| self.sysctls.iter().any(|(k, v)| k.as_str() == key && v == "1");
+        enabled("net.ipv4.ip_forward") || enabled("net.ipv4.conf.all.forwarding")
+    }
+
+    /// Whether traffic is forwarded here: the file enables IPv4 forwarding, or a bridge
+    /// forwards between its ports (and, with br_netfilter, through iptables' FORWARD).
+    pub fn forwards(&self) -> bool {
+        self.forwards_ipv4() || self.links.values().any(|l| l.kind == LinkKind::Bridge)
+    }
+}
+
+/// Source NAT and published ports of a namespace, as one nftables table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NatSpec {
+    pub masquerade: Vec<Masquerade>,
+    pub publish: Vec<Publish>,
+}
+
+impl NatSpec {
+    pub fn is_empty(&self) -> bool {
+        self.masquerade.is_empty() && self.publish.is_empty()
+    }
+}
+
+/// Rewrite the source of packets from `from` to the address they leave by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Masquerade {
+    pub from: Ipv4Network,
+    pub out: Option<IfName>,
+    pub to: Option<Ipv4Network>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// A published port: connections to `on` are sent to `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publish {
+    pub protocol: Protocol,
+    pub on: SocketAddrV4,
+    pub to: SocketAddrV4,
+    /// The local subnet `to` is on: clients there reach it through `on` only if their
+    /// source is rewritten too (hairpin NAT), or the reply would bypass the translation.
+    pub hairpin: Option<Ipv4Network>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,22 +6,77 @@ use std::fmt;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{IfName, Mac, NodeName, Place, RouteSpec, SysctlKey};
+use crate::firewall::ForwardAccept;
+use crate::model::{IfName, Mac, NatSpec, NodeName, Place, RouteSpec, SysctlKey};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Change {
-    DeleteRoute { place: Place, route: RouteSpec },
-    DeleteAddress { place: Place, link: IfName, address: IpNetwork },
-    DeleteLink { place: Place, name: IfName, kind: String },
-    DeleteNamespace { namespace: NodeName },
-    CreateNamespace { namespace: NodeName },
-    CreateBridge { place: Place, name: IfName, settings: LinkSettings },
-    CreateVeth { a: VethEnd, b: VethEnd },
-    SetLink { place: Place, name: IfName, update: LinkUpdate },
-    AddAddress { place: Place, link: IfName, address: IpNetwork },
-    SetSysctl { place: Place, key: SysctlKey, value: String, previous: Option<String> },
-    AddRoute { place: Place, route: RouteSpec },
+    DeleteNatTable {
+        place: Place,
+    },
+    DeleteForwardAccept {
+        place: Place,
+        accept: ForwardAccept,
+    },
+    DeleteRoute {
+        place: Place,
+        route: RouteSpec,
+    },
+    DeleteAddress {
+        place: Place,
+        link: IfName,
+        address: IpNetwork,
+    },
+    DeleteLink {
+        place: Place,
+        name: IfName,
+        kind: String,
+    },
+    DeleteNamespace {
+        namespace: NodeName,
+    },
+    CreateNamespace {
+        namespace: NodeName,
+    },
+    CreateBridge {
+        place: Place,
+        name: IfName,
+        settings: LinkSettings,
+    },
+    CreateVeth {
+        a: VethEnd,
+        b: VethEnd,
+    },
+    SetLink {
+        place: Place,
+        name: IfName,
+        update: LinkUpdate,
+    },
+    AddAddress {
+        place: Place,
+        link: IfName,
+        address: IpNetwork,
+    },
+    SetSysctl {
+        place: Place,
+        key: SysctlKey,
+        value: String,
+        previous: Option<String>,
+    },
+    AddRoute {
+        place: Place,
+        route: RouteSpec,
+    },
+    /// Replace the lab's nftables table in the namespace, whole and atomically.
+    SetNatTable {
+        place: Place,
+        nat: NatSpec,
+    },
+    AddForwardAccept {
+        place: Place,
+        accept: ForwardAccept,
+    },
 }
 
 /// What a new link is created with.
@@ -73,6 +128,7 @@ impl LinkUpdate {
 /// Changes of one phase have no order among themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
+    DeleteFirewall,
     DeleteRoutes,
     DeleteAddresses,
     DeleteLinks,
@@ -84,11 +140,14 @@ pub enum Phase {
     AddAddresses,
     SetSysctls,
     AddRoutes,
+    SetFirewall,
 }
 
 impl Change {
     pub fn phase(&self) -> Phase {
         match self {
+            Change::DeleteNatTable { .. } | Change::DeleteForwardAccept { .. } => Phase::DeleteFirewall,
+            Change::SetNatTable { .. } | Change::AddForwardAccept { .. } => Phase::SetFirewall,
             Change::DeleteNamespace { .. } => Phase::DeleteNamespaces,
             Change::DeleteRoute { .. } => Phase::DeleteRoutes,
             Change::DeleteAddress { .. } => Phase::DeleteAddresses,
@@ -108,6 +167,15 @@ impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Change::DeleteNamespace { namespace } => write!(f, "- namespace {namespace}"),
+            Change::DeleteNatTable { place } => write!(f, "- nat table in {place}"),
+            Change::DeleteForwardAccept { place, accept } => write!(f, "- iptables FORWARD rule in {place}: {accept}"),
+            Change::SetNatTable { place, nat } => write!(
+                f,
+                "~ nat table in {place}: {} masquerade, {} published ports",
+                nat.masquerade.len(),
+                nat.publish.len()
+            ),
+            Change::AddForwardAccept { place, accept } => write!(f, "+ iptables FORWARD rule in {place}: {accept}"),
             Change::DeleteRoute { place, route } => write!(f, "- route {route} in {place}"),
             Change::DeleteAddress { place, link, address } => {
                 write!(f, "- address {address} on {}", place.qualify(link))

@@ -12,6 +12,7 @@ use serde::Serialize;
 pub use change::{Change, LinkSettings, LinkUpdate, Phase, VethEnd};
 pub use observed::{NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace};
 
+use crate::firewall;
 use crate::model::{Endpoint, IfName, LinkKind, LinkSpec, NamespaceSpec, Place, RouteSpec, SysctlKey};
 
 /// The desired state of every namespace of a lab.
@@ -181,6 +182,30 @@ impl<'a> Planner<'a> {
         }
         self.route_changes(place, spec, state, &recreated);
         self.sysctl_changes(place, spec, state, fresh);
+        self.firewall_changes(place, spec, state);
+    }
+
+    fn firewall_changes(&mut self, place: &Place, spec: &NamespaceSpec, state: &NamespaceState) {
+        let wanted = (!spec.nat.is_empty()).then(|| firewall::nat_table(&spec.nat));
+        match (wanted, &state.nat_table) {
+            (Some(wanted), Some(have)) if wanted == *have => {}
+            (Some(_), _) => self.changes.push(Change::SetNatTable { place: place.clone(), nat: spec.nat.clone() }),
+            (None, Some(_)) => self.changes.push(Change::DeleteNatTable { place: place.clone() }),
+            (None, None) => {}
+        }
+        // Only where iptables was looked at: where the lab forwards, now or before.
+        let Some(forward) = &state.forward else { return };
+        let wanted = if forward.policy_drop && spec.forwards() {
+            firewall::forward_accepts(&firewall::lab_prefixes(self.desired))
+        } else {
+            BTreeSet::new()
+        };
+        for accept in wanted.difference(&forward.accepts) {
+            self.changes.push(Change::AddForwardAccept { place: place.clone(), accept: accept.clone() });
+        }
+        for accept in forward.accepts.difference(&wanted) {
+            self.changes.push(Change::DeleteForwardAccept { place: place.clone(), accept: accept.clone() });
+        }
     }
 
     fn clashes(&mut self, place: &Place, name: &IfName, state: &NamespaceState) -> bool {

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnetwork::IpNetwork;
 
+use crate::firewall::iptables::Forward;
+use crate::firewall::Table;
 use crate::model::{IfName, Mac, Place, RouteSpec, SysctlKey};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -35,6 +37,11 @@ pub struct NamespaceState {
     pub routes: BTreeSet<RouteSpec>,
     /// Current values of the sysctls the lab sets or set (`None`: no such key).
     pub sysctls: BTreeMap<SysctlKey, Option<String>>,
+    /// The lab's nftables table, as nft lists it (`None`: absent or not looked at).
+    pub nat_table: Option<Table>,
+    /// iptables' FORWARD chain, where the lab forwards (`None`: not looked at, or no
+    /// iptables installed).
+    pub forward: Option<Forward>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
