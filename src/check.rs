@@ -3,7 +3,7 @@
 //! bridge FDB contents over netlink.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -43,6 +43,10 @@ pub async fn run(check: &Check) -> Result<()> {
         Check::Tcp { from, to, listen } => {
             let (from, to, listen) = (from.clone(), *to, listen.clone());
             tokio::task::spawn_blocking(move || tcp(&from, to, listen)).await?
+        }
+        Check::Udp { from, to, listen } => {
+            let (from, to, listen) = (from.clone(), *to, listen.clone());
+            tokio::task::spawn_blocking(move || udp(&from, to, listen)).await?
         }
         Check::Fdb { bridge, learned } => fdb(bridge, learned).await,
     }
@@ -120,6 +124,45 @@ fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>) -> Res
         return served;
     }
     result
+}
+
+/// Send a datagram from `from` to `to` and wait for the echo of the listener netlab
+/// opened in `listen`: proof that the datagram arrived, and the reply came back.
+fn udp(from: &Place, to: SocketAddr, (place, on): (Place, SocketAddr)) -> Result<()> {
+    let token = format!("netlab-{}", std::process::id());
+    let listener = netns::thread::in_one(place.to_netns(), move |_| {
+        UdpSocket::bind(on).map_err(|e| netns::Error::io(format!("listen on udp {on}"), e))
+    })?;
+    listener.set_read_timeout(Some(TIMEOUT))?;
+    let server = std::thread::spawn(move || -> Result<()> {
+        let mut buffer = [0u8; 64];
+        let (length, sender) = listener.recv_from(&mut buffer).context("the listener got no datagram")?;
+        listener.send_to(&buffer[..length], sender)?;
+        Ok(())
+    });
+    let client = netns::thread::in_one(from.to_netns(), move |_| {
+        let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        UdpSocket::bind(any).map_err(|e| netns::Error::io("open a udp socket", e))
+    })?;
+    client.connect(to)?;
+    // A few tries: the first datagram may wait for neighbour resolution.
+    let tries = 3;
+    client.set_read_timeout(Some(TIMEOUT / tries))?;
+    let mut echo = [0u8; 64];
+    let mut answered = None;
+    for _ in 0..tries {
+        client.send(token.as_bytes())?;
+        if let Ok(length) = client.recv(&mut echo) {
+            answered = Some(length);
+            break;
+        }
+    }
+    let served = server.join().map_err(|_| anyhow::anyhow!("listener thread panicked"))?;
+    match answered {
+        Some(length) if &echo[..length] == token.as_bytes() => served,
+        Some(_) => bail!("the listener answered something else"),
+        None => served.and(Err(anyhow::anyhow!("no answer from udp {to}"))),
+    }
 }
 
 async fn fdb(bridge: &Endpoint, learned: &[Endpoint]) -> Result<()> {

@@ -131,7 +131,8 @@ async fn read_firewall(lab: &LabName, scope: &Scope, observed: &mut Observed) ->
         }
         let (nat_table, forward) = tokio::task::spawn_blocking(move || -> Result<_> {
             let nat_table = if read_nat { crate::firewall::nft::read(&place, &table)? } else { None };
-            let forward = if read_forward { crate::firewall::iptables::read(&place, &lab)? } else { None };
+            let forward =
+                if read_forward { crate::firewall::iptables::read(&place, &lab)? } else { Default::default() };
             Ok((nat_table, forward))
         })
         .await??;

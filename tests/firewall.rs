@@ -35,7 +35,7 @@ fn gateway_nat_and_port_forward_labs() {
     let sandbox = Sandbox::new();
     add_foreign_rules(&sandbox);
     let before = (sandbox.snapshot(), firewall(&sandbox));
-    for (lab, checks) in [("gateway.yaml", 3), ("nat.yaml", 4), ("port-forward.yaml", 7)] {
+    for (lab, checks) in [("gateway.yaml", 3), ("nat.yaml", 4), ("port-forward.yaml", 10)] {
         lifecycle(&sandbox, lab, checks);
         assert_eq!((sandbox.snapshot(), firewall(&sandbox)), before, "{lab} left something behind");
     }
@@ -49,7 +49,7 @@ fn with_forward_policy_drop_the_labs_still_work_and_leave_iptables_as_it_was() {
     sandbox.ok("sysctl", &["-qw", "net.bridge.bridge-nf-call-iptables=1"]);
     add_foreign_rules(&sandbox);
     let before = (sandbox.snapshot(), firewall(&sandbox));
-    for (lab, checks) in [("bridge.yaml", 3), ("gateway.yaml", 3), ("nat.yaml", 4), ("port-forward.yaml", 7)] {
+    for (lab, checks) in [("bridge.yaml", 3), ("gateway.yaml", 3), ("nat.yaml", 4), ("port-forward.yaml", 10)] {
         let planned = sandbox.netlab_ok(&["plan", &topology(lab)]);
         assert!(
             planned.contains("+ iptables FORWARD rule in host: accept forwarding to 11.11.11.0/24"),
@@ -140,4 +140,31 @@ fn a_missing_nft_is_named_before_anything_changes() {
     assert_eq!(output.status.code(), Some(1));
     assert!(text(&output.stderr).contains("nft not found: install the nftables package"), "{}", text(&output.stderr));
     assert_eq!(sandbox.snapshot(), before);
+}
+
+#[test]
+fn a_legacy_iptables_forward_drop_is_accommodated_too() {
+    let sandbox = Sandbox::new();
+    sandbox.ok("iptables-legacy", &["-P", "FORWARD", "DROP"]);
+    sandbox.ok("iptables-legacy", &["-A", "FORWARD", "-s", "10.88.0.0/16", "-j", "ACCEPT"]);
+    sandbox.ok("sysctl", &["-qw", "net.bridge.bridge-nf-call-iptables=1"]);
+    let legacy = || {
+        sandbox.ok("iptables-legacy-save", &[]).lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n")
+    };
+    let before = (sandbox.snapshot(), legacy(), firewall(&sandbox));
+    for (lab, checks) in [("bridge.yaml", 3), ("nat.yaml", 4)] {
+        let planned = sandbox.netlab_ok(&["plan", &topology(lab)]);
+        assert!(planned.contains("accept forwarding to 11.11.11.0/24 (iptables-legacy)"), "{lab}: {planned}");
+        lifecycle(&sandbox, lab, checks);
+        assert_eq!((sandbox.snapshot(), legacy(), firewall(&sandbox)), before, "{lab} left something behind");
+    }
+}
+
+#[test]
+fn no_legacy_table_is_created_by_looking() {
+    let sandbox = Sandbox::new();
+    let file = topology("nat.yaml");
+    sandbox.netlab_ok(&["apply", &file]);
+    sandbox.netlab_ok(&["destroy", &file]);
+    assert_eq!(sandbox.ok("cat", &["/proc/net/ip_tables_names"]).trim(), "");
 }

@@ -99,6 +99,7 @@ const INVALID: &[(&str, &[&str])] = &[
         &["5:16: `fd00::/64` is not an IPv4 prefix (NAT is IPv4 only)"],
     ),
     ("name: x\nhost:\n  nat:\n    masquerade:\n      - {from: 10.0.0.0/8}\n", &["5:16: masquerade needs exactly one of `out`"]),
+    ("name: x\nnodes:\n  A: {}\nchecks:\n  - udp: {from: A, to: '10.0.0.1:53'}\n", &["5:24: a udp check needs `listen`"]),
     ("name: x\nhost:\n  nat:\n    masquerade:\n      - {from: 10.0.0.0/8, out: eth9}\n", &["5:33: no interface `eth9` in host"]),
     (
         "name: x\nhost:\n  nat:\n    publish:\n      - {on: '192.0.2.1:80', to: '10.0.0.2:80'}\n",

@@ -1,13 +1,14 @@
-//! Accept rules in iptables' filter FORWARD chain (iptables-nft or legacy, whichever
-//! `iptables` is), each tagged with a comment naming the lab. Only rules carrying that
-//! comment are ever deleted.
+//! Accept rules in iptables' filter FORWARD chain, each tagged with a comment naming
+//! the lab. Only rules carrying that comment are ever deleted. Both variants are
+//! consulted: iptables-nft, and iptables-legacy where a legacy filter table exists
+//! (listing with iptables-legacy would create one otherwise).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::{Direction, ForwardAccept};
+use super::{Backend, Direction, ForwardAccept};
 use crate::model::{LabName, Place};
 
 /// A program in PATH or the sbin directories (root's tools live there).
@@ -30,14 +31,37 @@ pub struct Forward {
     pub accepts: BTreeSet<ForwardAccept>,
 }
 
-/// `None` when iptables is not installed: then no iptables rule can drop anything.
-pub fn read(place: &Place, lab: &LabName) -> Result<Option<Forward>> {
-    let Some(program) = find("iptables") else { return Ok(None) };
-    let output = run(place, program, vec!["-w".into(), "-S".into(), "FORWARD".into()])?;
-    Ok(Some(parse(&output, &comment(lab))))
+/// The FORWARD chain of each iptables variant present; empty when iptables is not
+/// installed (then no iptables rule can drop anything).
+pub fn read(place: &Place, lab: &LabName) -> Result<BTreeMap<Backend, Forward>> {
+    let mut found = BTreeMap::new();
+    for backend in [Backend::Nft, Backend::Legacy] {
+        let Some(program) = program(backend) else { continue };
+        if backend == Backend::Legacy && !legacy_filter_exists(place)? {
+            continue;
+        }
+        let output = run(place, program, vec!["-w".into(), "-S".into(), "FORWARD".into()])?;
+        found.insert(backend, parse(&output, &comment(lab), backend));
+    }
+    Ok(found)
 }
 
-fn parse(listing: &str, comment: &str) -> Forward {
+fn program(backend: Backend) -> Option<PathBuf> {
+    match backend {
+        Backend::Nft => find("iptables-nft").or_else(|| find("iptables")),
+        Backend::Legacy => find("iptables-legacy"),
+    }
+}
+
+/// Whether the namespace has a legacy filter table, read without creating one.
+fn legacy_filter_exists(place: &Place) -> Result<bool> {
+    let names = netns::thread::in_one(place.to_netns(), |_| {
+        Ok(std::fs::read_to_string("/proc/thread-self/net/ip_tables_names").unwrap_or_default())
+    })?;
+    Ok(names.lines().any(|table| table == "filter"))
+}
+
+fn parse(listing: &str, comment: &str, backend: Backend) -> Forward {
     let mut forward = Forward::default();
     for line in listing.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -51,7 +75,7 @@ fn parse(listing: &str, comment: &str) -> Forward {
         for (flag, direction) in [("-s", Direction::From), ("-d", Direction::To)] {
             let prefix = words.windows(2).find(|w| w[0] == flag).and_then(|w| w[1].parse().ok());
             if let Some(prefix) = prefix {
-                forward.accepts.insert(ForwardAccept { direction, prefix });
+                forward.accepts.insert(ForwardAccept { backend, direction, prefix });
             }
         }
     }
@@ -67,7 +91,7 @@ pub fn delete(place: &Place, lab: &LabName, accept: &ForwardAccept) -> Result<()
 }
 
 fn change(place: &Place, lab: &LabName, accept: &ForwardAccept, action: &str) -> Result<()> {
-    let program = find("iptables").ok_or_else(|| anyhow!("iptables not found: install the iptables package"))?;
+    let program = program(accept.backend).ok_or_else(|| anyhow!("iptables not found: install the iptables package"))?;
     let flag = match accept.direction {
         Direction::From => "-s",
         Direction::To => "-d",
@@ -105,7 +129,7 @@ mod tests {
         let listing = "-P FORWARD DROP\n-A FORWARD -s 11.11.11.0/24 -m comment --comment \"netlab:nat\" -j ACCEPT\n\
                        -A FORWARD -d 11.11.11.0/24 -m comment --comment netlab:nat -j ACCEPT\n\
                        -A FORWARD -s 10.0.0.0/8 -m comment --comment \"netlab:other\" -j ACCEPT\n-A FORWARD -j DOCKER-USER\n";
-        let forward = super::parse(listing, "netlab:nat");
+        let forward = super::parse(listing, "netlab:nat", super::Backend::Nft);
         assert!(forward.policy_drop);
         assert_eq!(forward.accepts.len(), 2);
     }

@@ -88,8 +88,17 @@ pub fn nat_table(nat: &NatSpec) -> Table {
 /// An accept rule in iptables' filter FORWARD chain for traffic from or to a prefix.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ForwardAccept {
+    pub backend: Backend,
     pub direction: Direction,
     pub prefix: Ipv4Network,
+}
+
+/// Which iptables holds the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Nft,
+    Legacy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -102,9 +111,13 @@ pub enum Direction {
 impl std::fmt::Display for ForwardAccept {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.direction {
-            Direction::From => write!(f, "accept forwarding from {}", self.prefix),
-            Direction::To => write!(f, "accept forwarding to {}", self.prefix),
+            Direction::From => write!(f, "accept forwarding from {}", self.prefix)?,
+            Direction::To => write!(f, "accept forwarding to {}", self.prefix)?,
         }
+        if self.backend == Backend::Legacy {
+            f.write_str(" (iptables-legacy)")?;
+        }
+        Ok(())
     }
 }
 
@@ -123,11 +136,11 @@ pub fn lab_prefixes(desired: &Desired) -> BTreeSet<Ipv4Network> {
 }
 
 /// Both directions for each prefix.
-pub fn forward_accepts(prefixes: &BTreeSet<Ipv4Network>) -> BTreeSet<ForwardAccept> {
+pub fn forward_accepts(backend: Backend, prefixes: &BTreeSet<Ipv4Network>) -> BTreeSet<ForwardAccept> {
     prefixes
         .iter()
         .flat_map(|prefix| {
-            [Direction::From, Direction::To].map(|direction| ForwardAccept { direction, prefix: *prefix })
+            [Direction::From, Direction::To].map(|direction| ForwardAccept { backend, direction, prefix: *prefix })
         })
         .collect()
 }

@@ -104,6 +104,8 @@ pub struct RawRoute {
 pub enum RawCheck {
     Ping(RawPing),
     Tcp(RawTcp),
+    /// Like tcp; netlab must open the listener (`listen`), which echoes a datagram.
+    Udp(RawTcp),
     Fdb(RawFdb),
 }
 

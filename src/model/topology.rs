@@ -192,6 +192,11 @@ pub enum Check {
         to: SocketAddr,
         listen: Option<(Place, SocketAddr)>,
     },
+    Udp {
+        from: Place,
+        to: SocketAddr,
+        listen: (Place, SocketAddr),
+    },
     Fdb {
         bridge: Endpoint,
         learned: Vec<Endpoint>,
@@ -206,6 +211,7 @@ impl std::fmt::Display for Check {
             }
             Check::Ping { from, to, .. } => write!(f, "ping from {from} to {to}"),
             Check::Tcp { from, to, .. } => write!(f, "tcp from {from} to {to}"),
+            Check::Udp { from, to, .. } => write!(f, "udp from {from} to {to}"),
             Check::Fdb { bridge, learned } => {
                 let names: Vec<String> = learned.iter().map(ToString::to_string).collect();
                 write!(f, "fdb of {bridge} has learned {}", names.join(", "))

@@ -601,6 +601,23 @@ impl Validator {
                 };
                 Some(Check::Ping { from: from?, to: to?, to_label: ping.to.value.clone() })
             }
+            RawCheck::Udp(udp) => {
+                let from = self.place(&udp.from, known);
+                let to = self.socket_address(&udp.to);
+                let Some(node) = &udp.listen else {
+                    self.error(
+                        &udp.to.referenced,
+                        "a udp check needs `listen`: UDP has no connection to observe without netlab's echo",
+                    );
+                    return None;
+                };
+                let place = self.place(node, known);
+                let on = match &udp.on {
+                    Some(on) => self.socket_address(on),
+                    None => to,
+                };
+                Some(Check::Udp { from: from?, to: to?, listen: (place?, on?) })
+            }
             RawCheck::Tcp(tcp) => {
                 let from = self.place(&tcp.from, known);
                 let to = self.socket_address(&tcp.to);

@@ -194,17 +194,18 @@ impl<'a> Planner<'a> {
             (None, None) => {}
         }
         // Only where iptables was looked at: where the lab forwards, now or before.
-        let Some(forward) = &state.forward else { return };
-        let wanted = if forward.policy_drop && spec.forwards() {
-            firewall::forward_accepts(&firewall::lab_prefixes(self.desired))
-        } else {
-            BTreeSet::new()
-        };
-        for accept in wanted.difference(&forward.accepts) {
-            self.changes.push(Change::AddForwardAccept { place: place.clone(), accept: accept.clone() });
-        }
-        for accept in forward.accepts.difference(&wanted) {
-            self.changes.push(Change::DeleteForwardAccept { place: place.clone(), accept: accept.clone() });
+        for (backend, forward) in &state.forward {
+            let wanted = if forward.policy_drop && spec.forwards() {
+                firewall::forward_accepts(*backend, &firewall::lab_prefixes(self.desired))
+            } else {
+                BTreeSet::new()
+            };
+            for accept in wanted.difference(&forward.accepts) {
+                self.changes.push(Change::AddForwardAccept { place: place.clone(), accept: accept.clone() });
+            }
+            for accept in forward.accepts.difference(&wanted) {
+                self.changes.push(Change::DeleteForwardAccept { place: place.clone(), accept: accept.clone() });
+            }
         }
     }
 

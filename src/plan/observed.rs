@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnetwork::IpNetwork;
 
 use crate::firewall::iptables::Forward;
-use crate::firewall::Table;
+use crate::firewall::{Backend, Table};
 use crate::model::{IfName, Mac, Place, RouteSpec, SysctlKey};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,9 +39,9 @@ pub struct NamespaceState {
     pub sysctls: BTreeMap<SysctlKey, Option<String>>,
     /// The lab's nftables table, as nft lists it (`None`: absent or not looked at).
     pub nat_table: Option<Table>,
-    /// iptables' FORWARD chain, where the lab forwards (`None`: not looked at, or no
-    /// iptables installed).
-    pub forward: Option<Forward>,
+    /// iptables' FORWARD chain of each variant present, where the lab forwards
+    /// (empty: not looked at, or no iptables installed).
+    pub forward: BTreeMap<Backend, Forward>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
