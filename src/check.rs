@@ -49,6 +49,7 @@ pub async fn run(check: &Check) -> Result<()> {
             tokio::task::spawn_blocking(move || udp(&from, to, listen)).await?
         }
         Check::Fdb { bridge, learned } => fdb(bridge, learned).await,
+        Check::Overlay { from, to, vxlan, vni, lower } => overlay(from, *to, vxlan, *vni, lower).await,
     }
 }
 
@@ -163,6 +164,31 @@ fn udp(from: &Place, to: SocketAddr, (place, on): (Place, SocketAddr)) -> Result
         Some(_) => bail!("the listener answered something else"),
         None => served.and(Err(anyhow::anyhow!("no answer from udp {to}"))),
     }
+}
+
+/// A ping that must have gone through the VXLAN device (of the right VNI) and out of
+/// its lower device on the underlay: both devices' packet counters must grow.
+async fn overlay(from: &Place, to: IpAddr, vxlan: &Endpoint, vni: u32, lower: &Endpoint) -> Result<()> {
+    let counted = |end: Endpoint| async move {
+        let netlink = netns::Netlink::open(end.place.to_netns()).await?;
+        netlink.link_by_name(end.name.as_str()).await?.with_context(|| format!("no interface {end}"))
+    };
+    let device = counted(vxlan.clone()).await?;
+    let actual = device.vxlan.as_ref().map(|v| v.vni).with_context(|| format!("{vxlan} is not a vxlan device"))?;
+    if actual != vni {
+        bail!("{vxlan} has vni {actual}, not {vni}");
+    }
+    let underlay_before = counted(lower.clone()).await?.tx_packets.unwrap_or(0);
+    ping(from, to).await?;
+    let device_after = counted(vxlan.clone()).await?;
+    let underlay_after = counted(lower.clone()).await?.tx_packets.unwrap_or(0);
+    if device_after.tx_packets <= device.tx_packets {
+        bail!("nothing went out through {vxlan}");
+    }
+    if underlay_after <= underlay_before {
+        bail!("nothing went out through the underlay device {lower}");
+    }
+    Ok(())
 }
 
 async fn fdb(bridge: &Endpoint, learned: &[Endpoint]) -> Result<()> {

@@ -11,7 +11,7 @@ use netns::namespace::Presence;
 use netns::route::RouteState;
 use netns::{blocking, Netlink};
 
-use crate::model::{IfName, LabName, Mac, Place, RouteSpec, SysctlKey};
+use crate::model::{FdbSpec, IfName, LabName, Mac, NeighbourSpec, Place, RouteSpec, SysctlKey};
 use crate::ownership;
 use crate::plan::{Desired, NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace};
 
@@ -22,6 +22,8 @@ pub struct Scope {
     pub nat: BTreeSet<Place>,
     /// Where the lab forwards (or did): iptables' FORWARD chain is read there.
     pub forwarding: BTreeSet<Place>,
+    /// Where the lab has (or had) static neighbour or FDB entries.
+    pub entries: BTreeSet<Place>,
     /// Namespaces and host links an interrupted run may have left without their mark.
     pub adoptable: Desired,
     pub sysctls: BTreeMap<Place, BTreeSet<SysctlKey>>,
@@ -38,7 +40,11 @@ impl Scope {
         let both = || desired.iter().chain(previous.iter());
         let nat = both().filter(|(_, spec)| !spec.nat.is_empty()).map(|(p, _)| p.clone()).collect();
         let forwarding = both().filter(|(_, spec)| spec.forwards()).map(|(p, _)| p.clone()).collect();
-        Scope { places, nat, forwarding, adoptable: pending.cloned().unwrap_or_default(), sysctls }
+        let entries = both()
+            .filter(|(_, spec)| !spec.neighbours.is_empty() || !spec.fdb.is_empty())
+            .map(|(p, _)| p.clone())
+            .collect();
+        Scope { places, nat, forwarding, entries, adoptable: pending.cloned().unwrap_or_default(), sysctls }
     }
 
     pub fn with_originals(mut self, originals: &BTreeMap<Place, BTreeMap<SysctlKey, String>>) -> Scope {
@@ -78,15 +84,19 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
         visit.iter().map(|p| scope.sysctls.get(p).map(|k| k.iter().cloned().collect()).unwrap_or_default()).collect();
     let namespaces: Vec<netns::Netns> = visit.iter().map(Place::to_netns).collect();
     let keys_by_ns: HashMap<netns::Netns, Vec<SysctlKey>> = namespaces.iter().cloned().zip(keys).collect();
+    let with_entries: BTreeSet<netns::Netns> = scope.entries.iter().map(Place::to_netns).collect();
     // One thread visits each namespace once and reads everything there itself (see
     // netns::blocking for why not rtnetlink).
     let visits = tokio::task::spawn_blocking(move || {
         netns::thread::in_each(namespaces, move |ns| {
             let socket = Netlink::open_socket_here()?;
+            let entries = with_entries.contains(ns);
             let dump = Dump {
                 links: blocking::links(&socket)?,
                 addresses: blocking::addresses(&socket)?,
                 routes: blocking::routes(&socket)?,
+                neighbours: if entries { blocking::neighbours(&socket)? } else { Vec::new() },
+                fdb: if entries { blocking::fdb(&socket)? } else { Vec::new() },
             };
             let mut sysctls = BTreeMap::new();
             for key in keys_by_ns.get(ns).into_iter().flatten() {
@@ -170,6 +180,8 @@ struct Dump {
     links: Vec<LinkState>,
     addresses: Vec<AddressState>,
     routes: Vec<RouteState>,
+    neighbours: Vec<netns::neighbour::NeighbourEntry>,
+    fdb: Vec<netns::neighbour::FdbSelfEntry>,
 }
 
 impl Dump {
@@ -202,6 +214,7 @@ impl Dump {
                         _ if loopback => ObservedKind::Loopback,
                         Some("bridge") => ObservedKind::Bridge,
                         Some("veth") => ObservedKind::Veth { peer_index: link.peer_index },
+                        Some("vxlan") => ObservedKind::Vxlan(link.vxlan.clone().unwrap_or_default()),
                         other => ObservedKind::Other(other.unwrap_or("device").to_string()),
                     };
                     let observed = ObservedLink {
@@ -222,6 +235,31 @@ impl Dump {
                 }
             }
         }
+        // Entries on the lab's own links: neighbours it marked, and the permanent
+        // entries with a destination on its VXLAN devices (learned ones are not).
+        let ours = |index: u32| -> Option<&IfName> {
+            let name = names.get(&index)?;
+            state.links.keys().find(|n| n.as_str() == *name)
+        };
+        let mut neighbours = BTreeSet::new();
+        for entry in &self.neighbours {
+            if entry.protocol != ownership::ROUTE_PROTOCOL || !entry.permanent {
+                continue;
+            }
+            if let (Some(dev), Some(mac)) = (ours(entry.index), entry.mac) {
+                neighbours.insert(NeighbourSpec { dev: dev.clone(), ip: entry.ip, mac: Mac::from_octets(mac) });
+            }
+        }
+        let mut fdb = BTreeSet::new();
+        for entry in &self.fdb {
+            let (Some(dev), Some(dst)) = (ours(entry.index), entry.dst) else { continue };
+            let on_vxlan = matches!(state.links.get(dev).map(|l| &l.kind), Some(ObservedKind::Vxlan(_)));
+            if on_vxlan && entry.own && entry.permanent && entry.mac != [0; 6] {
+                fdb.insert(FdbSpec { dev: dev.clone(), mac: Mac::from_octets(entry.mac), dst });
+            }
+        }
+        state.neighbours = neighbours;
+        state.fdb = fdb;
         for route in &self.routes {
             if route.protocol != ownership::ROUTE_PROTOCOL {
                 continue;

@@ -35,6 +35,18 @@ fn applied(desired: &Desired) -> Observed {
                 LinkKind::Loopback => ObservedKind::Loopback,
                 LinkKind::Bridge => ObservedKind::Bridge,
                 LinkKind::Veth { peer } => ObservedKind::Veth { peer_index: Some(indexes[peer]) },
+                LinkKind::Vxlan(vxlan) => ObservedKind::Vxlan(netns::link::Vxlan {
+                    vni: vxlan.vni,
+                    port: vxlan.port,
+                    local: Some(vxlan.local),
+                    group: vxlan.group,
+                    lower: None,
+                    learning: vxlan.learning,
+                    proxy: vxlan.proxy,
+                    l2miss: vxlan.l2miss,
+                    l3miss: vxlan.l3miss,
+                    ttl: vxlan.ttl.unwrap_or(0),
+                }),
             };
             let here = Endpoint { place: place.clone(), name: name.clone() };
             state.links.insert(
@@ -53,6 +65,8 @@ fn applied(desired: &Desired) -> Observed {
             );
         }
         state.routes = spec.routes.clone();
+        state.neighbours = spec.neighbours.clone();
+        state.fdb = spec.fdb.clone();
         state.sysctls = spec.sysctls.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
     }
@@ -97,7 +111,7 @@ fn the_json_plan_lists_changes() {
 
 #[test]
 fn an_unchanged_lab_plans_nothing() {
-    for file in ["veth-pair.yaml", "bridge.yaml"] {
+    for file in ["veth-pair.yaml", "bridge.yaml", "gateway.yaml", "overlay-static.yaml", "cluster-3.yaml"] {
         let lab = load(file);
         let plan = plan(&lab.namespaces, &applied(&lab.namespaces), &history_of(&lab.namespaces)).unwrap();
         assert_eq!(lines(&plan), Vec::<String>::new(), "{file}");

@@ -12,6 +12,13 @@ fn errors(yaml: &str) -> Vec<String> {
     }
 }
 
+/// An overlay: h's eth0 is the underlay of ov's vxlan device; ct sits on its bridge.
+const BASE_MTU: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {mtu: 1500}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
+const BASE_NODEV: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth9, local: 10.0.0.1, bridge: br0}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
+const BASE_NOVTEP: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.9, bridge: br0}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
+const BASE_BIGMTU: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0, mtu: 1480}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
+const BASE_CLASH: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0}\n      vx2: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
+
 /// (file, expected "line:column: message" fragments, in order)
 const INVALID: &[(&str, &[&str])] = &[
     ("name: x\nnodes: {A: {}\n", &["2:8: unclosed bracket"]),
@@ -100,6 +107,12 @@ const INVALID: &[(&str, &[&str])] = &[
     ),
     ("name: x\nhost:\n  nat:\n    masquerade:\n      - {from: 10.0.0.0/8}\n", &["5:16: masquerade needs exactly one of `out`"]),
     ("name: x\nnodes:\n  A: {}\nchecks:\n  - udp: {from: A, to: '10.0.0.1:53'}\n", &["5:24: a udp check needs `listen`"]),
+    // The overlay MTU black hole: a container link larger than the overlay carries.
+    (BASE_MTU, &["16:7: mtu 1500 of `ct:eth0` is larger than the overlay carries (1450 through `ov:vx`)"]),
+    (BASE_NODEV, &["11:39: no lower device `eth9` in h"]),
+    (BASE_NOVTEP, &["11:52: VTEP address 10.0.0.9 is not an address of h:eth0"]),
+    (BASE_BIGMTU, &["11:80: mtu 1480 is larger than 1450 carries over h:eth0"]),
+    (BASE_CLASH, &["12:7: vni 42 on port 4789 from 10.0.0.1 is already `vx`'s in h"]),
     ("name: x\nhost:\n  nat:\n    masquerade:\n      - {from: 10.0.0.0/8, out: eth9}\n", &["5:33: no interface `eth9` in host"]),
     (
         "name: x\nhost:\n  nat:\n    publish:\n      - {on: '192.0.2.1:80', to: '10.0.0.2:80'}\n",
@@ -253,4 +266,15 @@ fn nat_without_forwarding_is_a_warning_with_its_location() {
     );
     let forwarding = yaml.replace("  nat:", "  sysctls: {net.ipv4.ip_forward: 1}\n  nat:");
     assert!(parse("lab.yaml", &forwarding).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn an_overlay_without_mtus_gets_the_right_ones() {
+    let lab = parse("lab.yaml", &BASE_MTU.replace("      eth0: {mtu: 1500}", "      eth0: {}")).unwrap();
+    let mtu =
+        |node: &str, name: &str| lab.namespaces[&node.parse::<Place>().unwrap()].links[&name.parse().unwrap()].mtu;
+    assert_eq!(mtu("ov", "vx"), Some(1450));
+    assert_eq!(mtu("ov", "p"), Some(1450));
+    assert_eq!(mtu("ct", "eth0"), Some(1450), "the far end of a veth on the overlay bridge");
+    assert_eq!(mtu("h", "eth0"), None, "the underlay keeps its own");
 }

@@ -13,7 +13,9 @@ use rtnetlink::packet_core::{
 };
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
+use rtnetlink::packet_route::neighbour::NeighbourMessage;
 use rtnetlink::packet_route::route::RouteMessage;
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use crate::address::AddressState;
@@ -66,6 +68,33 @@ pub fn routes(socket: &OwnedFd) -> Result<Vec<RouteState>> {
         }
     })?;
     Ok(routes)
+}
+
+/// Neighbour entries of every family (ARP and NDP).
+pub fn neighbours(socket: &OwnedFd) -> Result<Vec<crate::neighbour::NeighbourEntry>> {
+    let mut entries = Vec::new();
+    let request = RouteNetlinkMessage::GetNeighbour(NeighbourMessage::default());
+    exchange(socket, request, NLM_F_REQUEST | NLM_F_DUMP, "list neighbours", |reply| {
+        if let RouteNetlinkMessage::NewNeighbour(message) = reply {
+            if message.header.family != AddressFamily::Bridge {
+                entries.extend(crate::neighbour::parse_neighbour(&message));
+            }
+        }
+    })?;
+    Ok(entries)
+}
+
+/// Forwarding database entries (bridges' and VXLAN devices').
+pub fn fdb(socket: &OwnedFd) -> Result<Vec<crate::neighbour::FdbSelfEntry>> {
+    let mut entries = Vec::new();
+    let mut message = NeighbourMessage::default();
+    message.header.family = AddressFamily::Bridge;
+    exchange(socket, RouteNetlinkMessage::GetNeighbour(message), NLM_F_REQUEST | NLM_F_DUMP, "list fdb", |reply| {
+        if let RouteNetlinkMessage::NewNeighbour(message) = reply {
+            entries.extend(crate::neighbour::parse_fdb(&message));
+        }
+    })?;
+    Ok(entries)
 }
 
 /// Send one request and hand each reply to `each` until the kernel's acknowledgement

@@ -8,6 +8,7 @@ mod error;
 pub mod fdb;
 pub mod link;
 pub mod namespace;
+pub mod neighbour;
 pub mod process;
 pub mod route;
 pub mod socket;

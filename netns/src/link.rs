@@ -1,11 +1,12 @@
 //! Links: observe them, create bridges and veth pairs, change and delete them.
 
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 use futures::TryStreamExt;
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags,
+    LinkInfo, LinkMessage,
 };
 use rtnetlink::{LinkMessageBuilder, LinkUnspec};
 
@@ -33,6 +34,29 @@ pub struct LinkState {
     pub peer_elsewhere: bool,
     /// Whether IPv6 generates a link-local address here (`None`: IPv6 is off).
     pub ipv6_autoconf: Option<bool>,
+    /// For a VXLAN device: its parameters.
+    pub vxlan: Option<Vxlan>,
+    /// Packets sent and received, when the kernel included statistics.
+    pub tx_packets: Option<u64>,
+    pub rx_packets: Option<u64>,
+}
+
+/// A VXLAN device's parameters (IFLA_VXLAN_*).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Vxlan {
+    pub vni: u32,
+    pub port: u16,
+    pub local: Option<IpAddr>,
+    /// The remote VTEP or multicast group.
+    pub group: Option<IpAddr>,
+    /// The lower device's index, in the namespace of the device's socket.
+    pub lower: Option<u32>,
+    pub learning: bool,
+    pub proxy: bool,
+    pub l2miss: bool,
+    pub l3miss: bool,
+    /// 0: inherit.
+    pub ttl: u8,
 }
 
 /// A link to create.
@@ -93,6 +117,44 @@ impl Netlink {
             .map_err(|e| Error::netlink(format!("create bridge {}", self.qualified(&link.name)), e))
     }
 
+    /// Create a VXLAN device inside the namespace `device_ns` refers to, its UDP socket
+    /// and `vxlan.lower` staying in this connection's namespace (what the tutorial does
+    /// by creating it here and moving it).
+    pub async fn create_vxlan(&self, link: &NewLink, vxlan: &Vxlan, device_ns: RawFd) -> Result<()> {
+        let mut data = vec![
+            InfoVxlan::Id(vxlan.vni),
+            InfoVxlan::Port(vxlan.port),
+            InfoVxlan::Learning(vxlan.learning),
+            InfoVxlan::Proxy(vxlan.proxy),
+            InfoVxlan::L2Miss(vxlan.l2miss),
+            InfoVxlan::L3Miss(vxlan.l3miss),
+            InfoVxlan::Ttl(vxlan.ttl),
+        ];
+        if let Some(lower) = vxlan.lower {
+            data.push(InfoVxlan::Link(lower));
+        }
+        match vxlan.local {
+            Some(IpAddr::V4(ip)) => data.push(InfoVxlan::Local(ip)),
+            Some(IpAddr::V6(ip)) => data.push(InfoVxlan::Local6(ip)),
+            None => {}
+        }
+        match vxlan.group {
+            Some(IpAddr::V4(ip)) => data.push(InfoVxlan::Group(ip)),
+            Some(IpAddr::V6(ip)) => data.push(InfoVxlan::Group6(ip)),
+            None => {}
+        }
+        let message = fill(LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Vxlan), link)
+            .setns_by_fd(device_ns)
+            .set_info_data(InfoData::Vxlan(data))
+            .build();
+        self.handle()
+            .link()
+            .add(message)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("create vxlan {} (socket in {})", link.name, self.ns()), e))
+    }
+
     /// Create a veth pair in one request: `local` here, `peer` directly inside the
     /// namespace `peer_ns` refers to.
     pub async fn create_veth(&self, local: &NewLink, peer: &NewLink, peer_ns: RawFd) -> Result<()> {
@@ -137,6 +199,31 @@ impl Netlink {
             .await
             .map_err(|e| Error::netlink(format!("delete link group {group} in {}", self.ns()), e))
     }
+}
+
+fn parse_vxlan(data: &[InfoVxlan]) -> Vxlan {
+    let mut vxlan = Vxlan::default();
+    for attribute in data {
+        match attribute {
+            InfoVxlan::Id(vni) => vxlan.vni = *vni,
+            InfoVxlan::Port(port) => vxlan.port = *port,
+            InfoVxlan::Local(ip) => vxlan.local = Some(IpAddr::V4(*ip)),
+            InfoVxlan::Local6(ip) => vxlan.local = Some(IpAddr::V6(*ip)),
+            InfoVxlan::Group(ip) => vxlan.group = Some(IpAddr::V4(*ip)),
+            InfoVxlan::Group6(ip) => vxlan.group = Some(IpAddr::V6(*ip)),
+            InfoVxlan::Link(index) => vxlan.lower = Some(*index),
+            InfoVxlan::Learning(on) => vxlan.learning = *on,
+            InfoVxlan::Proxy(on) => vxlan.proxy = *on,
+            InfoVxlan::L2Miss(on) => vxlan.l2miss = *on,
+            InfoVxlan::L3Miss(on) => vxlan.l3miss = *on,
+            InfoVxlan::Ttl(ttl) => vxlan.ttl = *ttl,
+            _ => {}
+        }
+    }
+    // The kernel reports unset addresses as 0.0.0.0.
+    vxlan.local = vxlan.local.filter(|ip| !ip.is_unspecified());
+    vxlan.group = vxlan.group.filter(|ip| !ip.is_unspecified());
+    vxlan
 }
 
 /// The RTM_SETLINK message for a change.
@@ -213,6 +300,9 @@ pub(crate) fn parse(message: &LinkMessage) -> LinkState {
         peer_index: None,
         peer_elsewhere: false,
         ipv6_autoconf: None,
+        vxlan: None,
+        tx_packets: None,
+        rx_packets: None,
     };
     for attribute in &message.attributes {
         match attribute {
@@ -224,6 +314,10 @@ pub(crate) fn parse(message: &LinkMessage) -> LinkState {
             LinkAttribute::Controller(index) => link.master = Some(*index),
             LinkAttribute::Link(index) => link.peer_index = Some(*index),
             LinkAttribute::LinkNetNsId(_) => link.peer_elsewhere = true,
+            LinkAttribute::Stats64(stats) => {
+                link.tx_packets = Some(stats.tx_packets);
+                link.rx_packets = Some(stats.rx_packets);
+            }
             LinkAttribute::AfSpecUnspec(specs) => {
                 for spec in specs {
                     if let AfSpecUnspec::Inet6(inet6) = spec {
@@ -237,8 +331,10 @@ pub(crate) fn parse(message: &LinkMessage) -> LinkState {
             }
             LinkAttribute::LinkInfo(infos) => {
                 for info in infos {
-                    if let LinkInfo::Kind(kind) = info {
-                        link.kind = Some(kind.to_string());
+                    match info {
+                        LinkInfo::Kind(kind) => link.kind = Some(kind.to_string()),
+                        LinkInfo::Data(InfoData::Vxlan(data)) => link.vxlan = Some(parse_vxlan(data)),
+                        _ => {}
                     }
                 }
             }

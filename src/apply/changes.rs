@@ -8,7 +8,7 @@ use netns::route::RouteRequest;
 
 use super::Executor;
 use crate::firewall;
-use crate::model::{IfName, Place, RouteSpec};
+use crate::model::{IfName, Place, RouteSpec, VxlanSpec};
 use crate::ownership;
 use crate::plan::{Change, LinkSettings, VethEnd};
 
@@ -24,6 +24,11 @@ pub fn talks_to(change: &Change) -> Vec<&Place> {
         | Change::SetNatTable { .. }
         | Change::AddForwardAccept { .. } => Vec::new(),
         Change::CreateVeth { a, b } => vec![&a.place, &b.place],
+        Change::CreateVxlan { place, vxlan, .. } => vec![place, &vxlan.underlay],
+        Change::DeleteNeighbour { place, .. }
+        | Change::DeleteFdb { place, .. }
+        | Change::SetNeighbour { place, .. }
+        | Change::SetFdb { place, .. } => vec![place],
         Change::DeleteRoute { place, .. }
         | Change::DeleteAddress { place, .. }
         | Change::DeleteLink { place, .. }
@@ -55,6 +60,33 @@ impl Executor {
                 if !existed {
                     self.remember(Change::DeleteNatTable { place: place.clone() });
                 }
+            }
+            Change::CreateVxlan { place, name, settings, vxlan } => {
+                self.create_vxlan(place, name, settings, vxlan).await?
+            }
+            Change::SetNeighbour { place, entry } => {
+                let index = self.index(place, &entry.dev).await?;
+                let netlink = self.netlink(place).await?;
+                netlink
+                    .set_neighbour(index, entry.dev.as_str(), entry.ip, entry.mac.octets(), ownership::ROUTE_PROTOCOL)
+                    .await?;
+                self.remember(Change::DeleteNeighbour { place: place.clone(), entry: entry.clone() });
+            }
+            Change::DeleteNeighbour { place, entry } => {
+                let Ok(index) = self.index(place, &entry.dev).await else { return Ok(()) };
+                ignore_missing(self.netlink(place).await?.delete_neighbour(index, entry.dev.as_str(), entry.ip).await)?;
+            }
+            Change::SetFdb { place, entry } => {
+                let index = self.index(place, &entry.dev).await?;
+                self.netlink(place).await?.set_fdb(index, entry.dev.as_str(), entry.mac.octets(), entry.dst).await?;
+                self.remember(Change::DeleteFdb { place: place.clone(), entry: entry.clone() });
+            }
+            Change::DeleteFdb { place, entry } => {
+                let Ok(index) = self.index(place, &entry.dev).await else { return Ok(()) };
+                let netlink = self.netlink(place).await?;
+                ignore_missing(
+                    netlink.delete_fdb(index, entry.dev.as_str(), entry.mac.octets(), Some(entry.dst)).await,
+                )?;
             }
             Change::AddForwardAccept { place, accept } => {
                 firewall::iptables::add(place, &self.lab, accept)?;
@@ -186,6 +218,36 @@ impl Executor {
         self.netlink(place).await?.create_bridge(&self.new_link(name, settings, None, up)).await?;
         self.remember(Change::DeleteLink { place: place.clone(), name: name.clone(), kind: "bridge".into() });
         self.finish_link(place, name, settings, false, up, true).await
+    }
+
+    /// Sent on the underlay's socket with the device's namespace as target: the UDP
+    /// socket stays in the underlay.
+    async fn create_vxlan(
+        &self,
+        place: &Place,
+        name: &IfName,
+        settings: &LinkSettings,
+        vxlan: &VxlanSpec,
+    ) -> Result<()> {
+        let lower = self.index(&vxlan.underlay, &vxlan.dev).await?;
+        let target = place.to_netns().open()?;
+        let link = self.new_link(name, settings, None, false);
+        let parameters = netns::link::Vxlan {
+            vni: vxlan.vni,
+            port: vxlan.port,
+            local: Some(vxlan.local),
+            group: vxlan.group,
+            lower: Some(lower),
+            learning: vxlan.learning,
+            proxy: vxlan.proxy,
+            l2miss: vxlan.l2miss,
+            l3miss: vxlan.l3miss,
+            ttl: vxlan.ttl.unwrap_or(0),
+        };
+        self.netlink(&vxlan.underlay).await?.create_vxlan(&link, &parameters, target.as_raw_fd()).await?;
+        drop(target);
+        self.remember(Change::DeleteLink { place: place.clone(), name: name.clone(), kind: "vxlan".into() });
+        self.finish_link(place, name, settings, true, false, true).await
     }
 
     async fn create_veth(&self, a: &VethEnd, b: &VethEnd) -> Result<()> {

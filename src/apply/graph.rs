@@ -26,7 +26,9 @@ pub struct Graph {
 fn provides(change: &Change) -> Vec<Key> {
     match change {
         Change::CreateNamespace { namespace } => vec![Key::Namespace(Place::Node(namespace.clone()))],
-        Change::CreateBridge { place, name, .. } => vec![Key::Link(place.clone(), name.clone())],
+        Change::CreateBridge { place, name, .. } | Change::CreateVxlan { place, name, .. } => {
+            vec![Key::Link(place.clone(), name.clone())]
+        }
         Change::CreateVeth { a, b } => {
             vec![Key::Link(a.place.clone(), a.name.clone()), Key::Link(b.place.clone(), b.name.clone())]
         }
@@ -43,6 +45,11 @@ fn needs(change: &Change) -> Vec<Key> {
             let mut keys = vec![namespace(&a.place), namespace(&b.place)];
             keys.extend(a.settings.master.iter().map(|m| link(&a.place, m)));
             keys.extend(b.settings.master.iter().map(|m| link(&b.place, m)));
+            keys
+        }
+        Change::CreateVxlan { place, settings, vxlan, .. } => {
+            let mut keys = vec![namespace(place), namespace(&vxlan.underlay), link(&vxlan.underlay, &vxlan.dev)];
+            keys.extend(settings.master.iter().map(|m| link(place, m)));
             keys
         }
         Change::SetLink { place, update, .. } => {
@@ -71,7 +78,12 @@ fn home(change: &Change) -> Place {
         | Change::SetSysctl { place, .. }
         | Change::AddRoute { place, .. } => place.clone(),
         Change::DeleteNamespace { namespace } => Place::Node(namespace.clone()),
-        Change::DeleteNatTable { place }
+        Change::CreateVxlan { place, .. }
+        | Change::DeleteNeighbour { place, .. }
+        | Change::DeleteFdb { place, .. }
+        | Change::SetNeighbour { place, .. }
+        | Change::SetFdb { place, .. }
+        | Change::DeleteNatTable { place }
         | Change::DeleteForwardAccept { place, .. }
         | Change::SetNatTable { place, .. }
         | Change::AddForwardAccept { place, .. } => place.clone(),

@@ -12,7 +12,8 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use mac::Mac;
 pub use names::{IfName, LabName, NodeName, Place, SysctlKey};
 pub use topology::{
-    Check, Endpoint, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, Protocol, Publish, RouteSpec, Topology,
+    Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec, Protocol, Publish,
+    RouteSpec, Topology, VxlanSpec,
 };
 
 /// Parse and validate a topology from its text; `file` names it in errors.

@@ -35,6 +35,56 @@ pub struct RawNode {
     #[serde(default)]
     pub sysctls: IndexMap<Located<String>, Located<Scalar>>,
     pub nat: Option<RawNat>,
+    #[serde(default)]
+    pub vxlans: IndexMap<Located<String>, RawVxlan>,
+    /// Static ARP/NDP entries.
+    #[serde(default)]
+    pub neighbours: Vec<RawNeighbour>,
+    /// Static FDB entries of VXLAN devices: MAC -> remote VTEP.
+    #[serde(default)]
+    pub fdb: Vec<RawFdbEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVxlan {
+    pub vni: Located<u32>,
+    /// UDP destination port (default 4789).
+    pub port: Option<u16>,
+    /// The namespace of the UDP socket and lower device (default: this one).
+    pub underlay: Option<Located<String>>,
+    /// The lower device, in the underlay namespace.
+    pub dev: Located<String>,
+    /// The VTEP address: an address of the lower device.
+    pub local: Located<String>,
+    pub remote: Option<Located<String>>,
+    pub group: Option<Located<String>>,
+    pub learning: Option<bool>,
+    pub proxy: Option<bool>,
+    pub l2miss: Option<bool>,
+    pub l3miss: Option<bool>,
+    pub ttl: Option<u8>,
+    pub mtu: Option<Located<u32>>,
+    pub mac: Option<Located<String>>,
+    pub up: Option<bool>,
+    /// The bridge, in this namespace, the device is a port of.
+    pub bridge: Option<Located<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNeighbour {
+    pub ip: Located<String>,
+    pub mac: Located<String>,
+    pub dev: Located<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFdbEntry {
+    pub mac: Located<String>,
+    pub dev: Located<String>,
+    pub dst: Located<String>,
 }
 
 /// Source NAT and published ports of one namespace (nftables, IPv4).
@@ -106,7 +156,19 @@ pub enum RawCheck {
     Tcp(RawTcp),
     /// Like tcp; netlab must open the listener (`listen`), which echoes a datagram.
     Udp(RawTcp),
-    Fdb(RawFdb),
+    Fdb(RawFdbCheck),
+    Overlay(RawOverlay),
+}
+
+/// A ping through a VXLAN device, proven to have crossed it and its lower device.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOverlay {
+    pub from: Located<String>,
+    pub to: Located<String>,
+    /// `NODE:DEVICE`
+    pub vxlan: Located<String>,
+    pub vni: Located<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,7 +192,7 @@ pub struct RawTcp {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFdb {
+pub struct RawFdbCheck {
     /// `NODE:BRIDGE` or `BRIDGE` in the host.
     pub bridge: Located<String>,
     /// Endpoints whose MAC addresses the bridge must have learned.

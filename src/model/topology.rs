@@ -29,6 +29,44 @@ pub struct NamespaceSpec {
     pub sysctls: BTreeMap<SysctlKey, String>,
     #[serde(default, skip_serializing_if = "NatSpec::is_empty")]
     pub nat: NatSpec,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub neighbours: BTreeSet<NeighbourSpec>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub fdb: BTreeSet<FdbSpec>,
+}
+
+/// A static neighbour entry: `ip neigh replace IP lladdr MAC dev DEV nud permanent`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NeighbourSpec {
+    pub dev: IfName,
+    pub ip: IpAddr,
+    pub mac: Mac,
+}
+
+/// A static FDB entry of a VXLAN device: `bridge fdb replace MAC dev DEV self permanent dst DST`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FdbSpec {
+    pub dev: IfName,
+    pub mac: Mac,
+    pub dst: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct VxlanSpec {
+    pub vni: u32,
+    pub port: u16,
+    /// Where its UDP socket and lower device are.
+    pub underlay: Place,
+    pub dev: IfName,
+    pub local: IpAddr,
+    /// The remote VTEP (point to point) or the multicast group.
+    pub group: Option<IpAddr>,
+    pub learning: bool,
+    pub proxy: bool,
+    pub l2miss: bool,
+    pub l3miss: bool,
+    /// `None`: the kernel's default.
+    pub ttl: Option<u8>,
 }
 
 impl NamespaceSpec {
@@ -129,6 +167,7 @@ pub enum LinkKind {
     Veth {
         peer: Endpoint,
     },
+    Vxlan(VxlanSpec),
 }
 
 impl LinkKind {
@@ -137,6 +176,7 @@ impl LinkKind {
             LinkKind::Loopback => "loopback",
             LinkKind::Bridge => "bridge",
             LinkKind::Veth { .. } => "veth",
+            LinkKind::Vxlan(_) => "vxlan",
         }
     }
 }
@@ -201,6 +241,15 @@ pub enum Check {
         bridge: Endpoint,
         learned: Vec<Endpoint>,
     },
+    /// A ping from `from` to `to` that must cross `vxlan` (of VNI `vni`) and its lower
+    /// device `lower`: both count the packets.
+    Overlay {
+        from: Place,
+        to: IpAddr,
+        vxlan: Endpoint,
+        vni: u32,
+        lower: Endpoint,
+    },
 }
 
 impl std::fmt::Display for Check {
@@ -212,6 +261,9 @@ impl std::fmt::Display for Check {
             Check::Ping { from, to, .. } => write!(f, "ping from {from} to {to}"),
             Check::Tcp { from, to, .. } => write!(f, "tcp from {from} to {to}"),
             Check::Udp { from, to, .. } => write!(f, "udp from {from} to {to}"),
+            Check::Overlay { from, to, vxlan, vni, .. } => {
+                write!(f, "ping from {from} to {to} through {vxlan} (vni {vni})")
+            }
             Check::Fdb { bridge, learned } => {
                 let names: Vec<String> = learned.iter().map(ToString::to_string).collect();
                 write!(f, "fdb of {bridge} has learned {}", names.join(", "))

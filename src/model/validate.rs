@@ -12,7 +12,8 @@ use super::mac::Mac;
 use super::names::{IfName, LabName, NodeName, Place, SysctlKey, HOST};
 use super::raw::{Located, RawCheck, RawInterface, RawNode, RawTopology};
 use super::topology::{
-    Check, Endpoint, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, Protocol, Publish, RouteSpec, Topology,
+    Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec, Protocol, Publish,
+    RouteSpec, Topology, VxlanSpec,
 };
 
 /// The kernel refuses the 1024th port of a bridge (EXFULL).
@@ -43,6 +44,7 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Diagnostic>> {
         let draft = drafts.remove(place).expect("one draft per place");
         namespaces.insert(place.clone(), v.finish_namespace(place, node, draft));
     }
+    v.overlays(&mut namespaces);
     v.unique_macs(&namespaces);
     let checks = raw.checks.iter().filter_map(|check| v.check(check, &known, &namespaces)).collect();
 
@@ -73,6 +75,19 @@ struct PlaceDraft {
 struct Validator {
     errors: Vec<Diagnostic>,
     warnings: Vec<String>,
+    /// Where each VXLAN device was declared, for checks across namespaces.
+    vxlan_sites: Vec<VxlanSite>,
+    /// Where each interface was declared.
+    declared: HashMap<(Place, IfName), Location>,
+}
+
+struct VxlanSite {
+    place: Place,
+    name: IfName,
+    at: Location,
+    dev_at: Location,
+    local_at: Location,
+    mtu: Option<Located<u32>>,
 }
 
 impl Validator {
@@ -126,7 +141,95 @@ impl Validator {
             let unlinked = !is_bridge && !name.is_loopback();
             draft.links.insert(name, Draft { at: key.referenced, spec, unlinked, bridge_ref: raw.bridge.clone() });
         }
+        for (key, raw) in &node.vxlans {
+            let Some(name) = self.parse::<IfName>(key) else { continue };
+            if draft.links.contains_key(&name) {
+                self.error(&key.referenced, format!("duplicate interface `{name}` in {place}"));
+                continue;
+            }
+            let Some(vxlan) = self.vxlan(place, raw) else { continue };
+            let mut spec = LinkSpec::new(LinkKind::Vxlan(vxlan));
+            spec.mtu = raw.mtu.as_ref().map(|m| m.value);
+            spec.mac = raw.mac.as_ref().and_then(|mac| self.parse::<Mac>(mac));
+            spec.up = raw.up.unwrap_or(true);
+            self.vxlan_sites.push(VxlanSite {
+                place: place.clone(),
+                name: name.clone(),
+                at: key.referenced,
+                dev_at: raw.dev.referenced,
+                local_at: raw.local.referenced,
+                mtu: raw.mtu.clone(),
+            });
+            draft
+                .links
+                .insert(name, Draft { at: key.referenced, spec, unlinked: false, bridge_ref: raw.bridge.clone() });
+        }
         draft
+    }
+
+    fn vxlan(&mut self, place: &Place, raw: &super::raw::RawVxlan) -> Option<VxlanSpec> {
+        const MAX_VNI: u32 = (1 << 24) - 1;
+        if !(1..=MAX_VNI).contains(&raw.vni.value) {
+            self.error(&raw.vni.referenced, format!("vni {} is out of range 1..={MAX_VNI}", raw.vni.value));
+        }
+        let underlay = match &raw.underlay {
+            Some(text) => text.value.parse::<Place>().map_err(|e| self.error(&text.referenced, e)).ok()?,
+            None => place.clone(),
+        };
+        let dev = self.parse::<IfName>(&raw.dev)?;
+        let ip = |text: &Located<String>, this: &mut Self| match text.value.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                this.error(&text.referenced, format!("malformed address `{}`", text.value));
+                None
+            }
+        };
+        let local = ip(&raw.local, self)?;
+        let group = match (&raw.remote, &raw.group) {
+            (Some(_), Some(group)) => {
+                self.error(&group.referenced, "give `remote` or `group`, not both");
+                return None;
+            }
+            (Some(remote), None) => {
+                let remote = ip(remote, self)?;
+                if remote.is_multicast() {
+                    self.error(
+                        &raw.remote.as_ref().expect("remote").referenced,
+                        format!("remote `{remote}` is multicast: use `group`"),
+                    );
+                    return None;
+                }
+                Some(remote)
+            }
+            (None, Some(text)) => {
+                let group = ip(text, self)?;
+                if !group.is_multicast() {
+                    self.error(&text.referenced, format!("group `{group}` is not a multicast address"));
+                    return None;
+                }
+                Some(group)
+            }
+            (None, None) => None,
+        };
+        if let Some(group) = group {
+            if group.is_ipv4() != local.is_ipv4() {
+                self.error(&raw.local.referenced, "`local` and the remote or group are of different IP versions");
+                return None;
+            }
+        }
+        Some(VxlanSpec {
+            vni: raw.vni.value,
+            port: raw.port.unwrap_or(4789),
+            underlay,
+            dev,
+            local,
+            group,
+            learning: raw.learning.unwrap_or(true),
+            proxy: raw.proxy.unwrap_or(false),
+            l2miss: raw.l2miss.unwrap_or(false),
+            l3miss: raw.l3miss.unwrap_or(false),
+            ttl: raw.ttl,
+        })
     }
 
     fn link_spec(&mut self, kind: LinkKind, raw: &RawInterface) -> LinkSpec {
@@ -273,6 +376,9 @@ impl Validator {
             .map(|(n, _)| n.clone())
             .collect();
         let mut ports: BTreeMap<IfName, usize> = BTreeMap::new();
+        for (name, link) in draft.links.iter() {
+            self.declared.insert((place.clone(), name.clone()), link.at);
+        }
         for (name, link) in draft.links.iter_mut() {
             if link.unlinked {
                 self.error(&link.at, format!("interface `{}` is not an endpoint of any link", place.qualify(name)));
@@ -305,7 +411,8 @@ impl Validator {
         let routes = self.routes(place, node, &links);
         let sysctls = self.sysctls(node);
         let nat = self.nat(place, node, &links);
-        let spec = NamespaceSpec { links, routes, sysctls, nat };
+        let (neighbours, fdb) = self.entries(place, node, &links);
+        let spec = NamespaceSpec { links, routes, sysctls, nat, neighbours, fdb };
         if !spec.nat.is_empty() && !spec.forwards_ipv4() {
             let at = node.nat.as_ref().and_then(|n| {
                 n.masquerade.first().map(|m| m.from.referenced).or(n.publish.first().map(|p| p.on.referenced))
@@ -320,6 +427,133 @@ impl Validator {
             }
         }
         spec
+    }
+
+    /// Static neighbour and FDB entries; FDB entries belong on VXLAN devices.
+    fn entries(
+        &mut self,
+        place: &Place,
+        node: &RawNode,
+        links: &BTreeMap<IfName, LinkSpec>,
+    ) -> (BTreeSet<NeighbourSpec>, BTreeSet<FdbSpec>) {
+        let mut neighbours = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        for raw in &node.neighbours {
+            let (Some(dev), Some(mac)) = (self.parse::<IfName>(&raw.dev), self.parse::<Mac>(&raw.mac)) else {
+                continue;
+            };
+            if !links.contains_key(&dev) {
+                self.error(&raw.dev.referenced, format!("no interface `{dev}` in {place}"));
+                continue;
+            }
+            let Ok(ip) = raw.ip.value.parse::<IpAddr>() else {
+                self.error(&raw.ip.referenced, format!("malformed address `{}`", raw.ip.value));
+                continue;
+            };
+            if !seen.insert((dev.clone(), ip)) {
+                self.error(&raw.ip.referenced, format!("two neighbour entries for {ip} on `{dev}`"));
+                continue;
+            }
+            neighbours.insert(NeighbourSpec { dev, ip, mac });
+        }
+        let mut fdb = BTreeSet::new();
+        let mut seen = BTreeSet::new();
+        for raw in &node.fdb {
+            let (Some(dev), Some(mac)) = (self.parse::<IfName>(&raw.dev), self.parse::<Mac>(&raw.mac)) else {
+                continue;
+            };
+            if !links.get(&dev).is_some_and(|l| matches!(l.kind, LinkKind::Vxlan(_))) {
+                self.error(&raw.dev.referenced, format!("no vxlan device `{dev}` in {place}"));
+                continue;
+            }
+            let Ok(dst) = raw.dst.value.parse::<IpAddr>() else {
+                self.error(&raw.dst.referenced, format!("malformed address `{}`", raw.dst.value));
+                continue;
+            };
+            if !seen.insert((dev.clone(), mac)) {
+                self.error(&raw.mac.referenced, format!("two fdb entries for {mac} on `{dev}`"));
+                continue;
+            }
+            fdb.insert(FdbSpec { dev, mac, dst });
+        }
+        (neighbours, fdb)
+    }
+
+    /// Across namespaces: each VXLAN device's lower device and VTEP address exist in its
+    /// underlay, no two devices share VNI, port and local address there, and nothing on
+    /// its bridge (nor the far end of a veth on it) is larger than the overlay carries:
+    /// the lower device's MTU less 50 bytes of IPv4 encapsulation (70 for IPv6). Where
+    /// the file gives no MTU, that one is chosen.
+    fn overlays(&mut self, namespaces: &mut BTreeMap<Place, NamespaceSpec>) {
+        let sites = std::mem::take(&mut self.vxlan_sites);
+        let mut tunnels: BTreeMap<(Place, u32, u16, IpAddr), IfName> = BTreeMap::new();
+        for site in &sites {
+            let LinkKind::Vxlan(vxlan) = namespaces[&site.place].links[&site.name].kind.clone() else { continue };
+            let Some(underlay) = namespaces.get(&vxlan.underlay) else {
+                self.error(&site.at, format!("unknown underlay `{}`", vxlan.underlay));
+                continue;
+            };
+            let Some(lower) = underlay.links.get(&vxlan.dev) else {
+                self.error(&site.dev_at, format!("no lower device `{}` in {}", vxlan.dev, vxlan.underlay));
+                continue;
+            };
+            if !lower.addresses.iter().any(|a| a.ip() == vxlan.local) {
+                let lower_name = vxlan.underlay.qualify(&vxlan.dev);
+                self.error(&site.local_at, format!("VTEP address {} is not an address of {lower_name}", vxlan.local));
+            }
+            let key = (vxlan.underlay.clone(), vxlan.vni, vxlan.port, vxlan.local);
+            if let Some(other) = tunnels.insert(key, site.name.clone()) {
+                self.error(
+                    &site.at,
+                    format!(
+                        "vni {} on port {} from {} is already `{other}`'s in {}",
+                        vxlan.vni, vxlan.port, vxlan.local, vxlan.underlay
+                    ),
+                );
+            }
+            let overhead = if vxlan.local.is_ipv4() { 50 } else { 70 };
+            let carried = lower.mtu.unwrap_or(1500).saturating_sub(overhead);
+            let effective = match &site.mtu {
+                Some(mtu) if mtu.value > carried => {
+                    self.error(
+                        &mtu.referenced,
+                        format!(
+                            "mtu {} is larger than {} carries over {} (its mtu less {overhead})",
+                            mtu.value,
+                            carried,
+                            vxlan.underlay.qualify(&vxlan.dev)
+                        ),
+                    );
+                    continue;
+                }
+                Some(mtu) => mtu.value,
+                None => carried,
+            };
+            let here = namespaces.get_mut(&site.place).expect("known place");
+            here.links.get_mut(&site.name).expect("the device").mtu = Some(effective);
+            let Some(bridge) = here.links[&site.name].master.clone() else { continue };
+            // The bridge's ports, and the far ends of its veth ports.
+            let mut ends: Vec<Endpoint> = Vec::new();
+            for (name, link) in &here.links {
+                if link.master.as_ref() == Some(&bridge) && *name != site.name {
+                    ends.push(Endpoint { place: site.place.clone(), name: name.clone() });
+                    if let LinkKind::Veth { peer } = &link.kind {
+                        ends.push(peer.clone());
+                    }
+                }
+            }
+            for end in ends {
+                let link = namespaces.get_mut(&end.place).and_then(|ns| ns.links.get_mut(&end.name)).expect("declared");
+                match link.mtu {
+                    Some(mtu) if mtu > effective => {
+                        let at = self.declared.get(&(end.place.clone(), end.name.clone())).copied().unwrap_or(site.at);
+                        self.error(&at, format!("mtu {mtu} of `{end}` is larger than the overlay carries ({effective} through `{}`): packets would be lost", site.place.qualify(&site.name)));
+                    }
+                    Some(_) => {}
+                    None => link.mtu = Some(effective),
+                }
+            }
+        }
     }
 
     fn nat(&mut self, place: &Place, node: &RawNode, links: &BTreeMap<IfName, LinkSpec>) -> NatSpec {
@@ -600,6 +834,24 @@ impl Validator {
                     },
                 };
                 Some(Check::Ping { from: from?, to: to?, to_label: ping.to.value.clone() })
+            }
+            RawCheck::Overlay(raw) => {
+                let from = self.place(&raw.from, known);
+                let to = match raw.to.value.parse::<IpAddr>() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => {
+                        self.error(&raw.to.referenced, format!("malformed address `{}`", raw.to.value));
+                        None
+                    }
+                };
+                let vxlan = self.endpoint(&raw.vxlan, known)?;
+                let Some(LinkKind::Vxlan(spec)) = namespaces[&vxlan.place].links.get(&vxlan.name).map(|l| &l.kind)
+                else {
+                    self.error(&raw.vxlan.referenced, format!("no vxlan device `{vxlan}`"));
+                    return None;
+                };
+                let lower = Endpoint { place: spec.underlay.clone(), name: spec.dev.clone() };
+                Some(Check::Overlay { from: from?, to: to?, vxlan, vni: raw.vni.value, lower })
             }
             RawCheck::Udp(udp) => {
                 let from = self.place(&udp.from, known);

@@ -7,7 +7,7 @@ use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
 use crate::firewall::ForwardAccept;
-use crate::model::{IfName, Mac, NatSpec, NodeName, Place, RouteSpec, SysctlKey};
+use crate::model::{FdbSpec, IfName, Mac, NatSpec, NeighbourSpec, NodeName, Place, RouteSpec, SysctlKey, VxlanSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -18,6 +18,14 @@ pub enum Change {
     DeleteForwardAccept {
         place: Place,
         accept: ForwardAccept,
+    },
+    DeleteNeighbour {
+        place: Place,
+        entry: NeighbourSpec,
+    },
+    DeleteFdb {
+        place: Place,
+        entry: FdbSpec,
     },
     DeleteRoute {
         place: Place,
@@ -48,6 +56,13 @@ pub enum Change {
         a: VethEnd,
         b: VethEnd,
     },
+    /// Created with its socket in `vxlan.underlay` and the device in `place`.
+    CreateVxlan {
+        place: Place,
+        name: IfName,
+        settings: LinkSettings,
+        vxlan: VxlanSpec,
+    },
     SetLink {
         place: Place,
         name: IfName,
@@ -57,6 +72,16 @@ pub enum Change {
         place: Place,
         link: IfName,
         address: IpNetwork,
+    },
+    /// Add or replace.
+    SetNeighbour {
+        place: Place,
+        entry: NeighbourSpec,
+    },
+    /// Add or replace.
+    SetFdb {
+        place: Place,
+        entry: FdbSpec,
     },
     SetSysctl {
         place: Place,
@@ -129,6 +154,7 @@ impl LinkUpdate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
     DeleteFirewall,
+    DeleteEntries,
     DeleteRoutes,
     DeleteAddresses,
     DeleteLinks,
@@ -136,8 +162,10 @@ pub enum Phase {
     CreateNamespaces,
     CreateBridges,
     CreateVeths,
+    CreateVxlans,
     SetLinks,
     AddAddresses,
+    SetEntries,
     SetSysctls,
     AddRoutes,
     SetFirewall,
@@ -147,6 +175,9 @@ impl Change {
     pub fn phase(&self) -> Phase {
         match self {
             Change::DeleteNatTable { .. } | Change::DeleteForwardAccept { .. } => Phase::DeleteFirewall,
+            Change::DeleteNeighbour { .. } | Change::DeleteFdb { .. } => Phase::DeleteEntries,
+            Change::SetNeighbour { .. } | Change::SetFdb { .. } => Phase::SetEntries,
+            Change::CreateVxlan { .. } => Phase::CreateVxlans,
             Change::SetNatTable { .. } | Change::AddForwardAccept { .. } => Phase::SetFirewall,
             Change::DeleteNamespace { .. } => Phase::DeleteNamespaces,
             Change::DeleteRoute { .. } => Phase::DeleteRoutes,
@@ -168,6 +199,26 @@ impl fmt::Display for Change {
         match self {
             Change::DeleteNamespace { namespace } => write!(f, "- namespace {namespace}"),
             Change::DeleteNatTable { place } => write!(f, "- nat table in {place}"),
+            Change::DeleteNeighbour { place, entry } => {
+                write!(f, "- neighbour {} on {}", entry.ip, place.qualify(&entry.dev))
+            }
+            Change::DeleteFdb { place, entry } => write!(f, "- fdb {} on {}", entry.mac, place.qualify(&entry.dev)),
+            Change::SetNeighbour { place, entry } => {
+                write!(f, "~ neighbour {} lladdr {} on {}", entry.ip, entry.mac, place.qualify(&entry.dev))
+            }
+            Change::SetFdb { place, entry } => {
+                write!(f, "~ fdb {} dst {} on {}", entry.mac, entry.dst, place.qualify(&entry.dev))
+            }
+            Change::CreateVxlan { place, name, settings, vxlan } => write!(
+                f,
+                "+ vxlan {} vni {} dstport {} local {} dev {}{}",
+                place.qualify(name),
+                vxlan.vni,
+                vxlan.port,
+                vxlan.local,
+                vxlan.underlay.qualify(&vxlan.dev),
+                settings
+            ),
             Change::DeleteForwardAccept { place, accept } => write!(f, "- iptables FORWARD rule in {place}: {accept}"),
             Change::SetNatTable { place, nat } => write!(
                 f,

@@ -135,6 +135,29 @@ impl<'a> Planner<'a> {
         for (name, link) in &spec.links {
             match &link.kind {
                 LinkKind::Bridge => {}
+                LinkKind::Vxlan(vxlan) => {
+                    if self.clashes(place, name, state) {
+                        continue;
+                    }
+                    match state.links.get(name) {
+                        Some(observed) if vxlan_matches(&observed.kind, vxlan) => {
+                            self.update(place, name, link, observed, &recreated)
+                        }
+                        observed => {
+                            if let Some(observed) = observed {
+                                self.delete_link(place, name, observed);
+                            }
+                            recreated.insert(name.clone());
+                            self.changes.push(Change::CreateVxlan {
+                                place: place.clone(),
+                                name: name.clone(),
+                                settings: settings(link),
+                                vxlan: vxlan.clone(),
+                            });
+                            self.add_addresses(place, name, &link.addresses);
+                        }
+                    }
+                }
                 LinkKind::Loopback => {
                     // `lo` comes with the namespace, which CreateNamespace brings up and marks.
                     match state.links.get(name) {
@@ -180,9 +203,42 @@ impl<'a> Planner<'a> {
                 self.delete_link(place, name, observed);
             }
         }
+        self.entry_changes(place, spec, state, &recreated);
         self.route_changes(place, spec, state, &recreated);
         self.sysctl_changes(place, spec, state, fresh);
         self.firewall_changes(place, spec, state);
+    }
+
+    /// Static entries, keyed by (device, address) and (device, MAC): a changed MAC or
+    /// destination is one replacing change. Entries of a device made again went with it.
+    fn entry_changes(
+        &mut self,
+        place: &Place,
+        spec: &NamespaceSpec,
+        state: &NamespaceState,
+        recreated: &BTreeSet<IfName>,
+    ) {
+        let live = |dev: &IfName| !recreated.contains(dev);
+        for entry in &spec.neighbours {
+            if !(live(&entry.dev) && state.neighbours.contains(entry)) {
+                self.changes.push(Change::SetNeighbour { place: place.clone(), entry: entry.clone() });
+            }
+        }
+        for entry in state.neighbours.iter().filter(|e| live(&e.dev)) {
+            if !spec.neighbours.iter().any(|d| d.dev == entry.dev && d.ip == entry.ip) {
+                self.changes.push(Change::DeleteNeighbour { place: place.clone(), entry: entry.clone() });
+            }
+        }
+        for entry in &spec.fdb {
+            if !(live(&entry.dev) && state.fdb.contains(entry)) {
+                self.changes.push(Change::SetFdb { place: place.clone(), entry: entry.clone() });
+            }
+        }
+        for entry in state.fdb.iter().filter(|e| live(&e.dev)) {
+            if !spec.fdb.iter().any(|d| d.dev == entry.dev && d.mac == entry.mac) {
+                self.changes.push(Change::DeleteFdb { place: place.clone(), entry: entry.clone() });
+            }
+        }
     }
 
     fn firewall_changes(&mut self, place: &Place, spec: &NamespaceSpec, state: &NamespaceState) {
@@ -243,6 +299,7 @@ impl<'a> Planner<'a> {
             ObservedKind::Loopback => "loopback".to_string(),
             ObservedKind::Bridge => "bridge".to_string(),
             ObservedKind::Veth { .. } => "veth".to_string(),
+            ObservedKind::Vxlan(_) => "vxlan".to_string(),
             ObservedKind::Other(kind) => kind.clone(),
         };
         self.changes.push(Change::DeleteLink { place: place.clone(), name: name.clone(), kind });
@@ -353,6 +410,21 @@ fn settings(link: &LinkSpec) -> LinkSettings {
         up: link.up,
         ipv6_autoconf: link.ipv6_autoconf,
     }
+}
+
+/// A VXLAN device's parameters cannot all change in place: if any differs, it is made
+/// again.
+fn vxlan_matches(observed: &ObservedKind, wanted: &crate::model::VxlanSpec) -> bool {
+    let ObservedKind::Vxlan(have) = observed else { return false };
+    have.vni == wanted.vni
+        && have.port == wanted.port
+        && have.local == Some(wanted.local)
+        && have.group == wanted.group
+        && have.learning == wanted.learning
+        && have.proxy == wanted.proxy
+        && have.l2miss == wanted.l2miss
+        && have.l3miss == wanted.l3miss
+        && have.ttl == wanted.ttl.unwrap_or(0)
 }
 
 /// Two observed veth ends are each other's peer.

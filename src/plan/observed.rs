@@ -7,7 +7,7 @@ use ipnetwork::IpNetwork;
 
 use crate::firewall::iptables::Forward;
 use crate::firewall::{Backend, Table};
-use crate::model::{IfName, Mac, Place, RouteSpec, SysctlKey};
+use crate::model::{FdbSpec, IfName, Mac, NeighbourSpec, Place, RouteSpec, SysctlKey};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
@@ -39,6 +39,10 @@ pub struct NamespaceState {
     pub sysctls: BTreeMap<SysctlKey, Option<String>>,
     /// The lab's nftables table, as nft lists it (`None`: absent or not looked at).
     pub nat_table: Option<Table>,
+    /// Static neighbour entries the lab made (protocol 77) on its links.
+    pub neighbours: BTreeSet<NeighbourSpec>,
+    /// Permanent FDB entries with a destination on the lab's VXLAN devices.
+    pub fdb: BTreeSet<FdbSpec>,
     /// iptables' FORWARD chain of each variant present, where the lab forwards
     /// (empty: not looked at, or no iptables installed).
     pub forward: BTreeMap<Backend, Forward>,
@@ -63,5 +67,6 @@ pub enum ObservedKind {
     Loopback,
     Bridge,
     Veth { peer_index: Option<u32> },
+    Vxlan(netns::link::Vxlan),
     Other(String),
 }

@@ -1,0 +1,143 @@
+//! Static neighbour (ARP/NDP) entries, and FDB entries of VXLAN devices (MAC -> VTEP),
+//! as the tutorial adds them by hand with `ip neigh` and `bridge fdb ... self dst`.
+
+use std::net::IpAddr;
+
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use rtnetlink::packet_route::route::RouteProtocol;
+use rtnetlink::packet_route::AddressFamily;
+
+use crate::link::Mac;
+use crate::{Error, Netlink, Result};
+
+/// A neighbour entry as the kernel reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NeighbourEntry {
+    pub index: u32,
+    pub ip: IpAddr,
+    pub mac: Option<Mac>,
+    pub permanent: bool,
+    pub protocol: u8,
+}
+
+/// An FDB entry of a device's own table (NTF_SELF), such as a VXLAN device's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FdbSelfEntry {
+    pub index: u32,
+    pub mac: Mac,
+    /// The remote VTEP.
+    pub dst: Option<IpAddr>,
+    pub permanent: bool,
+    pub own: bool,
+}
+
+fn address(ip: IpAddr) -> NeighbourAddress {
+    match ip {
+        IpAddr::V4(v4) => NeighbourAddress::Inet(v4),
+        IpAddr::V6(v6) => NeighbourAddress::Inet6(v6),
+    }
+}
+
+impl Netlink {
+    /// Add or replace a permanent entry, marked with `protocol`.
+    pub async fn set_neighbour(&self, index: u32, device: &str, ip: IpAddr, mac: Mac, protocol: u8) -> Result<()> {
+        let mut request = self.handle().neighbours().add(index, ip).link_layer_address(&mac).replace();
+        request.message_mut().attributes.push(NeighbourAttribute::Protocol(RouteProtocol::from(protocol)));
+        request
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("set neighbour {ip} on {}", self.qualified(device)), e))
+    }
+
+    pub async fn delete_neighbour(&self, index: u32, device: &str, ip: IpAddr) -> Result<()> {
+        let mut message = NeighbourMessage::default();
+        message.header.family = match ip {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        message.header.ifindex = index;
+        message.attributes.push(NeighbourAttribute::Destination(address(ip)));
+        self.handle()
+            .neighbours()
+            .del(message)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("delete neighbour {ip} on {}", self.qualified(device)), e))
+    }
+
+    /// `bridge fdb replace MAC dev DEVICE self permanent dst DST`.
+    pub async fn set_fdb(&self, index: u32, device: &str, mac: Mac, dst: IpAddr) -> Result<()> {
+        let mut request = self.handle().neighbours().add_bridge(index, &mac).flags(NeighbourFlags::Own).replace();
+        request.message_mut().attributes.push(NeighbourAttribute::Destination(address(dst)));
+        request.execute().await.map_err(|e| Error::netlink(format!("set fdb entry on {}", self.qualified(device)), e))
+    }
+
+    pub async fn delete_fdb(&self, index: u32, device: &str, mac: Mac, dst: Option<IpAddr>) -> Result<()> {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Bridge;
+        message.header.ifindex = index;
+        message.header.flags = NeighbourFlags::Own;
+        message.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        if let Some(dst) = dst {
+            message.attributes.push(NeighbourAttribute::Destination(address(dst)));
+        }
+        self.handle()
+            .neighbours()
+            .del(message)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("delete fdb entry on {}", self.qualified(device)), e))
+    }
+}
+
+pub(crate) fn parse_neighbour(message: &NeighbourMessage) -> Option<NeighbourEntry> {
+    let mut ip = None;
+    let mut mac = None;
+    let mut protocol = 0;
+    for attribute in &message.attributes {
+        match attribute {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => ip = Some(IpAddr::V4(*v4)),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => ip = Some(IpAddr::V6(*v6)),
+            NeighbourAttribute::LinkLayerAddress(bytes) => mac = bytes.as_slice().try_into().ok(),
+            NeighbourAttribute::Protocol(p) => protocol = u8::from(*p),
+            _ => {}
+        }
+    }
+    Some(NeighbourEntry {
+        index: message.header.ifindex,
+        ip: ip?,
+        mac,
+        permanent: message.header.state == NeighbourState::Permanent,
+        protocol,
+    })
+}
+
+/// In AF_BRIDGE dumps the VXLAN destination comes as raw bytes (4 or 16): decoded here.
+pub(crate) fn parse_fdb(message: &NeighbourMessage) -> Option<FdbSelfEntry> {
+    let mut mac = None;
+    let mut dst = None;
+    for attribute in &message.attributes {
+        match attribute {
+            NeighbourAttribute::LinkLayerAddress(bytes) => mac = bytes.as_slice().try_into().ok(),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => dst = Some(IpAddr::V4(*v4)),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => dst = Some(IpAddr::V6(*v6)),
+            NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
+                dst = match bytes.len() {
+                    4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
+                    16 => <[u8; 16]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
+                    _ => None,
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(FdbSelfEntry {
+        index: message.header.ifindex,
+        mac: mac?,
+        dst,
+        permanent: message.header.state == NeighbourState::Permanent,
+        own: message.header.flags.contains(NeighbourFlags::Own),
+    })
+}
