@@ -42,8 +42,7 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
         remember_originals(&mut record, &plan);
         record.save()?;
         let executor = Executor::new(lab, desired, Progress::new(plan.changes.len()))?;
-        let result = executor.run(&plan.changes).await;
-        result?;
+        executor.run(&plan.changes).await?;
         record.applied = desired.clone();
         record.pending = None;
         for (place, originals) in record.sysctl_originals.iter_mut() {

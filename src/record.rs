@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
+use crate::model::Topology;
 use crate::model::{LabName, Place, SysctlKey};
 use crate::plan::{Desired, History};
 
@@ -105,6 +107,12 @@ impl Record {
                 merged.links.extend(spec.links.clone());
                 merged.routes.extend(spec.routes.iter().cloned());
                 merged.sysctls.extend(spec.sysctls.clone());
+                merged.neighbours.extend(spec.neighbours.iter().cloned());
+                merged.fdb.extend(spec.fdb.iter().cloned());
+                // Only where NAT is is its table looked at: either version will do.
+                if merged.nat.is_empty() {
+                    merged.nat = spec.nat.clone();
+                }
             }
         }
         History { previous, sysctl_originals: self.sysctl_originals.clone() }
@@ -129,4 +137,23 @@ pub fn lock(lab: &LabName) -> Result<Lock> {
         bail!("lab {lab} is being changed by another netlab process");
     }
     Ok(Lock(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_covers_what_a_killed_apply_was_making() {
+        let lab: Topology = crate::model::parse(
+            "lab.yaml",
+            "name: x\nhost:\n  interfaces:\n    e: {addresses: [10.0.0.1/24]}\n  sysctls: {net.ipv4.ip_forward: 1}\n  nat:\n    masquerade: [{from: 10.0.0.0/24, out: e}]\nnodes:\n  A: {}\nlinks:\n  - endpoints: [A:e, e]\n",
+        )
+        .unwrap();
+        let mut record = Record::new(lab.name.clone());
+        record.pending = Some(lab.namespaces.clone());
+        let history = record.history();
+        assert!(!history.previous[&Place::Host].nat.is_empty());
+        assert!(history.previous.contains_key(&"A".parse().unwrap()));
+    }
 }
