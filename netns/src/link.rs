@@ -109,12 +109,7 @@ impl Netlink {
 
     pub async fn create_bridge(&self, link: &NewLink) -> Result<()> {
         let message = fill(LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Bridge), link).build();
-        self.handle()
-            .link()
-            .add(message)
-            .execute()
-            .await
-            .map_err(|e| Error::netlink(format!("create bridge {}", self.qualified(&link.name)), e))
+        self.add_link(message, || format!("create bridge {}", self.qualified(&link.name))).await
     }
 
     /// Create a VXLAN device inside the namespace `device_ns` refers to, its UDP socket
@@ -147,12 +142,7 @@ impl Netlink {
             .setns_by_fd(device_ns)
             .set_info_data(InfoData::Vxlan(data))
             .build();
-        self.handle()
-            .link()
-            .add(message)
-            .execute()
-            .await
-            .map_err(|e| Error::netlink(format!("create vxlan {} (socket in {})", link.name, self.ns()), e))
+        self.add_link(message, || format!("create vxlan {} (socket in {})", link.name, self.ns())).await
     }
 
     /// Create a veth pair in one request: `local` here, `peer` directly inside the
@@ -162,12 +152,11 @@ impl Netlink {
         let message = fill(LinkMessageBuilder::<LinkUnspec>::new_with_info_kind(InfoKind::Veth), local)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_message)))
             .build();
-        self.handle()
-            .link()
-            .add(message)
-            .execute()
-            .await
-            .map_err(|e| Error::netlink(format!("create veth {}", self.qualified(&local.name)), e))
+        self.add_link(message, || format!("create veth {}", self.qualified(&local.name))).await
+    }
+
+    async fn add_link(&self, message: LinkMessage, step: impl FnOnce() -> String) -> Result<()> {
+        self.handle().link().add(message).execute().await.map_err(|e| Error::netlink(step(), e))
     }
 
     pub async fn set_link(&self, target: LinkRef<'_>, change: &LinkChange) -> Result<()> {

@@ -119,16 +119,9 @@ impl<'a> Planner<'a> {
                     self.update(place, name, link, observed, &recreated)
                 }
                 observed => {
-                    if let Some(observed) = observed {
-                        self.delete_link(place, name, observed);
-                    }
-                    recreated.insert(name.clone());
-                    self.changes.push(Change::CreateBridge {
-                        place: place.clone(),
-                        name: name.clone(),
-                        settings: settings(link),
-                    });
-                    self.add_addresses(place, name, &link.addresses);
+                    let create =
+                        Change::CreateBridge { place: place.clone(), name: name.clone(), settings: settings(link) };
+                    self.remake(place, name, link, observed, create, &mut recreated);
                 }
             }
         }
@@ -144,17 +137,13 @@ impl<'a> Planner<'a> {
                             self.update(place, name, link, observed, &recreated)
                         }
                         observed => {
-                            if let Some(observed) = observed {
-                                self.delete_link(place, name, observed);
-                            }
-                            recreated.insert(name.clone());
-                            self.changes.push(Change::CreateVxlan {
+                            let create = Change::CreateVxlan {
                                 place: place.clone(),
                                 name: name.clone(),
                                 settings: settings(link),
                                 vxlan: vxlan.clone(),
-                            });
-                            self.add_addresses(place, name, &link.addresses);
+                            };
+                            self.remake(place, name, link, observed, create, &mut recreated);
                         }
                     }
                 }
@@ -263,6 +252,24 @@ impl<'a> Planner<'a> {
                 self.changes.push(Change::DeleteForwardAccept { place: place.clone(), accept: accept.clone() });
             }
         }
+    }
+
+    /// Make a link (again): delete what is there under its name, create it, address it.
+    fn remake(
+        &mut self,
+        place: &Place,
+        name: &IfName,
+        link: &LinkSpec,
+        observed: Option<&ObservedLink>,
+        create: Change,
+        recreated: &mut BTreeSet<IfName>,
+    ) {
+        if let Some(observed) = observed {
+            self.delete_link(place, name, observed);
+        }
+        recreated.insert(name.clone());
+        self.changes.push(create);
+        self.add_addresses(place, name, &link.addresses);
     }
 
     fn clashes(&mut self, place: &Place, name: &IfName, state: &NamespaceState) -> bool {
