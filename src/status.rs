@@ -77,6 +77,19 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
                 None,
             ));
         }
+        for entry in &spec.neighbours {
+            let set = changes
+                .iter()
+                .any(|c| matches!(c, Change::SetNeighbour { place: p, entry: e } if p == place && e == entry));
+            let object = format!("neighbour {} lladdr {} on {}", entry.ip, entry.mac, place.qualify(&entry.dev));
+            report.push(entry_state(object, set));
+        }
+        for entry in &spec.fdb {
+            let set =
+                changes.iter().any(|c| matches!(c, Change::SetFdb { place: p, entry: e } if p == place && e == entry));
+            let object = format!("fdb {} dst {} on {}", entry.mac, entry.dst, place.qualify(&entry.dev));
+            report.push(entry_state(object, set));
+        }
         if !spec.nat.is_empty() {
             let set = changes.iter().any(|c| matches!(c, Change::SetNatTable { place: p, .. } if p == place));
             report.push(entry(format!("nat table in {place}"), if set { State::Differs } else { State::Ok }, None));
@@ -116,6 +129,11 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
         }
     }
     report
+}
+
+/// A static entry is missing (or has another MAC or destination) when the plan sets it.
+fn entry_state(object: String, set: bool) -> ObjectStatus {
+    entry(object, if set { State::Missing } else { State::Ok }, None)
 }
 
 fn entry(object: String, state: State, detail: Option<String>) -> ObjectStatus {
