@@ -239,3 +239,32 @@ fn a_half_made_namespace_is_made_again_and_destroy_removes_it() {
     let destroy = plan(&Desired::new(), &observed, &history).unwrap();
     assert_eq!(lines(&destroy), ["- namespace RED"]);
 }
+
+#[test]
+fn forward_accepts_only_where_the_policy_drops_and_the_nat_table_only_when_it_differs() {
+    use netlab::firewall::iptables::Forward;
+    use netlab::firewall::{nat_table, Backend};
+    let lab = load("nat.yaml");
+    let mut observed = applied(&lab.namespaces);
+    if let Some(ObservedNamespace::Owned(host)) = observed.namespaces.get_mut(&Place::Host) {
+        host.nat_table = Some(nat_table(&lab.namespaces[&Place::Host].nat));
+        host.forward.insert(Backend::Nft, Forward { policy_drop: false, accepts: Default::default() });
+    }
+    let history = history_of(&lab.namespaces);
+    assert_eq!(lines(&plan(&lab.namespaces, &observed, &history).unwrap()), Vec::<String>::new());
+
+    if let Some(ObservedNamespace::Owned(host)) = observed.namespaces.get_mut(&Place::Host) {
+        host.forward.insert(Backend::Nft, Forward { policy_drop: true, accepts: Default::default() });
+        host.nat_table.as_mut().unwrap().get_mut("postrouting").unwrap().rules.clear();
+    }
+    assert_eq!(
+        lines(&plan(&lab.namespaces, &observed, &history).unwrap()),
+        [
+            "~ nat table in host: 1 masquerade, 0 published ports",
+            "+ iptables FORWARD rule in host: accept forwarding from 11.11.11.0/24",
+            "+ iptables FORWARD rule in host: accept forwarding from 198.51.100.0/24",
+            "+ iptables FORWARD rule in host: accept forwarding to 11.11.11.0/24",
+            "+ iptables FORWARD rule in host: accept forwarding to 198.51.100.0/24",
+        ]
+    );
+}
