@@ -195,7 +195,8 @@ async fn fdb(bridge: &Endpoint, learned: &[Endpoint]) -> Result<()> {
     let netlink = netns::Netlink::open(bridge.place.to_netns()).await?;
     let bridge_index =
         netlink.link_by_name(bridge.name.as_str()).await?.with_context(|| format!("no bridge {bridge}"))?.index;
-    let entries = netlink.fdb().await?;
+    let entries =
+        netns::thread::in_one(bridge.place.to_netns(), |_| netns::blocking::fdb(&netns::Netlink::open_socket_here()?))?;
     let mut missing = Vec::new();
     for end in learned {
         let here = netns::Netlink::open(end.place.to_netns()).await?;

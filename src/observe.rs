@@ -181,7 +181,7 @@ struct Dump {
     addresses: Vec<AddressState>,
     routes: Vec<RouteState>,
     neighbours: Vec<netns::neighbour::NeighbourEntry>,
-    fdb: Vec<netns::neighbour::FdbSelfEntry>,
+    fdb: Vec<netns::neighbour::FdbEntry>,
 }
 
 impl Dump {
@@ -243,7 +243,7 @@ impl Dump {
         };
         let mut neighbours = BTreeSet::new();
         for entry in &self.neighbours {
-            if entry.protocol != ownership::ROUTE_PROTOCOL || !entry.permanent {
+            if entry.protocol != ownership::PROTOCOL || !entry.permanent {
                 continue;
             }
             if let (Some(dev), Some(mac)) = (ours(entry.index), entry.mac) {
@@ -261,7 +261,7 @@ impl Dump {
         state.neighbours = neighbours;
         state.fdb = fdb;
         for route in &self.routes {
-            if route.protocol != ownership::ROUTE_PROTOCOL {
+            if route.protocol != ownership::PROTOCOL {
                 continue;
             }
             let dev = route.oif.and_then(|i| names.get(&i)?.parse().ok());

@@ -6,8 +6,9 @@
 
 use crate::model::LabName;
 
-/// `ip route` shows netlab's routes as `proto 77`.
-pub const ROUTE_PROTOCOL: u8 = 77;
+/// The protocol netlab's routes and static neighbour entries carry (`proto 77` in
+/// `ip route` and `ip neigh`).
+pub const PROTOCOL: u8 = 77;
 
 pub fn mark(lab: &LabName) -> String {
     format!("netlab:{lab}")

@@ -85,7 +85,7 @@ pub fn neighbours(socket: &OwnedFd) -> Result<Vec<crate::neighbour::NeighbourEnt
 }
 
 /// Forwarding database entries (bridges' and VXLAN devices').
-pub fn fdb(socket: &OwnedFd) -> Result<Vec<crate::neighbour::FdbSelfEntry>> {
+pub fn fdb(socket: &OwnedFd) -> Result<Vec<crate::neighbour::FdbEntry>> {
     let mut entries = Vec::new();
     let mut message = NeighbourMessage::default();
     message.header.family = AddressFamily::Bridge;

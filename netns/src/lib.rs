@@ -5,7 +5,6 @@
 pub mod address;
 pub mod blocking;
 mod error;
-pub mod fdb;
 pub mod link;
 pub mod namespace;
 pub mod neighbour;

@@ -22,11 +22,15 @@ pub struct NeighbourEntry {
     pub protocol: u8,
 }
 
-/// An FDB entry of a device's own table (NTF_SELF), such as a VXLAN device's.
+/// An FDB entry: of a bridge (on one of its ports), or of a device's own table
+/// (NTF_SELF), such as a VXLAN device's.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FdbSelfEntry {
+pub struct FdbEntry {
+    /// The port, or the device.
     pub index: u32,
     pub mac: Mac,
+    /// The bridge, when the entry is in a bridge's table.
+    pub bridge: Option<u32>,
     /// The remote VTEP.
     pub dst: Option<IpAddr>,
     pub permanent: bool,
@@ -115,12 +119,14 @@ pub(crate) fn parse_neighbour(message: &NeighbourMessage) -> Option<NeighbourEnt
 }
 
 /// In AF_BRIDGE dumps the VXLAN destination comes as raw bytes (4 or 16): decoded here.
-pub(crate) fn parse_fdb(message: &NeighbourMessage) -> Option<FdbSelfEntry> {
+pub(crate) fn parse_fdb(message: &NeighbourMessage) -> Option<FdbEntry> {
     let mut mac = None;
     let mut dst = None;
+    let mut bridge = None;
     for attribute in &message.attributes {
         match attribute {
             NeighbourAttribute::LinkLayerAddress(bytes) => mac = bytes.as_slice().try_into().ok(),
+            NeighbourAttribute::Controller(index) => bridge = Some(*index),
             NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => dst = Some(IpAddr::V4(*v4)),
             NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => dst = Some(IpAddr::V6(*v6)),
             NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
@@ -133,9 +139,10 @@ pub(crate) fn parse_fdb(message: &NeighbourMessage) -> Option<FdbSelfEntry> {
             _ => {}
         }
     }
-    Some(FdbSelfEntry {
+    Some(FdbEntry {
         index: message.header.ifindex,
         mac: mac?,
+        bridge,
         dst,
         permanent: message.header.state == NeighbourState::Permanent,
         own: message.header.flags.contains(NeighbourFlags::Own),

@@ -68,7 +68,7 @@ impl Executor {
                 let index = self.index(place, &entry.dev).await?;
                 let netlink = self.netlink(place).await?;
                 netlink
-                    .set_neighbour(index, entry.dev.as_str(), entry.ip, entry.mac.octets(), ownership::ROUTE_PROTOCOL)
+                    .set_neighbour(index, entry.dev.as_str(), entry.ip, entry.mac.octets(), ownership::PROTOCOL)
                     .await?;
                 self.remember(Change::DeleteNeighbour { place: place.clone(), entry: entry.clone() });
             }
@@ -154,7 +154,7 @@ impl Executor {
             Some(dev) => Some(self.index(place, dev).await?),
             None => None,
         };
-        Ok(RouteRequest { destination: route.to, gateway: route.via, oif, protocol: ownership::ROUTE_PROTOCOL })
+        Ok(RouteRequest { destination: route.to, gateway: route.via, oif, protocol: ownership::PROTOCOL })
     }
 
     fn new_link(&self, name: &IfName, settings: &LinkSettings, master: Option<u32>, up: bool) -> NewLink {

@@ -11,15 +11,6 @@ use anyhow::{anyhow, bail, Result};
 use super::{Backend, Direction, ForwardAccept};
 use crate::model::{LabName, Place};
 
-/// A program in PATH or the sbin directories (root's tools live there).
-pub fn find(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
 pub fn comment(lab: &LabName) -> String {
     format!("netlab:{lab}")
 }
@@ -48,8 +39,8 @@ pub fn read(place: &Place, lab: &LabName) -> Result<BTreeMap<Backend, Forward>> 
 
 fn program(backend: Backend) -> Option<PathBuf> {
     match backend {
-        Backend::Nft => find("iptables-nft").or_else(|| find("iptables")),
-        Backend::Legacy => find("iptables-legacy"),
+        Backend::Nft => super::program("iptables-nft").or_else(|| super::program("iptables")),
+        Backend::Legacy => super::program("iptables-legacy"),
     }
 }
 

@@ -15,6 +15,15 @@ use serde_json::{json, Value};
 use crate::model::{LabName, LinkKind, NatSpec};
 use crate::plan::Desired;
 
+/// A program in PATH or the sbin directories (root's tools live there).
+pub fn program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(std::path::PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
 pub fn table_name(lab: &LabName) -> String {
     format!("netlab-{lab}")
 }

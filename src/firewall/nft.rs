@@ -13,7 +13,7 @@ use crate::model::Place;
 
 /// `nft`, or an error naming the package, before anything changes.
 pub fn program() -> Result<PathBuf> {
-    super::iptables::find("nft").ok_or_else(|| anyhow!("nft not found: install the nftables package"))
+    super::program("nft").ok_or_else(|| anyhow!("nft not found: install the nftables package"))
 }
 
 /// The table as nft lists it, or `None` when the namespace has no such table.
