@@ -52,7 +52,28 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
         record.sysctl_originals.retain(|_, originals| !originals.is_empty());
         record.save()?;
     }
+    publish(topology, &mut record).await?;
     Ok(Applied { plan, elapsed: started.elapsed() })
+}
+
+/// Bring the overlay stores in line with the lab's endpoints. Runs on every apply, so
+/// a store that lost them (emptied, restarted without data) gets them back.
+async fn publish(topology: &Topology, record: &mut Record) -> Result<()> {
+    let wanted = crate::publish::wanted(topology).await?;
+    if wanted.is_empty() && record.publications.is_empty() {
+        return Ok(());
+    }
+    let before = record.publications.clone();
+    if !wanted.is_subset(&before) {
+        record.publications.extend(wanted.iter().cloned());
+        record.save()?;
+    }
+    crate::publish::converge(&wanted, &before).await?;
+    if record.publications != wanted {
+        record.publications = wanted;
+        record.save()?;
+    }
+    Ok(())
 }
 
 /// The first value a sysctl had before this lab changed it is what destroy restores.
@@ -98,6 +119,13 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
     }
     let history = record.history();
     let empty = Desired::new();
+    if !record.publications.is_empty() {
+        // An unreachable store does not keep the lab's namespaces alive: its stale
+        // keys point at nothing, and agents drop them once they are removed.
+        if let Err(e) = crate::publish::withdraw(&record.publications).await {
+            eprintln!("netlab: warning: {e:#}; the lab's endpoints stay in the store");
+        }
+    }
     let observed = observe_for(lab, &empty, &record, &history).await?;
     let plan = plan(&empty, &not_foreign(observed), &history).map_err(conflicts)?;
     let executor = Executor::new(lab, &empty, Progress::new(plan.changes.len()))?;

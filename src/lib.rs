@@ -12,6 +12,7 @@ pub mod observe;
 pub mod ownership;
 pub mod plan;
 pub mod progress;
+pub mod publish;
 pub mod record;
 pub mod status;
 

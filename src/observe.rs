@@ -236,7 +236,8 @@ impl Dump {
             }
         }
         // Entries on the lab's own links: neighbours it marked, and the permanent
-        // entries with a destination on its VXLAN devices (learned ones are not).
+        // entries with a destination on its VXLAN devices (learned ones are not, nor
+        // those a control plane such as the vxlan-agent flagged as externally learned).
         let ours = |index: u32| -> Option<&IfName> {
             let name = names.get(&index)?;
             state.links.keys().find(|n| n.as_str() == *name)
@@ -254,7 +255,7 @@ impl Dump {
         for entry in &self.fdb {
             let (Some(dev), Some(dst)) = (ours(entry.index), entry.dst) else { continue };
             let on_vxlan = matches!(state.links.get(dev).map(|l| &l.kind), Some(ObservedKind::Vxlan(_)));
-            if on_vxlan && entry.own && entry.permanent && entry.mac != [0; 6] {
+            if on_vxlan && entry.own && entry.permanent && !entry.extern_learned && entry.mac != [0; 6] {
                 fdb.insert(FdbSpec { dev: dev.clone(), mac: Mac::from_octets(entry.mac), dst });
             }
         }

@@ -2,7 +2,7 @@
 //! and a killed apply can be finished or undone. /run is a tmpfs: like the namespaces
 //! themselves, records do not survive a reboot.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::model::Topology;
 use crate::model::{LabName, Place, SysctlKey};
 use crate::plan::{Desired, History};
+use crate::publish::Publication;
 
 pub const STATE_DIR: &str = "/run/netlab";
 
@@ -29,6 +30,10 @@ pub struct Record {
     /// it tells the next run what may have been half made.
     pub pending: Option<Desired>,
     pub sysctl_originals: BTreeMap<Place, BTreeMap<SysctlKey, String>>,
+    /// Endpoints published to overlay stores (added before writing to a store, so a
+    /// killed apply still withdraws them).
+    #[serde(default)]
+    pub publications: BTreeSet<Publication>,
     pub updated_unix: u64,
 }
 
@@ -40,6 +45,7 @@ impl Record {
             applied: Desired::new(),
             pending: None,
             sysctl_originals: BTreeMap::new(),
+            publications: BTreeSet::new(),
             updated_unix: 0,
         }
     }

@@ -97,6 +97,71 @@ pub fn fdb(socket: &OwnedFd) -> Result<Vec<crate::neighbour::FdbEntry>> {
     Ok(entries)
 }
 
+/// How many requests go to the kernel in one send: their acknowledgements must fit
+/// the socket's receive buffer before they are read.
+const BATCH: usize = 256;
+
+/// Send many requests (each acknowledged) and return each one's result, in order:
+/// `Err(errno)` for those the kernel refused. Requests go in batches of `BATCH`
+/// messages per send, which is what makes installing thousands of entries cheap.
+pub fn batch(socket: &OwnedFd, requests: Vec<(RouteNetlinkMessage, u16)>) -> Result<Vec<std::result::Result<(), i32>>> {
+    let step = "send batch";
+    let mut results = Vec::with_capacity(requests.len());
+    let mut buffer = vec![0u8; BUFFER];
+    for chunk in requests.chunks(BATCH) {
+        let first = results.len() as u32 + 1;
+        let mut outgoing = Vec::new();
+        for (offset, (request, flags)) in chunk.iter().enumerate() {
+            let mut header = NetlinkHeader::default();
+            header.flags = flags | NLM_F_REQUEST | NLM_F_ACK;
+            header.sequence_number = first + offset as u32;
+            let mut message = NetlinkMessage::new(header, NetlinkPayload::from(request.clone()));
+            message.finalize();
+            let start = outgoing.len();
+            outgoing.resize(start + message.buffer_len(), 0);
+            message.serialize(&mut outgoing[start..]);
+        }
+        // SAFETY: send and recv on a socket we own, within the buffers' lengths.
+        let sent = unsafe { libc::send(socket.as_raw_fd(), outgoing.as_ptr().cast(), outgoing.len(), 0) };
+        if sent < 0 {
+            return Err(Error::io(step, std::io::Error::last_os_error()));
+        }
+        let mut answers: Vec<Option<std::result::Result<(), i32>>> = vec![None; chunk.len()];
+        let mut missing = chunk.len();
+        while missing > 0 {
+            let received = unsafe { libc::recv(socket.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
+            if received < 0 {
+                return Err(Error::io(step, std::io::Error::last_os_error()));
+            }
+            for reply in split(&buffer[..received as usize], step)? {
+                let Some(slot) = reply.header.sequence_number.checked_sub(first).map(|i| i as usize) else { continue };
+                if let (Some(answer @ None), NetlinkPayload::Error(error)) = (answers.get_mut(slot), reply.payload) {
+                    *answer = Some(error.code.map_or(Ok(()), |code| Err(-code.get())));
+                    missing -= 1;
+                }
+            }
+        }
+        results.extend(answers.into_iter().map(|a| a.expect("every request answered")));
+    }
+    Ok(results)
+}
+
+/// The messages of one datagram from the kernel.
+pub fn split(mut rest: &[u8], step: &str) -> Result<Vec<NetlinkMessage<RouteNetlinkMessage>>> {
+    let mut messages = Vec::new();
+    while !rest.is_empty() {
+        let length = NetlinkBuffer::new_checked(rest)
+            .map_err(|e| Error::other(step, format!("undecodable reply: {e}")))?
+            .length() as usize;
+        messages.push(
+            NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..length])
+                .map_err(|e| Error::other(step, format!("undecodable reply: {e}")))?,
+        );
+        rest = &rest[length.next_multiple_of(4).min(rest.len())..];
+    }
+    Ok(messages)
+}
+
 /// Send one request and hand each reply to `each` until the kernel's acknowledgement
 /// (or the end of a dump).
 fn exchange(
@@ -124,14 +189,7 @@ fn exchange(
         if received < 0 {
             return Err(Error::io(step, std::io::Error::last_os_error()));
         }
-        let mut rest = &buffer[..received as usize];
-        while !rest.is_empty() {
-            let length = NetlinkBuffer::new_checked(rest)
-                .map_err(|e| Error::other(step, format!("undecodable reply: {e}")))?
-                .length() as usize;
-            let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&rest[..length])
-                .map_err(|e| Error::other(step, format!("undecodable reply: {e}")))?;
-            rest = &rest[length.next_multiple_of(4).min(rest.len())..];
+        for reply in split(&buffer[..received as usize], step)? {
             if reply.header.sequence_number != SEQUENCE {
                 continue;
             }

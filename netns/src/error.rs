@@ -72,7 +72,8 @@ impl Error {
 
 /// "File exists" -> "file exists": the C library's text, lowercased, without the
 /// "(os error 17)" suffix that std adds.
-fn errno_text(code: i32) -> String {
+/// The kernel's text for an errno, lowercase.
+pub fn errno_text(code: i32) -> String {
     let text = std::io::Error::from_raw_os_error(code).to_string();
     let text = match text.find(" (os error") {
         Some(cut) => &text[..cut],

@@ -6,6 +6,7 @@ pub mod address;
 pub mod blocking;
 mod error;
 pub mod link;
+pub mod mac;
 pub mod namespace;
 pub mod neighbour;
 pub mod process;
@@ -14,9 +15,10 @@ pub mod socket;
 pub mod sysctl;
 pub mod thread;
 
-pub use error::{Error, Reason, Result};
+pub use error::{errno_text, Error, Reason, Result};
 pub use namespace::Netns;
 pub use socket::Netlink;
 
 /// Re-exported so callers build messages with exactly the types rtnetlink speaks.
+pub use rtnetlink::packet_core;
 pub use rtnetlink::packet_route;

@@ -35,6 +35,9 @@ pub struct FdbEntry {
     pub dst: Option<IpAddr>,
     pub permanent: bool,
     pub own: bool,
+    /// NTF_EXT_LEARNED: put there by a control plane (the vxlan-agent marks its
+    /// entries so), not by hand or by netlab.
+    pub extern_learned: bool,
 }
 
 fn address(ip: IpAddr) -> NeighbourAddress {
@@ -96,7 +99,7 @@ impl Netlink {
     }
 }
 
-pub(crate) fn parse_neighbour(message: &NeighbourMessage) -> Option<NeighbourEntry> {
+pub fn parse_neighbour(message: &NeighbourMessage) -> Option<NeighbourEntry> {
     let mut ip = None;
     let mut mac = None;
     let mut protocol = 0;
@@ -119,7 +122,7 @@ pub(crate) fn parse_neighbour(message: &NeighbourMessage) -> Option<NeighbourEnt
 }
 
 /// In AF_BRIDGE dumps the VXLAN destination comes as raw bytes (4 or 16): decoded here.
-pub(crate) fn parse_fdb(message: &NeighbourMessage) -> Option<FdbEntry> {
+pub fn parse_fdb(message: &NeighbourMessage) -> Option<FdbEntry> {
     let mut mac = None;
     let mut dst = None;
     let mut bridge = None;
@@ -146,5 +149,59 @@ pub(crate) fn parse_fdb(message: &NeighbourMessage) -> Option<FdbEntry> {
         dst,
         permanent: message.header.state == NeighbourState::Permanent,
         own: message.header.flags.contains(NeighbourFlags::Own),
+        extern_learned: message.header.flags.contains(NeighbourFlags::ExtLearned),
     })
+}
+
+/// Messages for `blocking::batch`, for callers that change many entries at once.
+pub mod message {
+    use super::*;
+
+    fn family(ip: IpAddr) -> AddressFamily {
+        match ip {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        }
+    }
+
+    /// A permanent neighbour entry marked with `protocol` (send with NLM_F_REPLACE).
+    pub fn neighbour(index: u32, ip: IpAddr, mac: Mac, protocol: u8) -> NeighbourMessage {
+        let mut message = NeighbourMessage::default();
+        message.header.family = family(ip);
+        message.header.ifindex = index;
+        message.header.state = NeighbourState::Permanent;
+        message.attributes.push(NeighbourAttribute::Destination(address(ip)));
+        message.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        message.attributes.push(NeighbourAttribute::Protocol(RouteProtocol::from(protocol)));
+        message
+    }
+
+    pub fn neighbour_key(index: u32, ip: IpAddr) -> NeighbourMessage {
+        let mut message = NeighbourMessage::default();
+        message.header.family = family(ip);
+        message.header.ifindex = index;
+        message.attributes.push(NeighbourAttribute::Destination(address(ip)));
+        message
+    }
+
+    /// A permanent entry in a device's own FDB (NTF_SELF) towards `dst`, flagged as
+    /// externally learned when a control plane owns it.
+    pub fn fdb(index: u32, mac: Mac, dst: IpAddr, extern_learned: bool) -> NeighbourMessage {
+        let mut message = fdb_key(index, mac);
+        message.header.state = NeighbourState::Permanent;
+        if extern_learned {
+            message.header.flags |= NeighbourFlags::ExtLearned;
+        }
+        message.attributes.push(NeighbourAttribute::Destination(address(dst)));
+        message
+    }
+
+    pub fn fdb_key(index: u32, mac: Mac) -> NeighbourMessage {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Bridge;
+        message.header.ifindex = index;
+        message.header.flags = NeighbourFlags::Own;
+        message.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        message
+    }
 }

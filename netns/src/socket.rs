@@ -2,7 +2,7 @@
 //! it was opened in, so it is opened on a thread inside that namespace and then
 //! handed to the runtime; requests on it are pipelined by rtnetlink.
 
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
 
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr, TokioSocket};
 use rtnetlink::Handle;
@@ -28,6 +28,34 @@ impl Netlink {
         socket.connect(&SocketAddr::new(0, 0)).map_err(|e| Error::io(step, e))?;
         // SAFETY: the fd was just created by `Socket::new` and ownership moves here.
         Ok(unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) })
+    }
+
+    /// A non-blocking socket subscribed to multicast groups (RTNLGRP_*) in the calling
+    /// thread's namespace. Its receive buffer is `receive_buffer` bytes, forced past
+    /// the system limit (we run as root) so that bursts of notifications fit.
+    pub fn open_events_here(groups: &[u32], receive_buffer: usize) -> Result<Socket> {
+        let step = "open netlink event socket";
+        let mut socket = Socket::new(NETLINK_ROUTE).map_err(|e| Error::io(step, e))?;
+        socket.bind_auto().map_err(|e| Error::io(step, e))?;
+        for group in groups {
+            socket.add_membership(*group).map_err(|e| Error::io(step, e))?;
+        }
+        let size = receive_buffer as libc::c_int;
+        // SAFETY: setsockopt on a socket we own, with a pointer to a c_int and its size.
+        let forced = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if forced != 0 {
+            socket.set_rx_buf_sz(receive_buffer).map_err(|e| Error::io(step, e))?;
+        }
+        socket.set_non_blocking(true).map_err(|e| Error::io(step, e))?;
+        Ok(socket)
     }
 
     /// Wrap a socket opened in `ns`. Must be called inside the tokio runtime.

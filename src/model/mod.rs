@@ -2,17 +2,17 @@
 //! `Topology`. Pure: no kernel, no I/O beyond what the caller reads.
 
 pub mod diagnostic;
-pub mod mac;
+
 pub mod names;
 pub mod raw;
 pub mod topology;
 mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use mac::Mac;
 pub use names::{IfName, LabName, NodeName, Place, SysctlKey};
+pub use netns::mac::Mac;
 pub use topology::{
-    Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec, Protocol, Publish,
+    Attachment, Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec, Protocol, Publish,
     RouteSpec, Topology, VxlanSpec,
 };
 

@@ -69,6 +69,9 @@ pub struct RawVxlan {
     pub up: Option<bool>,
     /// The bridge, in this namespace, the device is a port of.
     pub bridge: Option<Located<String>>,
+    /// The overlay's shared store (dir:PATH or etcd://...): netlab publishes the
+    /// endpoints attached to the bridge there, for the vxlan-agents.
+    pub store: Option<Located<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,8 +7,9 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
 
-use super::mac::Mac;
 use super::names::{IfName, LabName, Place, SysctlKey};
+use netns::mac::Mac;
+use vxlan_agent::store::StoreUrl;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
@@ -67,6 +68,10 @@ pub struct VxlanSpec {
     pub l3miss: bool,
     /// `None`: the kernel's default.
     pub ttl: Option<u8>,
+    /// Where the overlay's endpoints are published for the vxlan-agents. Not a
+    /// property of the device: changing it never remakes the device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreUrl>,
 }
 
 impl NamespaceSpec {
@@ -272,7 +277,52 @@ impl std::fmt::Display for Check {
     }
 }
 
+/// An interface the lab attaches to an overlay that has a store: `apply` publishes
+/// its addresses and MAC there, behind the overlay's VTEP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub store: StoreUrl,
+    pub interface: Endpoint,
+    /// Its addresses, without link-local ones.
+    pub ips: Vec<IpAddr>,
+    /// `None`: the kernel chooses; read back after apply.
+    pub mac: Option<Mac>,
+    pub vtep: IpAddr,
+}
+
 impl Topology {
+    /// Every interface whose veth peer is a port of a bridge that also holds a VXLAN
+    /// device with a store.
+    pub fn attachments(&self) -> Vec<Attachment> {
+        let mut attachments = Vec::new();
+        for spec in self.namespaces.values() {
+            for link in spec.links.values() {
+                let (LinkKind::Vxlan(vxlan), Some(bridge)) = (&link.kind, &link.master) else { continue };
+                let Some(store) = &vxlan.store else { continue };
+                for port in spec.links.values().filter(|port| port.master.as_ref() == Some(bridge)) {
+                    let LinkKind::Veth { peer } = &port.kind else { continue };
+                    let Some(end) = self.namespaces.get(&peer.place).and_then(|ns| ns.links.get(&peer.name)) else {
+                        continue;
+                    };
+                    let ips = end
+                        .addresses
+                        .iter()
+                        .map(|a| a.ip())
+                        .filter(|ip| !matches!(ip, IpAddr::V6(v6) if v6.is_unicast_link_local()))
+                        .collect();
+                    attachments.push(Attachment {
+                        store: store.clone(),
+                        interface: peer.clone(),
+                        ips,
+                        mac: end.mac,
+                        vtep: vxlan.local,
+                    });
+                }
+            }
+        }
+        attachments
+    }
+
     /// Nodes only, in order: the namespaces this lab creates.
     pub fn nodes(&self) -> impl Iterator<Item = &Place> {
         self.namespaces.keys().filter(|place| **place != Place::Host)

@@ -8,13 +8,14 @@ use ipnetwork::{IpNetwork, Ipv4Network};
 use serde_saphyr::Location;
 
 use super::diagnostic::Diagnostic;
-use super::mac::Mac;
 use super::names::{IfName, LabName, NodeName, Place, SysctlKey, HOST};
 use super::raw::{Located, RawCheck, RawInterface, RawNode, RawTopology};
 use super::topology::{
     Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec, Protocol, Publish,
     RouteSpec, Topology, VxlanSpec,
 };
+use netns::mac::Mac;
+use vxlan_agent::store::StoreUrl;
 
 /// The kernel refuses the 1024th port of a bridge (EXFULL).
 pub const MAX_BRIDGE_PORTS: usize = 1023;
@@ -229,7 +230,23 @@ impl Validator {
             l2miss: raw.l2miss.unwrap_or(false),
             l3miss: raw.l3miss.unwrap_or(false),
             ttl: raw.ttl,
+            store: raw.store.as_ref().and_then(|text| self.store(text, raw.bridge.is_some())),
         })
+    }
+
+    fn store(&mut self, text: &Located<String>, bridged: bool) -> Option<StoreUrl> {
+        let url = text.value.parse::<StoreUrl>().map_err(|e| self.error(&text.referenced, e)).ok()?;
+        if let StoreUrl::Dir(path) = &url {
+            if !path.is_absolute() {
+                self.error(&text.referenced, format!("store `{url}`: the folder must be an absolute path"));
+                return None;
+            }
+        }
+        if !bridged {
+            self.error(&text.referenced, "a store needs `bridge`: the endpoints published are the bridge's");
+            return None;
+        }
+        Some(url)
     }
 
     fn link_spec(&mut self, kind: LinkKind, raw: &RawInterface) -> LinkSpec {

@@ -1,4 +1,4 @@
-//! MAC addresses as written in files ("02:42:c0:a8:00:02").
+//! MAC addresses as written in files and stores ("02:42:c0:a8:00:02").
 
 use std::fmt;
 use std::str::FromStr;

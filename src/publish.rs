@@ -1,0 +1,90 @@
+//! Publishing a lab's overlay endpoints to the overlays' stores (arp/IP -> MAC,
+//! fdb/MAC -> VTEP), so that the vxlan-agents on other hosts can reach them, and
+//! withdrawing them when they go. The record remembers what was published, so
+//! destroy withdraws exactly that, even without the file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use serde::{Deserialize, Serialize};
+use vxlan_agent::endpoint::{Endpoint, Mac};
+use vxlan_agent::store::{self, AnyStore, StoreUrl};
+
+use crate::model::{Attachment, Topology};
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Publication {
+    pub store: StoreUrl,
+    pub endpoint: Endpoint,
+}
+
+/// The lab's publications; MACs the file leaves to the kernel are read back.
+pub async fn wanted(topology: &Topology) -> Result<BTreeSet<Publication>> {
+    let mut wanted = BTreeSet::new();
+    for attachment in topology.attachments() {
+        let mac = match attachment.mac {
+            Some(mac) => mac,
+            None => kernel_mac(&attachment).await?,
+        };
+        for ip in &attachment.ips {
+            let endpoint = Endpoint { ip: *ip, mac, vtep: attachment.vtep };
+            wanted.insert(Publication { store: attachment.store.clone(), endpoint });
+        }
+    }
+    Ok(wanted)
+}
+
+async fn kernel_mac(attachment: &Attachment) -> Result<Mac> {
+    let place = attachment.interface.place.clone();
+    let name = attachment.interface.name.to_string();
+    let what = attachment.interface.to_string();
+    let links = tokio::task::spawn_blocking(move || {
+        netns::thread::in_one(place.to_netns(), |_| netns::blocking::links(&netns::Netlink::open_socket_here()?))
+    })
+    .await??;
+    links
+        .into_iter()
+        .find(|link| link.name == name)
+        .and_then(|link| link.mac)
+        .map(Mac::from_octets)
+        .ok_or_else(|| anyhow!("read the MAC of {what}: no such link"))
+}
+
+fn by_store(publications: impl IntoIterator<Item = Publication>) -> BTreeMap<StoreUrl, Vec<Endpoint>> {
+    let mut grouped: BTreeMap<StoreUrl, Vec<Endpoint>> = BTreeMap::new();
+    for publication in publications {
+        grouped.entry(publication.store).or_default().push(publication.endpoint);
+    }
+    grouped
+}
+
+fn open(url: &StoreUrl) -> Result<AnyStore> {
+    AnyStore::open(url, None, Duration::ZERO).map_err(|e| anyhow!(e))
+}
+
+/// Publish `wanted` and withdraw what was published before but is not wanted now.
+pub async fn converge(wanted: &BTreeSet<Publication>, before: &BTreeSet<Publication>) -> Result<()> {
+    for (url, endpoints) in by_store(wanted.iter().cloned()) {
+        let store = open(&url)?;
+        for endpoint in endpoints {
+            store::publish(&store, &endpoint).await.map_err(|e| anyhow!(e)).with_context(|| {
+                format!("publish {} ({}) to {url}", endpoint.ip, endpoint.mac)
+            })?;
+        }
+    }
+    withdraw(&before.difference(wanted).cloned().collect()).await
+}
+
+/// Remove publications from their stores (keys that hold someone else's value stay).
+pub async fn withdraw(publications: &BTreeSet<Publication>) -> Result<()> {
+    for (url, endpoints) in by_store(publications.iter().cloned()) {
+        let store = open(&url)?;
+        for endpoint in endpoints {
+            store::withdraw(&store, &endpoint).await.map_err(|e| anyhow!(e)).with_context(|| {
+                format!("withdraw {} ({}) from {url}", endpoint.ip, endpoint.mac)
+            })?;
+        }
+    }
+    Ok(())
+}

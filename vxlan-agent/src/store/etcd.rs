@@ -1,0 +1,204 @@
+//! The etcd store: keys `PREFIX/arp/<IP>` and `PREFIX/fdb/<MAC>` (etcd v3).
+//!
+//! Following: list the prefix, then watch it from the revision after the list, so
+//! no change falls between the two. When the watch is cancelled because that
+//! revision was compacted, or the connection fails, list again (a fresh snapshot)
+//! after a backoff.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity, TlsOptions, Txn, TxnOp,
+    WatchOptions,
+};
+use tokio::sync::{mpsc, Mutex};
+
+use super::{Backoff, Result, Store, Update};
+use crate::endpoint::{Entry, Key, Table};
+
+/// Files for TLS to etcd (PEM).
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+pub struct EtcdStore {
+    endpoints: Vec<String>,
+    prefix: String,
+    options: ConnectOptions,
+    /// One connection shared by writes, made on first use and dropped on failure.
+    client: Mutex<Option<Client>>,
+}
+
+fn read_pem(path: &PathBuf) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))
+}
+
+impl EtcdStore {
+    pub fn new(endpoints: Vec<String>, prefix: String, tls: Option<Tls>) -> Result<EtcdStore> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
+            .with_keep_alive_while_idle(true);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        if let Some(tls) = tls {
+            let mut config = TlsOptions::new();
+            if let Some(ca) = &tls.ca {
+                config = config.ca_certificate(Certificate::from_pem(read_pem(ca)?));
+            }
+            match (&tls.cert, &tls.key) {
+                (Some(cert), Some(key)) => config = config.identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?)),
+                (None, None) => {}
+                _ => return Err("etcd TLS: a client certificate needs its key, and the other way round".into()),
+            }
+            options = options.with_tls(config);
+        }
+        let endpoints = endpoints.iter().map(|e| format!("{scheme}://{e}")).collect();
+        Ok(EtcdStore { endpoints, prefix, options, client: Mutex::new(None) })
+    }
+
+    fn full(&self, key: Key) -> String {
+        format!("{}/{key}", self.prefix)
+    }
+
+    /// The entry of a full etcd key and value; `Err` names what is wrong with it.
+    fn entry(&self, key: &[u8], value: &[u8]) -> std::result::Result<Entry, String> {
+        let key = self.key(key).ok_or_else(|| format!("{}: not a store key", String::from_utf8_lossy(key)))?;
+        key.entry(&String::from_utf8_lossy(value))
+    }
+
+    fn key(&self, key: &[u8]) -> Option<Key> {
+        let key = std::str::from_utf8(key).ok()?;
+        Key::parse(key.strip_prefix(&self.prefix)?.strip_prefix('/')?)
+    }
+
+    async fn connect(&self) -> Result<Client> {
+        Client::connect(&self.endpoints, Some(self.options.clone()))
+            .await
+            .map_err(|e| format!("connect to etcd {}: {e}", self.endpoints.join(",")))
+    }
+
+    /// The shared client, connecting if needed.
+    async fn client(&self) -> Result<Client> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = &*slot {
+            return Ok(client.clone());
+        }
+        let client = self.connect().await?;
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Run a request on the shared client; a failure drops the connection so the
+    /// next call makes a new one.
+    async fn with_client<T>(&self, what: &str, request: impl AsyncFnOnce(Client) -> std::result::Result<T, etcd_client::Error>) -> Result<T> {
+        let client = self.client().await?;
+        match request(client).await {
+            Ok(answer) => Ok(answer),
+            Err(e) => {
+                *self.client.lock().await = None;
+                Err(format!("{what}: {e}"))
+            }
+        }
+    }
+
+    async fn follow_once(&self, updates: &mpsc::Sender<Update>, backoff: &mut Backoff) -> Result<()> {
+        let mut client = self.connect().await?;
+        let listed = client
+            .get(format!("{}/", self.prefix), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(|e| format!("list {}: {e}", self.prefix))?;
+        let revision = listed.header().map(|h| h.revision()).unwrap_or(0);
+        let mut table = Table::default();
+        for kv in listed.kvs() {
+            match self.entry(kv.key(), kv.value()) {
+                Ok(entry) => {
+                    table.set(entry);
+                }
+                Err(problem) => tracing::warn!("{problem}; ignored"),
+            }
+        }
+        if updates.send(Update::Snapshot(table)).await.is_err() {
+            return Ok(());
+        }
+        let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_progress_notify();
+        let mut stream =
+            client.watch(format!("{}/", self.prefix), Some(options)).await.map_err(|e| format!("watch {}: {e}", self.prefix))?;
+        backoff.reset();
+        loop {
+            let response = tokio::select! {
+                response = stream.message() => response.map_err(|e| format!("watch {}: {e}", self.prefix))?,
+                _ = updates.closed() => return Ok(()),
+            };
+            let Some(response) = response else { return Err(format!("watch {}: stream ended", self.prefix)) };
+            if response.canceled() {
+                return Err(match response.compact_revision() {
+                    0 => format!("watch {}: cancelled: {}", self.prefix, response.cancel_reason()),
+                    compacted => format!("watch {}: revision {} compacted (now {compacted}); listing again", self.prefix, revision + 1),
+                });
+            }
+            for event in response.events() {
+                let Some(kv) = event.kv() else { continue };
+                let Some(key) = self.key(kv.key()) else { continue };
+                let update = match event.event_type() {
+                    EventType::Delete => Update::Remove(key),
+                    EventType::Put => match key.entry(&String::from_utf8_lossy(kv.value())) {
+                        Ok(entry) => Update::Set(entry),
+                        Err(problem) => {
+                            tracing::warn!("{problem}; treated as absent");
+                            Update::Remove(key)
+                        }
+                    },
+                };
+                if updates.send(update).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+impl Store for EtcdStore {
+    async fn follow(&self, updates: mpsc::Sender<Update>) {
+        let mut backoff = Backoff::new();
+        loop {
+            match self.follow_once(&updates, &mut backoff).await {
+                Ok(()) => return,
+                Err(problem) => {
+                    if updates.send(Update::Failed(problem)).await.is_err() {
+                        return;
+                    }
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+
+    async fn put(&self, entry: &Entry) -> Result<()> {
+        let key = self.full(entry.key());
+        self.with_client(&format!("put {key}"), async |mut client| client.put(key.clone(), entry.value(), None).await)
+            .await
+            .map(|_| ())
+    }
+
+    async fn remove(&self, key: Key, expected: &str) -> Result<bool> {
+        let key = self.full(key);
+        // Only if it still holds our value: a transaction compares and deletes at once.
+        let txn = Txn::new()
+            .when([Compare::value(key.clone(), CompareOp::Equal, expected)])
+            .and_then([TxnOp::delete(key.clone(), None)]);
+        self.with_client(&format!("remove {key}"), async |mut client| client.txn(txn).await)
+            .await
+            .map(|response| response.succeeded())
+    }
+
+    async fn get(&self, key: Key) -> Result<Option<String>> {
+        let key = self.full(key);
+        let response = self.with_client(&format!("get {key}"), async |mut client| client.get(key.clone(), None).await).await?;
+        Ok(response.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).trim().to_string()))
+    }
+}
