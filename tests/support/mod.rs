@@ -1,5 +1,6 @@
 //! A sandbox per privileged test: a holder process in a fresh network and mount
-//! namespace, with tmpfs over /run/netns and /run/netlab and sysfs mounted again.
+//! namespace, with tmpfs over /run/netns, /run/netlab and /run/vxlan-agent and sysfs
+//! mounted again.
 //! Every command of the test runs inside it through nsenter; nothing reaches the
 //! machine's own network. Dropping the sandbox (pass or fail) kills the holder, and
 //! with it the namespaces the test made.
@@ -15,9 +16,10 @@ pub struct Sandbox {
 }
 
 const SETUP: &str = "set -e
-mkdir -p /run/netns /run/netlab
+mkdir -p /run/netns /run/netlab /run/vxlan-agent
 mount -t tmpfs netlab-test /run/netns
 mount -t tmpfs netlab-test /run/netlab
+mount -t tmpfs netlab-test /run/vxlan-agent
 mount -t sysfs netlab-test /sys
 ip link set lo up
 echo ready
@@ -38,6 +40,31 @@ impl Sandbox {
         let dir = std::env::temp_dir().join(format!("netlab-test-{}-{}", std::process::id(), holder.id()));
         std::fs::create_dir_all(&dir).unwrap();
         Sandbox { holder, dir }
+    }
+
+    /// Start a long-running program inside namespace `ns` of the sandbox (or its own
+    /// namespace when `ns` is empty), its output going to a log file. Dropping the
+    /// returned process kills it.
+    pub fn spawn(&self, ns: &str, program: &str, args: &[&str]) -> Process {
+        let name = Path::new(program).file_name().unwrap().to_string_lossy().into_owned();
+        let log = self.dir.join(format!("{name}-{ns}-{}.log", args.len() + self.dir.read_dir().unwrap().count()));
+        let output = std::fs::File::create(&log).unwrap();
+        let mut command = if ns.is_empty() {
+            self.command(program)
+        } else {
+            let mut command = self.command("ip");
+            command.args(["netns", "exec", ns, program]);
+            command
+        };
+        // nsenter and `ip netns exec` exec the program: the child's pid is the program's.
+        let child = command
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .expect("start program in sandbox");
+        Process { child: Some(child), log }
     }
 
     /// A command that runs inside the sandbox.
@@ -98,6 +125,56 @@ impl Drop for Sandbox {
     }
 }
 
+/// A program started by `Sandbox::spawn`: killed (SIGKILL) when dropped, pass or fail.
+pub struct Process {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Process {
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// Send a signal and wait for the process to end; its exit status.
+    pub fn stop(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        child.wait().unwrap()
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
+    }
+
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Wait up to `seconds` for `condition`, checking every 20 ms; whether it came true.
+pub fn eventually(seconds: f64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    loop {
+        if condition() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub namespaces: String,
@@ -137,4 +214,11 @@ pub fn text(bytes: &[u8]) -> String {
 
 pub fn topology(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies").join(name).display().to_string()
+}
+
+/// The vxlan-agent binary, built beside netlab's by `cargo test --workspace`.
+pub fn agent_binary() -> String {
+    let path = Path::new(env!("CARGO_BIN_EXE_netlab")).with_file_name("vxlan-agent");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path.display().to_string()
 }
