@@ -110,7 +110,9 @@ impl Sandbox {
         let records = self
             .ok("ls", &["-1", "/run/netlab"])
             .lines()
-            .filter(|l| !l.ends_with(".lock"))
+            // Lock files stay, as does the folder of the labs' overlay stores (shared
+            // with whoever else uses those stores).
+            .filter(|l| !l.ends_with(".lock") && *l != "stores")
             .collect::<Vec<_>>()
             .join("\n");
         Snapshot { namespaces, links: strip_stats(&links), addresses, routes, sysctls, records }

@@ -28,6 +28,11 @@ enum Command {
     Publish(EndpointArgs),
     /// Remove an endpoint's entries from the store (those still holding its values).
     Withdraw(EndpointArgs),
+    /// Print the store's entries, one `KEY VALUE` per line.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Show the counters of the agents on this host.
     Status {
         #[arg(long, default_value = status::DEFAULT_DIR)]
@@ -162,6 +167,29 @@ async fn execute(command: Command) -> Result<(), String> {
         Command::Withdraw(args) => {
             let endpoint = Endpoint { ip: args.ip, mac: args.mac, vtep: args.vtep };
             store::withdraw(&args.store.open(Duration::ZERO)?, &endpoint).await
+        }
+        Command::List { store } => {
+            let store = std::sync::Arc::new(store.open(Duration::ZERO)?);
+            let (updates, mut incoming) = tokio::sync::mpsc::channel(16);
+            let follower = tokio::spawn({
+                let store = store.clone();
+                async move { vxlan_agent::store::Store::follow(&*store, updates).await }
+            });
+            let answer = match incoming.recv().await {
+                Some(store::Update::Snapshot(table)) => {
+                    for (ip, mac) in table.arp() {
+                        println!("arp/{ip} {mac}");
+                    }
+                    for (mac, vtep) in table.fdb() {
+                        println!("fdb/{mac} {vtep}");
+                    }
+                    Ok(())
+                }
+                Some(store::Update::Failed(problem)) => Err(problem),
+                _ => Err("the store sent no snapshot".to_string()),
+            };
+            follower.abort();
+            answer
         }
         Command::Status { status_dir, json } => {
             let all = Status::read_all(&status_dir)?;
