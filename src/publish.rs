@@ -68,9 +68,10 @@ pub async fn converge(wanted: &BTreeSet<Publication>, before: &BTreeSet<Publicat
     for (url, endpoints) in by_store(wanted.iter().cloned()) {
         let store = open(&url)?;
         for endpoint in endpoints {
-            store::publish(&store, &endpoint).await.map_err(|e| anyhow!(e)).with_context(|| {
-                format!("publish {} ({}) to {url}", endpoint.ip, endpoint.mac)
-            })?;
+            store::publish(&store, &endpoint)
+                .await
+                .map_err(|e| anyhow!(e))
+                .with_context(|| format!("publish {} ({}) to {url}", endpoint.ip, endpoint.mac))?;
         }
     }
     withdraw(&before.difference(wanted).cloned().collect()).await
@@ -81,9 +82,10 @@ pub async fn withdraw(publications: &BTreeSet<Publication>) -> Result<()> {
     for (url, endpoints) in by_store(publications.iter().cloned()) {
         let store = open(&url)?;
         for endpoint in endpoints {
-            store::withdraw(&store, &endpoint).await.map_err(|e| anyhow!(e)).with_context(|| {
-                format!("withdraw {} ({}) from {url}", endpoint.ip, endpoint.mac)
-            })?;
+            store::withdraw(&store, &endpoint)
+                .await
+                .map_err(|e| anyhow!(e))
+                .with_context(|| format!("withdraw {} ({}) from {url}", endpoint.ip, endpoint.mac))?;
         }
     }
     Ok(())

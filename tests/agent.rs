@@ -47,13 +47,21 @@ fn folder_store_proactive_first_ping_answers() {
     sandbox.netlab_ok(&["apply", &file]);
     // netlab published the three containers in the tutorial's layout.
     assert_eq!(sandbox.ok("cat", &["/run/netlab/stores/overlay-dynamic/arp/11.11.11.3"]).trim(), "02:42:c0:a8:00:03");
-    assert_eq!(sandbox.ok("cat", &["/run/netlab/stores/overlay-dynamic/fdb/02:42:c0:a8:00:04"]).trim(), "192.168.104.2");
+    assert_eq!(
+        sandbox.ok("cat", &["/run/netlab/stores/overlay-dynamic/fdb/02:42:c0:a8:00:04"]).trim(),
+        "192.168.104.2"
+    );
 
     let mut agent1 = agent(&sandbox, "host1", "ov1", DIR_STORE, &[]);
     let _agent2 = agent(&sandbox, "host2", "ov2", DIR_STORE, &[]);
     // host1 holds ct1 and ct3: its only remote endpoint is ct2; host2's are ct1 and ct3.
     let want1 = ["fdb 02:42:c0:a8:00:03 dst 192.168.104.3", "neigh 11.11.11.3 lladdr 02:42:c0:a8:00:03"];
-    assert!(eventually(10.0, || entries(&sandbox, "ov1") == want1), "{:?}\n{}", entries(&sandbox, "ov1"), agent1.output());
+    assert!(
+        eventually(10.0, || entries(&sandbox, "ov1") == want1),
+        "{:?}\n{}",
+        entries(&sandbox, "ov1"),
+        agent1.output()
+    );
     assert!(eventually(10.0, || entries(&sandbox, "ov2").len() == 4), "{:?}", entries(&sandbox, "ov2"));
 
     // Installed ahead of traffic: the very first ping answers.
@@ -73,7 +81,22 @@ fn folder_store_proactive_first_ping_answers() {
     assert!(!entries(&sandbox, "ov1").iter().any(|l| l.contains("11.11.11.9")));
 
     // The agent's counters, and entries that are not the agent's are left alone.
-    sandbox.ok("ip", &["-n", "ov1", "neigh", "replace", "11.11.11.50", "lladdr", "02:00:00:00:00:50", "dev", "vxlan1", "nud", "permanent"]);
+    sandbox.ok(
+        "ip",
+        &[
+            "-n",
+            "ov1",
+            "neigh",
+            "replace",
+            "11.11.11.50",
+            "lladdr",
+            "02:00:00:00:00:50",
+            "dev",
+            "vxlan1",
+            "nud",
+            "permanent",
+        ],
+    );
     let ov1_status = || {
         let status = sandbox.ok(&agent_binary(), &["status", "--json"]);
         let status: serde_json::Value = serde_json::from_str(&status).unwrap();
@@ -121,7 +144,11 @@ fn miss_mode_answers_misses_only() {
     let first = text.lines().find(|l| l.contains("bytes from 11.11.11.3")).and_then(|l| {
         l.split_whitespace().find_map(|w| w.strip_prefix("icmp_seq=")).and_then(|n| n.parse::<u32>().ok())
     });
-    assert!(first.is_some_and(|n| n <= 7), "replies did not start within 3 s in miss mode:\n{text}\n{}", agent1.output());
+    assert!(
+        first.is_some_and(|n| n <= 7),
+        "replies did not start within 3 s in miss mode:\n{text}\n{}",
+        agent1.output()
+    );
     // Exactly what was missed got installed: ct2's neighbour and FDB entry, not ct3's.
     assert_eq!(
         entries(&sandbox, "ov1"),
@@ -145,7 +172,9 @@ fn etcd_on_loopback_with_agents_beside_it() {
     sandbox.netlab_ok(&["apply", &file]);
     let listed = sandbox.ok(&agent_binary(), &["list", "--store", store]);
     assert_eq!(listed.lines().count(), 6, "{listed}");
-    assert!(listed.contains("arp/11.11.11.3 02:42:c0:a8:00:03") && listed.contains("fdb/02:42:c0:a8:00:04 192.168.104.2"));
+    assert!(
+        listed.contains("arp/11.11.11.3 02:42:c0:a8:00:03") && listed.contains("fdb/02:42:c0:a8:00:04 192.168.104.2")
+    );
     // The agents share etcd's namespace (the sandbox's) and bind to the overlays.
     let _agents = [agent(&sandbox, "", "ov1", store, &[]), agent(&sandbox, "", "ov2", store, &[])];
     assert!(eventually(10.0, || entries(&sandbox, "ov1").len() == 2 && entries(&sandbox, "ov2").len() == 4));
@@ -153,10 +182,16 @@ fn etcd_on_loopback_with_agents_beside_it() {
     assert!(ping(&sandbox, "ct3", "11.11.11.3") && ping(&sandbox, "ct2", "11.11.11.4"));
     // A key someone else changed is theirs now: destroy withdraws only what still
     // holds the lab's value.
-    sandbox.ok(&agent_binary(), &["publish", "--store", store, "--ip", "11.11.11.4", "--mac", "02:42:c0:a8:00:44", "--vtep", "192.168.104.9"]);
+    sandbox.ok(
+        &agent_binary(),
+        &["publish", "--store", store, "--ip", "11.11.11.4", "--mac", "02:42:c0:a8:00:44", "--vtep", "192.168.104.9"],
+    );
     sandbox.netlab_ok(&["destroy", &file]);
     let listed = sandbox.ok(&agent_binary(), &["list", "--store", store]);
-    assert_eq!(listed.lines().collect::<Vec<_>>(), ["arp/11.11.11.4 02:42:c0:a8:00:44", "fdb/02:42:c0:a8:00:44 192.168.104.9"]);
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        ["arp/11.11.11.4 02:42:c0:a8:00:44", "fdb/02:42:c0:a8:00:44 192.168.104.9"]
+    );
 }
 
 /// cluster-3 with its underlay reaching the test's own namespace (the "machine" the
@@ -226,7 +261,10 @@ fn cluster_of_three_follows_the_store() {
     let added = sandbox.file(
         "added.yaml",
         &source
-            .replace("      veth-ct2: {bridge: br0}\n", "      veth-ct2: {bridge: br0}\n      veth-ct7: {bridge: br0}\n")
+            .replace(
+                "      veth-ct2: {bridge: br0}\n",
+                "      veth-ct2: {bridge: br0}\n      veth-ct7: {bridge: br0}\n",
+            )
             .replace(
                 "  ct1:\n",
                 "  ct7:\n    interfaces:\n      eth0: {addresses: [11.11.11.8/24], mac: '02:42:c0:a8:00:08'}\n  ct1:\n",
@@ -299,7 +337,17 @@ fn cluster_of_three_with_etcd_rides_out_an_outage() {
     let _etcd_again = etcd(&sandbox);
     sandbox.ok(
         &agent_binary(),
-        &["publish", "--store", ETCD_STORE, "--ip", "11.11.11.9", "--mac", "02:42:c0:a8:00:09", "--vtep", "192.168.104.4"],
+        &[
+            "publish",
+            "--store",
+            ETCD_STORE,
+            "--ip",
+            "11.11.11.9",
+            "--mac",
+            "02:42:c0:a8:00:09",
+            "--vtep",
+            "192.168.104.4",
+        ],
     );
     let has_new = |ov: &str| entries(&sandbox, ov).iter().any(|l| l.contains("11.11.11.9"));
     assert!(eventually(20.0, || has_new("ov1") && has_new("ov2")), "{:?}", entries(&sandbox, "ov1"));

@@ -232,12 +232,10 @@ impl Agent {
                         actions.insert(Slot::Fdb(mac), action);
                     }
                 }
-                Event::Gone { index: i, slot } if Some(i) == index => {
-                    // Someone removed one of ours that the store still wants.
-                    if self.forget(slot) {
-                        if let Some(action) = self.inputs().fix(slot, &self.installed) {
-                            actions.insert(slot, action);
-                        }
+                // Someone removed one of ours that the store may still want.
+                Event::Gone { index: i, slot } if Some(i) == index && self.forget(slot) => {
+                    if let Some(action) = self.inputs().fix(slot, &self.installed) {
+                        actions.insert(slot, action);
                     }
                 }
                 Event::Link { index: i, name } if name == self.options.device && Some(i) != index => {

@@ -208,7 +208,10 @@ mod tests {
     #[test]
     fn values_are_trimmed_and_typed() {
         let key = Key::parse("arp/11.11.11.3").unwrap();
-        assert_eq!(key.entry("02:42:c0:a8:00:03\n"), Ok(Entry::Arp("11.11.11.3".parse().unwrap(), mac("02:42:c0:a8:00:03"))));
+        assert_eq!(
+            key.entry("02:42:c0:a8:00:03\n"),
+            Ok(Entry::Arp("11.11.11.3".parse().unwrap(), mac("02:42:c0:a8:00:03")))
+        );
         assert!(key.entry("192.168.104.3").unwrap_err().contains("arp/11.11.11.3"));
         let key = Key::parse("fdb/02:42:c0:a8:00:03").unwrap();
         assert!(key.entry("02:42:c0:a8:00:03").unwrap_err().contains("invalid VTEP"));

@@ -11,10 +11,10 @@ use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 
 use netns::blocking;
+use netns::packet_core::{NetlinkPayload, NLM_F_CREATE, NLM_F_REPLACE};
 use netns::packet_route::link::LinkAttribute;
 use netns::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage};
 use netns::packet_route::{AddressFamily, RouteNetlinkMessage};
-use netns::packet_core::{NetlinkPayload, NLM_F_CREATE, NLM_F_REPLACE};
 use netns::{Netlink, Netns};
 use tokio::io::unix::AsyncFd;
 
@@ -41,14 +41,28 @@ pub struct Device {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Event {
     /// The device has no neighbour entry for this address (L3MISS).
-    L3Miss { index: u32, ip: IpAddr },
+    L3Miss {
+        index: u32,
+        ip: IpAddr,
+    },
     /// The device has no FDB entry for this MAC (L2MISS).
-    L2Miss { index: u32, mac: Mac },
+    L2Miss {
+        index: u32,
+        mac: Mac,
+    },
     /// An entry on a device was deleted.
-    Gone { index: u32, slot: Slot },
+    Gone {
+        index: u32,
+        slot: Slot,
+    },
     /// A link was created or changed.
-    Link { index: u32, name: String },
-    LinkGone { index: u32 },
+    Link {
+        index: u32,
+        name: String,
+    },
+    LinkGone {
+        index: u32,
+    },
 }
 
 pub enum EventsError {
@@ -143,7 +157,9 @@ impl Kernel {
                 Action::SetNeighbour(ip, mac) => {
                     (RouteNetlinkMessage::NewNeighbour(message::neighbour(index, ip, mac.octets(), PROTOCOL)), replace)
                 }
-                Action::RemoveNeighbour(ip) => (RouteNetlinkMessage::DelNeighbour(message::neighbour_key(index, ip)), 0),
+                Action::RemoveNeighbour(ip) => {
+                    (RouteNetlinkMessage::DelNeighbour(message::neighbour_key(index, ip)), 0)
+                }
                 Action::SetFdb(mac, vtep) => {
                     (RouteNetlinkMessage::NewNeighbour(message::fdb(index, mac.octets(), vtep, true)), replace)
                 }

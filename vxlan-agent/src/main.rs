@@ -61,8 +61,11 @@ struct StoreArgs {
 
 impl StoreArgs {
     fn open(&self, poll: Duration) -> Result<AnyStore, String> {
-        let tls = (self.etcd_ca.is_some() || self.etcd_cert.is_some())
-            .then(|| Tls { ca: self.etcd_ca.clone(), cert: self.etcd_cert.clone(), key: self.etcd_key.clone() });
+        let tls = (self.etcd_ca.is_some() || self.etcd_cert.is_some()).then(|| Tls {
+            ca: self.etcd_ca.clone(),
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+        });
         if tls.is_some() && !matches!(self.store, StoreUrl::Etcd { .. }) {
             return Err("--etcd-ca/--etcd-cert apply to an etcd store only".into());
         }

@@ -198,7 +198,10 @@ mod tests {
         let (table, local) = (table(), local());
         let asked: BTreeSet<Slot> = [Slot::Neighbour(ip("11.11.11.3"))].into();
         let inputs = Inputs { table: &table, local: &local, mode: Mode::Miss, asked: &asked };
-        assert_eq!(inputs.full(&Installed::default()), [Action::SetNeighbour(ip("11.11.11.3"), mac("02:42:c0:a8:00:03"))]);
+        assert_eq!(
+            inputs.full(&Installed::default()),
+            [Action::SetNeighbour(ip("11.11.11.3"), mac("02:42:c0:a8:00:03"))]
+        );
     }
 
     #[test]
@@ -239,6 +242,9 @@ mod tests {
         let table = Table::from_entries([Entry::Arp(ip("11.11.11.9"), mac("02:00:00:00:00:09"))]);
         let (local, asked) = (local(), BTreeSet::new());
         let inputs = Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked };
-        assert_eq!(inputs.full(&Installed::default()), [Action::SetNeighbour(ip("11.11.11.9"), mac("02:00:00:00:00:09"))]);
+        assert_eq!(
+            inputs.full(&Installed::default()),
+            [Action::SetNeighbour(ip("11.11.11.9"), mac("02:00:00:00:00:09"))]
+        );
     }
 }

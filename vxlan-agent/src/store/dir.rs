@@ -67,10 +67,12 @@ impl DirStore {
         let mut watches = Vec::new();
         for kind in KINDS {
             let dir = self.root.join(kind);
-            let watch = inotify.watches().add(&dir, mask).map_err(|e| format!("watch {}: {}", dir.display(), lower(&e)))?;
+            let watch =
+                inotify.watches().add(&dir, mask).map_err(|e| format!("watch {}: {}", dir.display(), lower(&e)))?;
             watches.push((watch, kind));
         }
-        let mut events = inotify.into_event_stream(vec![0u8; 64 * 1024]).map_err(|e| format!("inotify: {}", lower(&e)))?;
+        let mut events =
+            inotify.into_event_stream(vec![0u8; 64 * 1024]).map_err(|e| format!("inotify: {}", lower(&e)))?;
 
         let Scan { table: mut known, mut problems } = self.scan().await?;
         report(&problems, &BTreeSet::new());

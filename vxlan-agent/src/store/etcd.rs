@@ -51,7 +51,9 @@ impl EtcdStore {
                 config = config.ca_certificate(Certificate::from_pem(read_pem(ca)?));
             }
             match (&tls.cert, &tls.key) {
-                (Some(cert), Some(key)) => config = config.identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?)),
+                (Some(cert), Some(key)) => {
+                    config = config.identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?))
+                }
                 (None, None) => {}
                 _ => return Err("etcd TLS: a client certificate needs its key, and the other way round".into()),
             }
@@ -95,7 +97,11 @@ impl EtcdStore {
 
     /// Run a request on the shared client; a failure drops the connection so the
     /// next call makes a new one.
-    async fn with_client<T>(&self, what: &str, request: impl AsyncFnOnce(Client) -> std::result::Result<T, etcd_client::Error>) -> Result<T> {
+    async fn with_client<T>(
+        &self,
+        what: &str,
+        request: impl AsyncFnOnce(Client) -> std::result::Result<T, etcd_client::Error>,
+    ) -> Result<T> {
         let client = self.client().await?;
         match request(client).await {
             Ok(answer) => Ok(answer),
@@ -126,8 +132,10 @@ impl EtcdStore {
             return Ok(());
         }
         let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1).with_progress_notify();
-        let mut stream =
-            client.watch(format!("{}/", self.prefix), Some(options)).await.map_err(|e| format!("watch {}: {e}", self.prefix))?;
+        let mut stream = client
+            .watch(format!("{}/", self.prefix), Some(options))
+            .await
+            .map_err(|e| format!("watch {}: {e}", self.prefix))?;
         backoff.reset();
         loop {
             let response = tokio::select! {
@@ -138,7 +146,11 @@ impl EtcdStore {
             if response.canceled() {
                 return Err(match response.compact_revision() {
                     0 => format!("watch {}: cancelled: {}", self.prefix, response.cancel_reason()),
-                    compacted => format!("watch {}: revision {} compacted (now {compacted}); listing again", self.prefix, revision + 1),
+                    compacted => format!(
+                        "watch {}: revision {} compacted (now {compacted}); listing again",
+                        self.prefix,
+                        revision + 1
+                    ),
                 });
             }
             for event in response.events() {
@@ -198,7 +210,8 @@ impl Store for EtcdStore {
 
     async fn get(&self, key: Key) -> Result<Option<String>> {
         let key = self.full(key);
-        let response = self.with_client(&format!("get {key}"), async |mut client| client.get(key.clone(), None).await).await?;
+        let response =
+            self.with_client(&format!("get {key}"), async |mut client| client.get(key.clone(), None).await).await?;
         Ok(response.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).trim().to_string()))
     }
 }

@@ -50,7 +50,8 @@ pub trait Store: Send + Sync + 'static {
 /// Either backend, chosen by URL.
 pub enum AnyStore {
     Dir(DirStore),
-    Etcd(EtcdStore),
+    /// Boxed: the etcd client is large.
+    Etcd(Box<EtcdStore>),
 }
 
 impl AnyStore {
@@ -58,7 +59,7 @@ impl AnyStore {
         Ok(match url {
             StoreUrl::Dir(path) => AnyStore::Dir(DirStore::new(path.clone(), poll)),
             StoreUrl::Etcd { endpoints, prefix } => {
-                AnyStore::Etcd(EtcdStore::new(endpoints.clone(), prefix.clone(), tls)?)
+                AnyStore::Etcd(Box::new(EtcdStore::new(endpoints.clone(), prefix.clone(), tls)?))
             }
         })
     }

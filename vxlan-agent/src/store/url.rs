@@ -93,7 +93,16 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_store() {
-        for bad in ["dir:", "etcd://", "etcd://host", "etcd://host:0", "etcd://h:2379,/x", "etcd://h;rm:1", "http://x:1", "etcd://h:1/"] {
+        for bad in [
+            "dir:",
+            "etcd://",
+            "etcd://host",
+            "etcd://host:0",
+            "etcd://h:2379,/x",
+            "etcd://h;rm:1",
+            "http://x:1",
+            "etcd://h:1/",
+        ] {
             assert!(bad.parse::<StoreUrl>().is_err(), "{bad}");
         }
     }
