@@ -9,7 +9,7 @@ use serde::Serialize;
 
 /// Leave the machine's network before doing anything: fresh network and mount
 /// namespaces for this process (called first thing, while it has one thread), mounts
-/// kept private, tmpfs over /run/netns and /run/netlab, sysfs mounted again.
+/// kept private, tmpfs over /run/netns, /run/netlab and /run/vxlan-agent, sysfs mounted again.
 pub fn enter_sandbox() -> Result<()> {
     // SAFETY: plain system calls on our own process, before any other thread exists.
     if unsafe { libc::unshare(libc::CLONE_NEWNET | libc::CLONE_NEWNS) } != 0 {
@@ -29,7 +29,7 @@ pub fn enter_sandbox() -> Result<()> {
     if rc != 0 {
         bail!("make mounts private: {}", std::io::Error::last_os_error());
     }
-    for dir in ["/run/netns", "/run/netlab"] {
+    for dir in ["/run/netns", "/run/netlab", "/run/vxlan-agent"] {
         std::fs::create_dir_all(dir)?;
         mount("tmpfs", dir, "tmpfs")?;
     }

@@ -5,6 +5,7 @@
 mod kernel;
 mod labs;
 mod measure;
+mod overlay;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,15 @@ struct Args {
     /// The netlab binary to measure.
     #[arg(long)]
     netlab: PathBuf,
+    /// The vxlan-agent binary (default: beside netlab).
+    #[arg(long)]
+    agent: Option<PathBuf>,
+    /// overlay: publications timed per store; agent: misses timed.
+    #[arg(long, default_value_t = 100)]
+    samples: u32,
+    /// agent: keys in the burst (two per endpoint).
+    #[arg(long, default_value_t = 20_000)]
+    keys: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum, Serialize, PartialEq, Eq)]
@@ -40,6 +50,10 @@ struct Args {
 enum Case {
     Star,
     Linear,
+    /// cluster-3 with agents: publication latency (dir, etcd), first pings (proactive, miss).
+    Overlay,
+    /// One agent: miss to install, and a burst of store keys.
+    Agent,
 }
 
 /// One way of building a lab, and its figures over the runs.
@@ -80,10 +94,29 @@ fn main() -> std::process::ExitCode {
 fn main_result() -> Result<()> {
     let args = Args::parse();
     kernel::enter_sandbox()?;
+    if matches!(args.case, Case::Overlay | Case::Agent) {
+        let work = tempdir()?;
+        let tools = overlay::Tools {
+            agent: args.agent.clone().unwrap_or_else(|| args.netlab.with_file_name("vxlan-agent")),
+            netlab: args.netlab.clone(),
+            work: work.clone(),
+        };
+        let report = match args.case {
+            Case::Overlay => overlay::overlay(&tools, args.samples)?,
+            _ => overlay::agent(&tools, args.samples, args.keys)?,
+        };
+        let _ = std::fs::remove_dir_all(&work);
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&[report])?)
+                .with_context(|| format!("write {}", path.display()))?;
+        }
+        return Ok(());
+    }
     let sizes = match (args.nodes.is_empty(), args.case) {
         (false, _) => args.nodes.clone(),
         (true, Case::Star) => vec![100, 1000],
         (true, Case::Linear) => vec![50, 100],
+        (true, _) => unreachable!("handled above"),
     };
     let work = tempdir()?;
     let empty = count()?;
@@ -92,6 +125,7 @@ fn main_result() -> Result<()> {
         let series = match args.case {
             Case::Star => star(&args, n, &work, empty)?,
             Case::Linear => linear(&args, n, &work, empty)?,
+            _ => unreachable!("handled above"),
         };
         let targets = targets(args.case, n, &series);
         print_table(args.case, n, args.runs, &series, &targets);
@@ -246,6 +280,7 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
     let name = match case {
         Case::Star => "star",
         Case::Linear => "linear",
+        Case::Overlay | Case::Agent => unreachable!("printed by the overlay module"),
     };
     println!("\n{name} N={n} ({runs} runs, medians)");
     println!("{:<40} {:>10} {:>10} {:>10} {:>10}", "", "apply s", "no-op s", "destroy s", "peak MB");
@@ -292,6 +327,7 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
                 format!("netlab vs {}", baseline.name),
                 ratio(&baseline.apply_s, median(&ours.apply_s) + median(&ours.destroy_s)),
             ),
+            Case::Overlay | Case::Agent => {}
         }
     }
     for t in targets {

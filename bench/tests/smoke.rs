@@ -12,10 +12,16 @@ fn netlab() -> PathBuf {
 }
 
 fn smoke(case: &str, nodes: &str) -> serde_json::Value {
+    smoke_with(case, &["--nodes", nodes])
+}
+
+fn smoke_with(case: &str, options: &[&str]) -> serde_json::Value {
     assert!(netlab().exists(), "build netlab first: cargo test --workspace builds it");
     let json = std::env::temp_dir().join(format!("netlab-bench-smoke-{case}-{}.json", std::process::id()));
     let output = Command::new(env!("CARGO_BIN_EXE_netlab-bench"))
-        .args(["--netlab", netlab().to_str().unwrap(), case, "--nodes", nodes, "--runs", "1", "--json"])
+        .args(["--netlab", netlab().to_str().unwrap(), case, "--runs", "1"])
+        .args(options)
+        .arg("--json")
         .arg(&json)
         .output()
         .unwrap();
@@ -51,4 +57,26 @@ fn linear_smoke() {
     // mininet is optional: measured when installed, otherwise skipped with a reason.
     let mininet = &series[1];
     assert!(mininet["skipped"].is_string() || mininet["apply_s"].as_array().unwrap().len() == 1, "{mininet}");
+}
+
+#[test]
+fn overlay_smoke() {
+    let report = smoke_with("overlay", &["--samples", "5"]);
+    let publication = report[0]["publication"].as_array().unwrap();
+    assert_eq!(publication.len(), 2, "dir and etcd");
+    for p in publication {
+        assert_eq!(p["samples"], 5);
+        assert!(p["p50_ms"].as_f64().unwrap() > 0.0, "{p}");
+    }
+    let pings = report[0]["first_pings"].as_array().unwrap();
+    assert_eq!(pings[0]["mode"], "proactive");
+    assert_eq!(pings[1]["mode"], "miss");
+}
+
+#[test]
+fn agent_smoke() {
+    let report = smoke_with("agent", &["--samples", "20", "--keys", "2000"]);
+    assert_eq!(report[0]["miss_to_install_ms"]["samples"], 20);
+    assert_eq!(report[0]["burst"]["keys"], 2000);
+    assert_eq!(report[0]["burst"]["lost"], 0, "{}", report[0]);
 }
