@@ -20,6 +20,8 @@ const BASE_BIGMTU: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {
 const BASE_CLASH: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0}\n      vx2: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
 
 /// (file, expected "line:column: message" fragments, in order)
+const BASE_STORE: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0, store: 'STORE'}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {addresses: [11.0.0.2/24]}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
+
 const INVALID: &[(&str, &[&str])] = &[
     ("name: x\nnodes: {A: {}\n", &["2:8: unclosed bracket"]),
     ("name: x\nnodez: {}\n", &["2:1: unknown field `nodez`"]),
@@ -201,6 +203,38 @@ fn the_lab_files_are_valid_and_mean_what_the_tutorial_says() {
     let host = &bridge.namespaces[&Place::Host];
     assert_eq!(host.links[&"br0".parse().unwrap()].kind, LinkKind::Bridge);
     assert_eq!(host.links[&"reth1".parse().unwrap()].master.as_ref().map(|m| m.to_string()).as_deref(), Some("br0"));
+}
+
+#[test]
+fn a_store_without_bridge_is_an_error_and_attachments_are_the_bridge_ports_peers() {
+    let unbridged = BASE_STORE.replace("STORE", "dir:/srv/store").replace(", bridge: br0, store", ", store");
+    assert_eq!(errors(&unbridged), ["11:69: a store needs `bridge`: the endpoints published are the bridge's"]);
+    for (store, error) in [
+        ("dir:relative/path", "11:82: store `dir:relative/path`: the folder must be an absolute path"),
+        ("etcd://host", "11:82: store `etcd://host`: `host` is not HOST:PORT"),
+        ("http://x:1", "11:82: store `http://x:1`: expected dir:PATH or etcd://"),
+    ] {
+        let got = errors(&BASE_STORE.replace("STORE", store));
+        assert!(got.len() == 1 && got[0].starts_with(error), "{store}: {got:?}");
+    }
+    assert!(errors(&BASE_STORE.replace("STORE", "etcd://10.0.0.1:2379,h2:2379/x")).is_empty());
+
+    let lab = netlab::model::load(std::path::Path::new("topologies/overlay-dynamic.yaml")).unwrap();
+    let mut attached: Vec<String> = lab
+        .attachments()
+        .iter()
+        .map(|a| format!("{} {:?} {:?} {} {}", a.interface, a.ips, a.mac.map(|m| m.to_string()), a.vtep, a.store))
+        .collect();
+    attached.sort();
+    assert_eq!(
+        attached,
+        [
+            "ct1:eth0 [11.11.11.2] Some(\"02:42:c0:a8:00:02\") 192.168.104.2 dir:/run/netlab/stores/overlay-dynamic",
+            "ct2:eth0 [11.11.11.3] Some(\"02:42:c0:a8:00:03\") 192.168.104.3 dir:/run/netlab/stores/overlay-dynamic",
+            "ct3:eth0 [11.11.11.4] Some(\"02:42:c0:a8:00:04\") 192.168.104.2 dir:/run/netlab/stores/overlay-dynamic",
+        ]
+    );
+    assert_eq!(netlab::model::load(std::path::Path::new("topologies/cluster-3.yaml")).unwrap().attachments().len(), 6);
 }
 
 /// Mutations of the lab files never panic: they parse or they are reported.
