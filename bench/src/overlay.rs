@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use netns::packet_core::NetlinkPayload;
-use netns::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags};
+use netns::packet_route::neighbour::{NeighbourAttribute, NeighbourFlags};
 use netns::packet_route::{AddressFamily, RouteNetlinkMessage};
 use netns::{Netlink, Netns};
 use serde_json::{json, Value};
@@ -104,10 +104,7 @@ impl Watcher {
             let mut ours = false;
             for attribute in &message.attributes {
                 match attribute {
-                    NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => ip = Some(IpAddr::V4(*v4)),
-                    NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
-                        ip = Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
-                    }
+                    NeighbourAttribute::Destination(address) => ip = netns::neighbour::ip_of(address),
                     NeighbourAttribute::LinkLayerAddress(b) => mac = <[u8; 6]>::try_from(b.as_slice()).ok(),
                     NeighbourAttribute::Protocol(p) => ours = u8::from(*p) == vxlan_agent::PROTOCOL,
                     _ => {}

@@ -108,14 +108,17 @@ pub fn batch(socket: &OwnedFd, requests: Vec<(RouteNetlinkMessage, u16)>) -> Res
     let step = "send batch";
     let mut results = Vec::with_capacity(requests.len());
     let mut buffer = vec![0u8; BUFFER];
-    for chunk in requests.chunks(BATCH) {
+    let mut requests = requests.into_iter().peekable();
+    while requests.peek().is_some() {
         let first = results.len() as u32 + 1;
         let mut outgoing = Vec::new();
-        for (offset, (request, flags)) in chunk.iter().enumerate() {
+        let mut sent_here = 0;
+        for (offset, (request, flags)) in requests.by_ref().take(BATCH).enumerate() {
+            sent_here += 1;
             let mut header = NetlinkHeader::default();
             header.flags = flags | NLM_F_REQUEST | NLM_F_ACK;
             header.sequence_number = first + offset as u32;
-            let mut message = NetlinkMessage::new(header, NetlinkPayload::from(request.clone()));
+            let mut message = NetlinkMessage::new(header, NetlinkPayload::from(request));
             message.finalize();
             let start = outgoing.len();
             outgoing.resize(start + message.buffer_len(), 0);
@@ -126,8 +129,8 @@ pub fn batch(socket: &OwnedFd, requests: Vec<(RouteNetlinkMessage, u16)>) -> Res
         if sent < 0 {
             return Err(Error::io(step, std::io::Error::last_os_error()));
         }
-        let mut answers: Vec<Option<std::result::Result<(), i32>>> = vec![None; chunk.len()];
-        let mut missing = chunk.len();
+        let mut answers: Vec<Option<std::result::Result<(), i32>>> = vec![None; sent_here];
+        let mut missing = sent_here;
         while missing > 0 {
             let received = unsafe { libc::recv(socket.as_raw_fd(), buffer.as_mut_ptr().cast(), buffer.len(), 0) };
             if received < 0 {

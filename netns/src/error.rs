@@ -70,9 +70,8 @@ impl Error {
     }
 }
 
-/// "File exists" -> "file exists": the C library's text, lowercased, without the
-/// "(os error 17)" suffix that std adds.
-/// The kernel's text for an errno, lowercase.
+/// The kernel's text for an errno, lowercase: "File exists" -> "file exists", without
+/// the "(os error 17)" suffix that std adds.
 pub fn errno_text(code: i32) -> String {
     let text = std::io::Error::from_raw_os_error(code).to_string();
     let text = match text.find(" (os error") {

@@ -105,8 +105,7 @@ pub fn parse_neighbour(message: &NeighbourMessage) -> Option<NeighbourEntry> {
     let mut protocol = 0;
     for attribute in &message.attributes {
         match attribute {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => ip = Some(IpAddr::V4(*v4)),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => ip = Some(IpAddr::V6(*v6)),
+            NeighbourAttribute::Destination(address) => ip = ip_of(address),
             NeighbourAttribute::LinkLayerAddress(bytes) => mac = bytes.as_slice().try_into().ok(),
             NeighbourAttribute::Protocol(p) => protocol = u8::from(*p),
             _ => {}
@@ -121,7 +120,21 @@ pub fn parse_neighbour(message: &NeighbourMessage) -> Option<NeighbourEntry> {
     })
 }
 
-/// In AF_BRIDGE dumps the VXLAN destination comes as raw bytes (4 or 16): decoded here.
+/// The IP address of an NDA_DST. In AF_BRIDGE messages (FDB entries, VXLAN misses)
+/// it comes as raw bytes, 4 or 16, since the family does not say which.
+pub fn ip_of(address: &NeighbourAddress) -> Option<IpAddr> {
+    match address {
+        NeighbourAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        NeighbourAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        NeighbourAddress::Other(bytes) => match bytes.len() {
+            4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
+            16 => <[u8; 16]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 pub fn parse_fdb(message: &NeighbourMessage) -> Option<FdbEntry> {
     let mut mac = None;
     let mut dst = None;
@@ -130,15 +143,7 @@ pub fn parse_fdb(message: &NeighbourMessage) -> Option<FdbEntry> {
         match attribute {
             NeighbourAttribute::LinkLayerAddress(bytes) => mac = bytes.as_slice().try_into().ok(),
             NeighbourAttribute::Controller(index) => bridge = Some(*index),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(v4)) => dst = Some(IpAddr::V4(*v4)),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v6)) => dst = Some(IpAddr::V6(*v6)),
-            NeighbourAttribute::Destination(NeighbourAddress::Other(bytes)) => {
-                dst = match bytes.len() {
-                    4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
-                    16 => <[u8; 16]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
-                    _ => None,
-                }
-            }
+            NeighbourAttribute::Destination(address) => dst = ip_of(address),
             _ => {}
         }
     }

@@ -47,7 +47,9 @@ impl Sandbox {
     /// returned process kills it.
     pub fn spawn(&self, ns: &str, program: &str, args: &[&str]) -> Process {
         let name = Path::new(program).file_name().unwrap().to_string_lossy().into_owned();
-        let log = self.dir.join(format!("{name}-{ns}-{}.log", args.len() + self.dir.read_dir().unwrap().count()));
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let number = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = self.dir.join(format!("{name}-{ns}-{number}.log"));
         let output = std::fs::File::create(&log).unwrap();
         let mut command = if ns.is_empty() {
             self.command(program)
@@ -134,10 +136,6 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
     /// Send a signal and wait for the process to end; its exit status.
     pub fn stop(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

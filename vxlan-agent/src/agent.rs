@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::endpoint::{Key, Table};
+use crate::endpoint::Table;
 use crate::kernel::{Device, Event, EventsError, Kernel};
 use crate::reconcile::{Action, Inputs, Installed, Mode, Slot};
 use crate::status::{Counters, Samples, Status};
-use crate::store::{AnyStore, Store, Update};
+use crate::store::{AnyStore, Update};
 
 pub struct Options {
     pub netns: netns::Netns,
@@ -37,7 +37,7 @@ pub async fn run(options: Options, store: AnyStore) -> Result<(), String> {
     let store = Arc::new(store);
     let follower = tokio::spawn({
         let store = store.clone();
-        async move { store.follow(updates).await }
+        async move { crate::store::follow(&*store, updates).await }
     });
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("signal: {e}"))?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("signal: {e}"))?;
@@ -124,7 +124,13 @@ impl Agent {
     }
 
     fn inputs(&self) -> Inputs<'_> {
-        Inputs { table: &self.table, local: &self.local, mode: self.options.mode, asked: &self.asked }
+        Inputs {
+            table: &self.table,
+            local: &self.local,
+            mode: self.options.mode,
+            asked: &self.asked,
+            foreign: &self.foreign,
+        }
     }
 
     /// Look at the device and its entries afresh, and reconcile them fully.
@@ -222,13 +228,13 @@ impl Agent {
                         continue;
                     }
                     self.counters.l3_misses += 1;
-                    if let Some(action) = self.on_miss(Slot::Neighbour(ip), Key::Arp(ip)) {
+                    if let Some(action) = self.on_miss(Slot::Neighbour(ip)) {
                         actions.insert(Slot::Neighbour(ip), action);
                     }
                 }
                 Event::L2Miss { index: i, mac } if Some(i) == index => {
                     self.counters.l2_misses += 1;
-                    if let Some(action) = self.on_miss(Slot::Fdb(mac), Key::Fdb(mac)) {
+                    if let Some(action) = self.on_miss(Slot::Fdb(mac)) {
                         actions.insert(Slot::Fdb(mac), action);
                     }
                 }
@@ -250,10 +256,10 @@ impl Agent {
             }
         }
         if !actions.is_empty() {
-            let misses = actions.len() as u64;
+            let answered = actions.len();
             self.execute(kernel, actions.into_values().collect());
             let micros = received.elapsed().as_micros() as u64;
-            for _ in 0..misses.min(16) {
+            for _ in 0..answered {
                 self.latency.add(micros);
             }
         }
@@ -263,21 +269,20 @@ impl Agent {
     }
 
     /// The action for a missed slot: the kernel just said it has no entry there.
-    fn on_miss(&mut self, slot: Slot, key: Key) -> Option<Action> {
+    fn on_miss(&mut self, slot: Slot) -> Option<Action> {
         self.asked.insert(slot);
         self.forget(slot);
-        let action = self.inputs().fix(slot, &self.installed);
-        let unknown = match key {
-            Key::Arp(ip) => self.table.mac_of(ip).is_none(),
-            Key::Fdb(mac) => self.table.vtep_of(mac).is_none(),
+        let known = match slot {
+            Slot::Neighbour(ip) => self.table.mac_of(ip).is_some(),
+            Slot::Fdb(mac) => self.table.vtep_of(mac).is_some(),
         };
-        if unknown {
+        if !known {
             self.counters.unknown_misses += 1;
             if self.unknown_log.allow() {
-                tracing::debug!("miss for {key}: not in the store");
+                tracing::debug!("miss for {slot:?}: not in the store");
             }
         }
-        action.filter(|_| !self.foreign.contains(&slot))
+        self.inputs().fix(slot, &self.installed)
     }
 
     /// Drop a slot from what is known installed; true if it was there.
@@ -290,7 +295,6 @@ impl Agent {
 
     fn execute(&mut self, kernel: &Kernel, actions: Vec<Action>) {
         let Some(device) = self.device else { return };
-        let actions: Vec<Action> = actions.into_iter().filter(|a| !self.foreign.contains(&slot_of(a))).collect();
         if actions.is_empty() {
             return;
         }
@@ -360,13 +364,6 @@ impl Agent {
             }
             self.reported = Some(status);
         }
-    }
-}
-
-fn slot_of(action: &Action) -> Slot {
-    match *action {
-        Action::SetNeighbour(ip, _) | Action::RemoveNeighbour(ip) => Slot::Neighbour(ip),
-        Action::SetFdb(mac, _) | Action::RemoveFdb(mac) => Slot::Fdb(mac),
     }
 }
 

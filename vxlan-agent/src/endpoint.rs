@@ -171,20 +171,6 @@ impl Table {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Every key whose value differs between the two tables.
-    pub fn differences(&self, other: &Table) -> BTreeSet<Key> {
-        fn diff<K: Ord + Copy, V: PartialEq>(
-            a: &BTreeMap<K, V>,
-            b: &BTreeMap<K, V>,
-            key: impl Fn(K) -> Key,
-        ) -> impl Iterator<Item = Key> {
-            let changed = a.iter().filter(|(k, v)| b.get(k) != Some(v)).map(|(k, _)| *k);
-            let gone = b.keys().filter(|k| !a.contains_key(k)).copied();
-            changed.chain(gone).map(key).collect::<Vec<_>>().into_iter()
-        }
-        diff(&self.arp, &other.arp, Key::Arp).chain(diff(&self.fdb, &other.fdb, Key::Fdb)).collect()
-    }
 }
 
 #[cfg(test)]
@@ -230,22 +216,5 @@ mod tests {
         assert!(table.remove(Key::Arp(ip)));
         assert_eq!(table.ips_of(b).count(), 0);
         assert!(!table.remove(Key::Arp(ip)));
-    }
-
-    #[test]
-    fn differences_name_changed_added_and_removed_keys() {
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        let old = Table::from_entries([
-            Entry::Arp(ip("10.0.0.1"), mac("02:00:00:00:00:01")),
-            Entry::Fdb(mac("02:00:00:00:00:01"), ip("192.168.0.1")),
-        ]);
-        let new = Table::from_entries([
-            Entry::Arp(ip("10.0.0.1"), mac("02:00:00:00:00:01")),
-            Entry::Arp(ip("10.0.0.2"), mac("02:00:00:00:00:02")),
-            Entry::Fdb(mac("02:00:00:00:00:01"), ip("192.168.0.2")),
-        ]);
-        let keys: Vec<String> = new.differences(&old).iter().map(ToString::to_string).collect();
-        assert_eq!(keys, ["arp/10.0.0.2", "fdb/02:00:00:00:00:01"]);
-        assert_eq!(old.differences(&new).len(), 2);
     }
 }

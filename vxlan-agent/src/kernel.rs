@@ -13,7 +13,7 @@ use std::os::fd::OwnedFd;
 use netns::blocking;
 use netns::packet_core::{NetlinkPayload, NLM_F_CREATE, NLM_F_REPLACE};
 use netns::packet_route::link::LinkAttribute;
-use netns::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage};
+use netns::packet_route::neighbour::{NeighbourAttribute, NeighbourFlags, NeighbourMessage};
 use netns::packet_route::{AddressFamily, RouteNetlinkMessage};
 use netns::{Netlink, Netns};
 use tokio::io::unix::AsyncFd;
@@ -198,27 +198,13 @@ impl Kernel {
     }
 }
 
-fn address(address: &NeighbourAddress) -> Option<IpAddr> {
-    match address {
-        NeighbourAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
-        NeighbourAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
-        // AF_BRIDGE messages carry the address as raw bytes.
-        NeighbourAddress::Other(bytes) => match bytes.len() {
-            4 => <[u8; 4]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
-            16 => <[u8; 16]>::try_from(bytes.as_slice()).ok().map(IpAddr::from),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
 /// The address and MAC a neighbour message names.
 fn fields(message: &NeighbourMessage) -> (Option<IpAddr>, Option<Mac>) {
     let mut ip = None;
     let mut mac = None;
     for attribute in &message.attributes {
         match attribute {
-            NeighbourAttribute::Destination(a) => ip = address(a),
+            NeighbourAttribute::Destination(a) => ip = netns::neighbour::ip_of(a),
             NeighbourAttribute::LinkLayerAddress(bytes) => {
                 mac = <[u8; 6]>::try_from(bytes.as_slice()).ok().filter(|m| *m != [0; 6]).map(Mac::from_octets)
             }

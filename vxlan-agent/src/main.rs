@@ -172,13 +172,16 @@ async fn execute(command: Command) -> Result<(), String> {
             store::withdraw(&args.store.open(Duration::ZERO)?, &endpoint).await
         }
         Command::List { store } => {
-            let store = std::sync::Arc::new(store.open(Duration::ZERO)?);
+            let store = store.open(Duration::ZERO)?;
             let (updates, mut incoming) = tokio::sync::mpsc::channel(16);
-            let follower = tokio::spawn({
-                let store = store.clone();
-                async move { vxlan_agent::store::Store::follow(&*store, updates).await }
-            });
-            let answer = match incoming.recv().await {
+            let follower = store::follow(&store, updates);
+            tokio::pin!(follower);
+            // The follower sends a snapshot first (or a failure): that is the listing.
+            let first = tokio::select! {
+                update = incoming.recv() => update,
+                () = &mut follower => None,
+            };
+            match first {
                 Some(store::Update::Snapshot(table)) => {
                     for (ip, mac) in table.arp() {
                         println!("arp/{ip} {mac}");
@@ -190,9 +193,7 @@ async fn execute(command: Command) -> Result<(), String> {
                 }
                 Some(store::Update::Failed(problem)) => Err(problem),
                 _ => Err("the store sent no snapshot".to_string()),
-            };
-            follower.abort();
-            answer
+            }
         }
         Command::Status { status_dir, json } => {
             let all = Status::read_all(&status_dir)?;

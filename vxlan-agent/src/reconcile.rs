@@ -8,8 +8,7 @@ use std::net::IpAddr;
 use crate::endpoint::{Key, Mac, Table};
 
 /// Which entries the agent installs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
     /// Every entry of the store, before any traffic asks for it.
     Proactive,
@@ -25,14 +24,6 @@ pub struct Installed {
 }
 
 impl Installed {
-    pub fn len(&self) -> usize {
-        self.neighbours.len() + self.fdb.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Record an action the kernel carried out.
     pub fn record(&mut self, action: &Action) {
         match *action {
@@ -76,6 +67,8 @@ pub struct Inputs<'a> {
     pub mode: Mode,
     /// In miss mode, the slots the kernel has asked for.
     pub asked: &'a BTreeSet<Slot>,
+    /// Slots holding someone else's permanent entry: never changed.
+    pub foreign: &'a BTreeSet<Slot>,
 }
 
 impl Inputs<'_> {
@@ -104,8 +97,11 @@ impl Inputs<'_> {
         }
     }
 
-    /// The action that brings one slot in line, if it is not already.
+    /// The action that brings one slot in line, if it is not already (and is ours).
     pub fn fix(&self, slot: Slot, installed: &Installed) -> Option<Action> {
+        if self.foreign.contains(&slot) {
+            return None;
+        }
         let desired = self.desired(slot);
         let current = match slot {
             Slot::Neighbour(ip) => installed.neighbours.get(&ip).map(|mac| Action::SetNeighbour(ip, *mac)),
@@ -179,7 +175,8 @@ mod tests {
     #[test]
     fn proactive_installs_remote_endpoints_only() {
         let (table, local, asked) = (table(), local(), BTreeSet::new());
-        let inputs = Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked };
+        let inputs =
+            Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked, foreign: &BTreeSet::new() };
         let actions = inputs.full(&Installed::default());
         assert_eq!(
             actions,
@@ -197,7 +194,8 @@ mod tests {
     fn miss_mode_installs_only_what_was_asked() {
         let (table, local) = (table(), local());
         let asked: BTreeSet<Slot> = [Slot::Neighbour(ip("11.11.11.3"))].into();
-        let inputs = Inputs { table: &table, local: &local, mode: Mode::Miss, asked: &asked };
+        let inputs =
+            Inputs { table: &table, local: &local, mode: Mode::Miss, asked: &asked, foreign: &BTreeSet::new() };
         assert_eq!(
             inputs.full(&Installed::default()),
             [Action::SetNeighbour(ip("11.11.11.3"), mac("02:42:c0:a8:00:03"))]
@@ -208,13 +206,15 @@ mod tests {
     fn removed_or_changed_keys_remove_or_replace_entries() {
         let (mut table, local, asked) = (table(), local(), BTreeSet::new());
         let mut installed = Installed::default();
-        let inputs = Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked };
+        let inputs =
+            Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked, foreign: &BTreeSet::new() };
         inputs.full(&installed).iter().for_each(|a| installed.record(a));
 
         table.remove(Key::Arp(ip("11.11.11.3")));
         table.set(Entry::Fdb(mac("02:42:c0:a8:00:03"), ip("192.168.104.4")));
         let keys: BTreeSet<Key> = [Key::Arp(ip("11.11.11.3")), Key::Fdb(mac("02:42:c0:a8:00:03"))].into();
-        let inputs = Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked };
+        let inputs =
+            Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked, foreign: &BTreeSet::new() };
         assert_eq!(
             inputs.after_changes(&keys, &installed),
             [Action::RemoveNeighbour(ip("11.11.11.3")), Action::SetFdb(mac("02:42:c0:a8:00:03"), ip("192.168.104.4"))]
@@ -225,12 +225,14 @@ mod tests {
     fn a_mac_moving_here_removes_its_addresses_entries() {
         let (mut table, local, asked) = (table(), local(), BTreeSet::new());
         let mut installed = Installed::default();
-        let inputs = Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked };
+        let inputs =
+            Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked, foreign: &BTreeSet::new() };
         inputs.full(&installed).iter().for_each(|a| installed.record(a));
 
         table.set(Entry::Fdb(mac("02:42:c0:a8:00:03"), ip("192.168.104.2")));
         let keys: BTreeSet<Key> = [Key::Fdb(mac("02:42:c0:a8:00:03"))].into();
-        let inputs = Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked };
+        let inputs =
+            Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked, foreign: &BTreeSet::new() };
         assert_eq!(
             inputs.after_changes(&keys, &installed),
             [Action::RemoveNeighbour(ip("11.11.11.3")), Action::RemoveFdb(mac("02:42:c0:a8:00:03"))]
@@ -241,10 +243,22 @@ mod tests {
     fn an_address_without_fdb_entry_still_gets_its_neighbour() {
         let table = Table::from_entries([Entry::Arp(ip("11.11.11.9"), mac("02:00:00:00:00:09"))]);
         let (local, asked) = (local(), BTreeSet::new());
-        let inputs = Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked };
+        let inputs =
+            Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked, foreign: &BTreeSet::new() };
         assert_eq!(
             inputs.full(&Installed::default()),
             [Action::SetNeighbour(ip("11.11.11.9"), mac("02:00:00:00:00:09"))]
+        );
+    }
+
+    #[test]
+    fn someone_elses_entry_is_never_changed() {
+        let (table, local, asked) = (table(), local(), BTreeSet::new());
+        let foreign: BTreeSet<Slot> = [Slot::Fdb(mac("02:42:c0:a8:00:03"))].into();
+        let inputs = Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked, foreign: &foreign };
+        assert_eq!(
+            inputs.full(&Installed::default()),
+            [Action::SetNeighbour(ip("11.11.11.3"), mac("02:42:c0:a8:00:03"))]
         );
     }
 }

@@ -17,7 +17,7 @@ use futures::StreamExt;
 use inotify::{EventMask, Inotify, WatchMask};
 use tokio::sync::mpsc;
 
-use super::{Backoff, Result, Store, Update};
+use super::{io_failed, Backoff, Result, Store, Update};
 use crate::endpoint::{Entry, Key, Table};
 
 const KINDS: [&str; 2] = ["arp", "fdb"];
@@ -45,7 +45,7 @@ impl DirStore {
     fn prepare(&self) -> Result<()> {
         for kind in KINDS {
             let dir = self.root.join(kind);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("create {}: {}", dir.display(), lower(&e)))?;
+            std::fs::create_dir_all(&dir).map_err(|e| io_failed(format!("create {}", dir.display()), e))?;
         }
         Ok(())
     }
@@ -54,10 +54,12 @@ impl DirStore {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || scan(&root)).await.map_err(|e| format!("scan: {e}"))?
     }
+}
 
+impl Store for DirStore {
     async fn follow_once(&self, updates: &mpsc::Sender<Update>, backoff: &mut Backoff) -> Result<()> {
         self.prepare()?;
-        let inotify = Inotify::init().map_err(|e| format!("inotify: {}", lower(&e)))?;
+        let inotify = Inotify::init().map_err(|e| io_failed("inotify", e))?;
         let mask = WatchMask::CLOSE_WRITE
             | WatchMask::MOVED_TO
             | WatchMask::DELETE
@@ -68,11 +70,10 @@ impl DirStore {
         for kind in KINDS {
             let dir = self.root.join(kind);
             let watch =
-                inotify.watches().add(&dir, mask).map_err(|e| format!("watch {}: {}", dir.display(), lower(&e)))?;
+                inotify.watches().add(&dir, mask).map_err(|e| io_failed(format!("watch {}", dir.display()), e))?;
             watches.push((watch, kind));
         }
-        let mut events =
-            inotify.into_event_stream(vec![0u8; 64 * 1024]).map_err(|e| format!("inotify: {}", lower(&e)))?;
+        let mut events = inotify.into_event_stream(vec![0u8; 64 * 1024]).map_err(|e| io_failed("inotify", e))?;
 
         let Scan { table: mut known, mut problems } = self.scan().await?;
         report(&problems, &BTreeSet::new());
@@ -87,7 +88,7 @@ impl DirStore {
                 event = events.next() => {
                     let event = match event {
                         Some(Ok(event)) => event,
-                        Some(Err(e)) => return Err(format!("inotify: {}", lower(&e))),
+                        Some(Err(e)) => return Err(io_failed("inotify", e)),
                         None => return Err("inotify ended".into()),
                     };
                     if event.mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF | EventMask::IGNORED) {
@@ -146,23 +147,6 @@ impl DirStore {
             }
         }
     }
-}
-
-impl Store for DirStore {
-    async fn follow(&self, updates: mpsc::Sender<Update>) {
-        let mut backoff = Backoff::new();
-        loop {
-            match self.follow_once(&updates, &mut backoff).await {
-                Ok(()) => return,
-                Err(problem) => {
-                    if updates.send(Update::Failed(problem)).await.is_err() {
-                        return;
-                    }
-                    backoff.wait().await;
-                }
-            }
-        }
-    }
 
     async fn put(&self, entry: &Entry) -> Result<()> {
         self.prepare()?;
@@ -173,7 +157,7 @@ impl Store for DirStore {
             .and_then(|()| std::fs::rename(&temporary, &file))
             .map_err(|e| {
                 let _ = std::fs::remove_file(&temporary);
-                format!("write {}: {}", file.display(), lower(&e))
+                io_failed(format!("write {}", file.display()), e)
             })
     }
 
@@ -183,11 +167,11 @@ impl Store for DirStore {
             Ok(text) if text.trim() == expected => match std::fs::remove_file(&file) {
                 Ok(()) => Ok(true),
                 Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-                Err(e) => Err(format!("remove {}: {}", file.display(), lower(&e))),
+                Err(e) => Err(io_failed(format!("remove {}", file.display()), e)),
             },
             Ok(_) => Ok(false),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(format!("read {}: {}", file.display(), lower(&e))),
+            Err(e) => Err(io_failed(format!("read {}", file.display()), e)),
         }
     }
 
@@ -196,7 +180,7 @@ impl Store for DirStore {
         match std::fs::read_to_string(&file) {
             Ok(text) => Ok(Some(text.trim().to_string())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("read {}: {}", file.display(), lower(&e))),
+            Err(e) => Err(io_failed(format!("read {}", file.display()), e)),
         }
     }
 }
@@ -206,7 +190,7 @@ fn read(file: &Path, key: Key) -> Result<Option<Entry>> {
     match std::fs::read_to_string(file) {
         Ok(text) => key.entry(&text).map(Some),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("read {}: {}", file.display(), lower(&e))),
+        Err(e) => Err(io_failed(format!("read {}", file.display()), e)),
     }
 }
 
@@ -215,9 +199,9 @@ fn scan(root: &Path) -> Result<Scan> {
     let mut problems = BTreeSet::new();
     for kind in KINDS {
         let dir = root.join(kind);
-        let entries = std::fs::read_dir(&dir).map_err(|e| format!("read {}: {}", dir.display(), lower(&e)))?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| io_failed(format!("read {}", dir.display()), e))?;
         for file in entries {
-            let file = file.map_err(|e| format!("read {}: {}", dir.display(), lower(&e)))?;
+            let file = file.map_err(|e| io_failed(format!("read {}", dir.display()), e))?;
             let Some(name) = file.file_name().to_str().map(str::to_string) else { continue };
             if name.starts_with('.') {
                 continue;
@@ -245,12 +229,4 @@ fn report(now: &BTreeSet<String>, before: &BTreeSet<String>) {
     for problem in now.difference(before) {
         tracing::warn!("{problem}; ignored");
     }
-}
-
-/// io::Error's text starts with a capital; messages here are lowercase.
-fn lower(error: &std::io::Error) -> String {
-    let text = error.to_string();
-    let text = text.split(" (os error").next().unwrap_or(&text);
-    let mut chars = text.chars();
-    chars.next().map(|c| c.to_lowercase().chain(chars).collect()).unwrap_or_default()
 }

@@ -14,7 +14,7 @@ use etcd_client::{
 };
 use tokio::sync::{mpsc, Mutex};
 
-use super::{Backoff, Result, Store, Update};
+use super::{io_failed, Backoff, Result, Store, Update};
 use crate::endpoint::{Entry, Key, Table};
 
 /// Files for TLS to etcd (PEM).
@@ -34,7 +34,7 @@ pub struct EtcdStore {
 }
 
 fn read_pem(path: &PathBuf) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))
+    std::fs::read(path).map_err(|e| io_failed(format!("read {}", path.display()), e))
 }
 
 impl EtcdStore {
@@ -111,7 +111,9 @@ impl EtcdStore {
             }
         }
     }
+}
 
+impl Store for EtcdStore {
     async fn follow_once(&self, updates: &mpsc::Sender<Update>, backoff: &mut Backoff) -> Result<()> {
         let mut client = self.connect().await?;
         let listed = client
@@ -168,23 +170,6 @@ impl EtcdStore {
                 };
                 if updates.send(update).await.is_err() {
                     return Ok(());
-                }
-            }
-        }
-    }
-}
-
-impl Store for EtcdStore {
-    async fn follow(&self, updates: mpsc::Sender<Update>) {
-        let mut backoff = Backoff::new();
-        loop {
-            match self.follow_once(&updates, &mut backoff).await {
-                Ok(()) => return,
-                Err(problem) => {
-                    if updates.send(Update::Failed(problem)).await.is_err() {
-                        return;
-                    }
-                    backoff.wait().await;
                 }
             }
         }

@@ -32,9 +32,20 @@ pub enum Update {
 
 pub type Result<T> = std::result::Result<T, String>;
 
+/// "read /x: permission denied": the step and the system's reason, lowercase.
+pub(crate) fn io_failed(step: impl Into<String>, error: std::io::Error) -> String {
+    netns::Error::io(step, error).to_string()
+}
+
 pub trait Store: Send + Sync + 'static {
-    /// Follow the store until `updates` is closed, retrying with backoff on errors.
-    fn follow(&self, updates: mpsc::Sender<Update>) -> impl Future<Output = ()> + Send;
+    /// One attempt at following the store: a snapshot, then changes, until `updates`
+    /// is closed (`Ok`) or the store fails (`Err`; the next attempt starts with a
+    /// fresh snapshot). Resets `backoff` once it has sent its snapshot.
+    fn follow_once(
+        &self,
+        updates: &mpsc::Sender<Update>,
+        backoff: &mut Backoff,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Write a key.
     fn put(&self, entry: &Entry) -> impl Future<Output = Result<()>> + Send;
@@ -43,7 +54,7 @@ pub trait Store: Send + Sync + 'static {
     /// true when it was removed.
     fn remove(&self, key: Key, expected: &str) -> impl Future<Output = Result<bool>> + Send;
 
-    /// The value of a key, if it holds one.
+    /// The value of a key (trimmed), if it holds one.
     fn get(&self, key: Key) -> impl Future<Output = Result<Option<String>>> + Send;
 }
 
@@ -66,10 +77,10 @@ impl AnyStore {
 }
 
 impl Store for AnyStore {
-    async fn follow(&self, updates: mpsc::Sender<Update>) {
+    async fn follow_once(&self, updates: &mpsc::Sender<Update>, backoff: &mut Backoff) -> Result<()> {
         match self {
-            AnyStore::Dir(store) => store.follow(updates).await,
-            AnyStore::Etcd(store) => store.follow(updates).await,
+            AnyStore::Dir(store) => store.follow_once(updates, backoff).await,
+            AnyStore::Etcd(store) => store.follow_once(updates, backoff).await,
         }
     }
 
@@ -95,11 +106,28 @@ impl Store for AnyStore {
     }
 }
 
+/// Follow a store until `updates` is closed: attempt after attempt, each failure
+/// reported to the follower and waited out with a backoff.
+pub async fn follow(store: &impl Store, updates: mpsc::Sender<Update>) {
+    let mut backoff = Backoff::new();
+    loop {
+        match store.follow_once(&updates, &mut backoff).await {
+            Ok(()) => return,
+            Err(problem) => {
+                if updates.send(Update::Failed(problem)).await.is_err() {
+                    return;
+                }
+                backoff.wait().await;
+            }
+        }
+    }
+}
+
 /// Write an endpoint's two keys, skipping those that already hold the value (so a
 /// re-apply does not wake every agent).
 pub async fn publish(store: &impl Store, endpoint: &Endpoint) -> Result<()> {
     for entry in endpoint.entries() {
-        if store.get(entry.key()).await?.as_deref().map(str::trim) != Some(entry.value().as_str()) {
+        if store.get(entry.key()).await?.as_deref() != Some(entry.value().as_str()) {
             store.put(&entry).await?;
         }
     }
@@ -115,13 +143,13 @@ pub async fn withdraw(store: &impl Store, endpoint: &Endpoint) -> Result<()> {
 }
 
 /// Doubling waits between retries, from 100 ms to 5 s.
-pub(crate) struct Backoff(Duration);
+pub struct Backoff(Duration);
 
 impl Backoff {
     const FIRST: Duration = Duration::from_millis(100);
     const LAST: Duration = Duration::from_secs(5);
 
-    pub fn new() -> Backoff {
+    fn new() -> Backoff {
         Backoff(Self::FIRST)
     }
 
@@ -129,7 +157,7 @@ impl Backoff {
         self.0 = Self::FIRST;
     }
 
-    pub async fn wait(&mut self) {
+    async fn wait(&mut self) {
         tokio::time::sleep(self.0).await;
         self.0 = (self.0 * 2).min(Self::LAST);
     }
