@@ -216,7 +216,8 @@ pub fn topology(name: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("topologies").join(name).display().to_string()
 }
 
-/// The vxlan-agent binary, built beside netlab's by `cargo test --workspace`.
+/// The vxlan-agent binary, built beside netlab's by `cargo test --workspace`: cargo builds a
+/// package's binaries for its integration tests, and vxlan-agent/tests/cli.rs is one.
 pub fn agent_binary() -> String {
     let path = Path::new(env!("CARGO_BIN_EXE_netlab")).with_file_name("vxlan-agent");
     assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());

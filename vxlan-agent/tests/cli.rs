@@ -1,0 +1,141 @@
+//! The command line against a folder store (no privileges needed): publish, list and
+//! withdraw write and read the tutorial's layout; bad input is refused with a message.
+//!
+//! These tests also make `cargo test --workspace` build the `vxlan-agent` binary, which
+//! netlab's own agent tests run inside their simulated hosts.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+struct Folder(PathBuf);
+
+impl Folder {
+    fn new(test: &str) -> Folder {
+        let path = std::env::temp_dir().join(format!("vxlan-agent-cli-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Folder(path)
+    }
+
+    fn store(&self) -> String {
+        format!("dir:{}", self.0.display())
+    }
+
+    fn read(&self, key: &str) -> Option<String> {
+        std::fs::read_to_string(self.0.join(key)).ok()
+    }
+}
+
+impl Drop for Folder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn agent(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vxlan-agent")).args(args).env("RUST_LOG", "warn").output().unwrap()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn endpoint<'a>(verb: &'a str, store: &'a str, ip: &'a str, mac: &'a str, vtep: &'a str) -> Vec<&'a str> {
+    vec![verb, "--store", store, "--ip", ip, "--mac", mac, "--vtep", vtep]
+}
+
+#[test]
+fn publish_list_withdraw_round_trip() {
+    let folder = Folder::new("round-trip");
+    let store = folder.store();
+
+    let published = agent(&endpoint("publish", &store, "10.0.0.2", "02:00:00:00:00:02", "192.168.0.20"));
+    assert!(published.status.success(), "{}", stderr(&published));
+    assert_eq!(folder.read("arp/10.0.0.2").as_deref(), Some("02:00:00:00:00:02\n"));
+    assert_eq!(folder.read("fdb/02:00:00:00:00:02").as_deref(), Some("192.168.0.20\n"));
+    // Written through a temporary file and a rename: nothing else is left behind.
+    let leftovers: Vec<_> = ["arp", "fdb"]
+        .iter()
+        .flat_map(|kind| std::fs::read_dir(folder.0.join(kind)).unwrap())
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A key written by hand, as the tutorial does, is listed beside the published ones.
+    std::fs::write(folder.0.join("arp/10.0.0.3"), "02:00:00:00:00:03\n").unwrap();
+    let listed = agent(&["list", "--store", &store]);
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(
+        stdout(&listed),
+        "arp/10.0.0.2 02:00:00:00:00:02\narp/10.0.0.3 02:00:00:00:00:03\nfdb/02:00:00:00:00:02 192.168.0.20\n"
+    );
+
+    let withdrawn = agent(&endpoint("withdraw", &store, "10.0.0.2", "02:00:00:00:00:02", "192.168.0.20"));
+    assert!(withdrawn.status.success(), "{}", stderr(&withdrawn));
+    assert_eq!(folder.read("arp/10.0.0.2"), None);
+    assert_eq!(folder.read("fdb/02:00:00:00:00:02"), None);
+    assert!(folder.read("arp/10.0.0.3").is_some(), "withdraw removed a key it did not write");
+}
+
+#[test]
+fn withdraw_keeps_a_key_someone_else_changed() {
+    let folder = Folder::new("changed");
+    let store = folder.store();
+    let published = agent(&endpoint("publish", &store, "10.0.0.2", "02:00:00:00:00:02", "192.168.0.20"));
+    assert!(published.status.success(), "{}", stderr(&published));
+    // The endpoint moved to another host meanwhile: its fdb key is no longer ours to remove.
+    std::fs::write(folder.0.join("fdb/02:00:00:00:00:02"), "192.168.0.30\n").unwrap();
+
+    let withdrawn = agent(&endpoint("withdraw", &store, "10.0.0.2", "02:00:00:00:00:02", "192.168.0.20"));
+    assert!(withdrawn.status.success(), "{}", stderr(&withdrawn));
+    assert_eq!(folder.read("arp/10.0.0.2"), None);
+    assert_eq!(folder.read("fdb/02:00:00:00:00:02").as_deref(), Some("192.168.0.30\n"));
+}
+
+#[test]
+fn bad_input_is_refused_with_a_message() {
+    let folder = Folder::new("bad-input");
+    let store = folder.store();
+    let cases: [(Vec<&str>, &str); 4] = [
+        (endpoint("publish", &store, "10.0.0.2", "02:00:00:00:00", "192.168.0.20"), "02:00:00:00:00"),
+        (endpoint("publish", &store, "10.0.0.999", "02:00:00:00:00:02", "192.168.0.20"), "10.0.0.999"),
+        (endpoint("publish", "dir:", "10.0.0.2", "02:00:00:00:00:02", "192.168.0.20"), "needs a path"),
+        (vec!["list", "--store", "ftp://somewhere"], "ftp://somewhere"),
+    ];
+    for (args, mentioned) in cases {
+        let output = agent(&args);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(message.contains(mentioned), "{args:?}: {message}");
+        assert!(!message.contains("panicked"), "{args:?}: {message}");
+    }
+    assert_eq!(std::fs::read_dir(&folder.0).unwrap().count(), 0, "refused input wrote to the store");
+}
+
+#[test]
+fn a_store_file_that_is_not_a_value_is_reported() {
+    let folder = Folder::new("bad-value");
+    std::fs::create_dir_all(folder.0.join("arp")).unwrap();
+    std::fs::write(folder.0.join("arp/10.0.0.2"), "not a mac\n").unwrap();
+    std::fs::write(folder.0.join("arp/10.0.0.5"), "02:00:00:00:00:05\n").unwrap();
+    let listed = agent(&["list", "--store", &folder.store()]);
+    // A bad file is skipped with a warning naming it; the rest is listed.
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert!(stderr(&listed).contains("arp/10.0.0.2: invalid MAC address `not a mac`"), "{}", stderr(&listed));
+    assert_eq!(stdout(&listed), "arp/10.0.0.5 02:00:00:00:00:05\n");
+}
+
+#[test]
+fn status_without_agents_says_so() {
+    let folder = Folder::new("status");
+    let output = agent(&["status", "--status-dir", folder.0.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).starts_with("no agents have reported in"), "{}", stdout(&output));
+    let json = agent(&["status", "--json", "--status-dir", folder.0.to_str().unwrap()]);
+    assert_eq!(stdout(&json).trim(), "[]");
+}
