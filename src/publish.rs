@@ -9,13 +9,16 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use serde::{Deserialize, Serialize};
 use vxlan_agent::endpoint::{Endpoint, Mac};
-use vxlan_agent::store::{self, AnyStore, StoreUrl};
+use vxlan_agent::store::{self, AnyStore, StoreUrl, Tls};
 
 use crate::model::{Attachment, Topology};
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Publication {
     pub store: StoreUrl,
+    /// How to reach an etcd store over TLS; kept so destroy can withdraw without the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
     pub endpoint: Endpoint,
 }
 
@@ -29,7 +32,7 @@ pub async fn wanted(topology: &Topology) -> Result<BTreeSet<Publication>> {
         };
         for ip in &attachment.ips {
             let endpoint = Endpoint { ip: *ip, mac, vtep: attachment.vtep };
-            wanted.insert(Publication { store: attachment.store.clone(), endpoint });
+            wanted.insert(Publication { store: attachment.store.clone(), tls: attachment.tls.clone(), endpoint });
         }
     }
     Ok(wanted)
@@ -51,22 +54,25 @@ async fn kernel_mac(attachment: &Attachment) -> Result<Mac> {
         .ok_or_else(|| anyhow!("read the MAC of {what}: no such link"))
 }
 
-fn by_store(publications: impl IntoIterator<Item = Publication>) -> BTreeMap<StoreUrl, Vec<Endpoint>> {
-    let mut grouped: BTreeMap<StoreUrl, Vec<Endpoint>> = BTreeMap::new();
+type StoreAccess = (StoreUrl, Option<Tls>);
+
+fn by_store(publications: impl IntoIterator<Item = Publication>) -> BTreeMap<StoreAccess, Vec<Endpoint>> {
+    let mut grouped: BTreeMap<StoreAccess, Vec<Endpoint>> = BTreeMap::new();
     for publication in publications {
-        grouped.entry(publication.store).or_default().push(publication.endpoint);
+        grouped.entry((publication.store, publication.tls)).or_default().push(publication.endpoint);
     }
     grouped
 }
 
-fn open(url: &StoreUrl) -> Result<AnyStore> {
-    AnyStore::open(url, None, Duration::ZERO).map_err(|e| anyhow!(e))
+fn open((url, tls): &StoreAccess) -> Result<AnyStore> {
+    AnyStore::open(url, tls.clone(), Duration::ZERO).map_err(|e| anyhow!(e)).with_context(|| format!("open {url}"))
 }
 
 /// Publish `wanted` and withdraw what was published before but is not wanted now.
 pub async fn converge(wanted: &BTreeSet<Publication>, before: &BTreeSet<Publication>) -> Result<()> {
-    for (url, endpoints) in by_store(wanted.iter().cloned()) {
-        let store = open(&url)?;
+    for (access, endpoints) in by_store(wanted.iter().cloned()) {
+        let store = open(&access)?;
+        let url = &access.0;
         for endpoint in endpoints {
             store::publish(&store, &endpoint)
                 .await
@@ -79,8 +85,9 @@ pub async fn converge(wanted: &BTreeSet<Publication>, before: &BTreeSet<Publicat
 
 /// Remove publications from their stores (keys that hold someone else's value stay).
 pub async fn withdraw(publications: &BTreeSet<Publication>) -> Result<()> {
-    for (url, endpoints) in by_store(publications.iter().cloned()) {
-        let store = open(&url)?;
+    for (access, endpoints) in by_store(publications.iter().cloned()) {
+        let store = open(&access)?;
+        let url = &access.0;
         for endpoint in endpoints {
             store::withdraw(&store, &endpoint)
                 .await

@@ -6,7 +6,7 @@
 mod support;
 
 use nix::sys::signal::Signal;
-use support::{agent_binary, eventually, topology, Process, Sandbox};
+use support::{agent_binary, eventually, topology, Certificates, Process, Sandbox};
 
 const DIR_STORE: &str = "dir:/run/netlab/stores/overlay-dynamic";
 
@@ -215,6 +215,44 @@ fn etcd_on_loopback_with_agents_beside_it() {
     );
 }
 
+#[test]
+fn etcd_over_tls_with_client_certificates() {
+    let sandbox = Sandbox::new();
+    let tls = Certificates::make(&sandbox.dir.join("tls"));
+    let store = "etcd://127.0.0.1:2379/overlay-dynamic";
+    let store_in_file =
+        format!("'{store}', store_tls: {{ca: '{}', cert: '{}', key: '{}'}}", tls.ca, tls.client_cert, tls.client_key);
+    let source = std::fs::read_to_string(topology("overlay-dynamic.yaml")).unwrap();
+    let file = sandbox.file("overlay-dynamic-tls.yaml", &source.replace(&format!("'{DIR_STORE}'"), &store_in_file));
+    let _etcd = etcd_with(&sandbox, Some(&tls));
+    sandbox.netlab_ok(&["apply", &file]);
+
+    let with_certificate =
+        ["--store", store, "--etcd-ca", &tls.ca, "--etcd-cert", &tls.client_cert, "--etcd-key", &tls.client_key];
+    let mut list = vec!["list"];
+    list.extend_from_slice(&with_certificate);
+    assert_eq!(sandbox.ok(&agent_binary(), &list).lines().count(), 6);
+    // etcd refuses a client without a certificate, and plain text altogether.
+    for refused in [vec!["list", "--store", store, "--etcd-ca", &tls.ca], vec!["list", "--store", store]] {
+        let output = sandbox.run(&agent_binary(), &refused);
+        let message = support::text(&output.stderr);
+        assert!(!output.status.success() && message.contains("vxlan-agent: "), "{refused:?}: {message}");
+        assert!(!message.contains("panicked"), "{message}");
+    }
+
+    let _agents = [
+        agent(&sandbox, "", "ov1", store, &with_certificate[2..]),
+        agent(&sandbox, "", "ov2", store, &with_certificate[2..]),
+    ];
+    assert!(eventually(10.0, || entries(&sandbox, "ov1").len() == 2 && entries(&sandbox, "ov2").len() == 4));
+    assert!(ping(&sandbox, "ct1", "11.11.11.3"), "first ping lost");
+    assert!(ping(&sandbox, "ct2", "11.11.11.4"));
+
+    // destroy withdraws through TLS too, with what the record kept.
+    sandbox.netlab_ok(&["destroy", "--name", "overlay-dynamic"]);
+    assert_eq!(sandbox.ok(&agent_binary(), &list), "");
+}
+
 /// cluster-3 with its underlay reaching the test's own namespace (the "machine" the
 /// simulated hosts run on), where etcd listens on 192.168.104.1.
 fn cluster_with_etcd(sandbox: &Sandbox) -> String {
@@ -232,27 +270,44 @@ const ETCD_STORE: &str = "etcd://192.168.104.1:2379/cluster-3";
 /// etcd in the sandbox's own namespace, listening on every address there (the
 /// underlay's 192.168.104.1 included, once the lab makes it).
 fn etcd(sandbox: &Sandbox) -> Process {
+    etcd_with(sandbox, None)
+}
+
+/// etcd as above; with certificates it serves TLS only and asks every client for a
+/// certificate signed by the test's CA.
+fn etcd_with(sandbox: &Sandbox, tls: Option<&Certificates>) -> Process {
     let data = sandbox.dir.join("etcd-data");
-    let process = sandbox.spawn(
-        "",
-        "etcd",
-        &[
-            "--name",
-            "test",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--listen-client-urls",
-            "http://0.0.0.0:2379",
-            "--advertise-client-urls",
-            "http://192.168.104.1:2379",
-            "--listen-peer-urls",
-            "http://127.0.0.1:2380",
-            "--initial-advertise-peer-urls",
-            "http://127.0.0.1:2380",
-            "--initial-cluster",
-            "test=http://127.0.0.1:2380",
-        ],
-    );
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let listen = format!("{scheme}://0.0.0.0:2379");
+    let advertise = format!("{scheme}://192.168.104.1:2379");
+    let mut args = vec![
+        "--name",
+        "test",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen-client-urls",
+        &listen,
+        "--advertise-client-urls",
+        &advertise,
+        "--listen-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-advertise-peer-urls",
+        "http://127.0.0.1:2380",
+        "--initial-cluster",
+        "test=http://127.0.0.1:2380",
+    ];
+    if let Some(tls) = tls {
+        args.extend([
+            "--cert-file",
+            &tls.server_cert,
+            "--key-file",
+            &tls.server_key,
+            "--trusted-ca-file",
+            &tls.ca,
+            "--client-cert-auth",
+        ]);
+    }
+    let process = sandbox.spawn("", "etcd", &args);
     assert!(eventually(20.0, || process.output().contains("ready to serve client requests")), "{}", process.output());
     process
 }

@@ -237,6 +237,31 @@ fn a_store_without_bridge_is_an_error_and_attachments_are_the_bridge_ports_peers
     assert_eq!(netlab::model::load(std::path::Path::new("topologies/cluster-3.yaml")).unwrap().attachments().len(), 6);
 }
 
+#[test]
+fn store_tls_is_for_etcd_with_absolute_paths_and_cert_with_key() {
+    let with = |store: &str, tls: &str| BASE_STORE.replace("'STORE'", &format!("'{store}', store_tls: {tls}"));
+    let etcd = "etcd://10.0.0.1:2379";
+    // At the `store_tls` mapping (column 111 after a dir store, 117 after the etcd URL) or its field.
+    for (yaml, error) in [
+        (with("dir:/srv/store", "{ca: /etc/ca.pem}"), "11:111: `store_tls` needs an etcd store (`store: etcd://...`)"),
+        (with(etcd, "{ca: etc/ca.pem}"), "11:122: ca `etc/ca.pem` must be an absolute path"),
+        (with(etcd, "{cert: /etc/c.pem}"), "11:117: `cert` and `key` go together: a client certificate needs its key"),
+        (with(etcd, "{ca: /etc/ca.pem, secret: x}"), "11:135: unknown field `secret`, expected one of ca, cert, key"),
+    ] {
+        let got = errors(&yaml);
+        assert!(got.len() == 1 && got[0].starts_with(error), "{yaml}\n{got:?}");
+    }
+    // A bad store has its own error, not a second one about store_tls.
+    assert_eq!(errors(&with("etcd://host", "{ca: /etc/ca.pem}")).len(), 1);
+
+    let lab = parse("x.yaml", &with(etcd, "{ca: /etc/ca.pem, cert: /etc/c.pem, key: /etc/c.key}")).unwrap();
+    let tls = lab.attachments()[0].tls.clone().unwrap();
+    assert_eq!(
+        (tls.ca.unwrap(), tls.cert.unwrap(), tls.key.unwrap()),
+        ("/etc/ca.pem".into(), "/etc/c.pem".into(), "/etc/c.key".into())
+    );
+}
+
 /// Mutations of the lab files never panic: they parse or they are reported.
 #[test]
 fn no_input_panics() {

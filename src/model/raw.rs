@@ -72,6 +72,18 @@ pub struct RawVxlan {
     /// The overlay's shared store (dir:PATH or etcd://...): netlab publishes the
     /// endpoints attached to the bridge there, for the vxlan-agents.
     pub store: Option<Located<String>>,
+    /// Certificates for an etcd store over TLS.
+    pub store_tls: Option<Located<RawStoreTls>>,
+}
+
+/// PEM files, absolute paths: the CA that signed etcd's certificate, and the client's
+/// own certificate and key when etcd asks for one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStoreTls {
+    pub ca: Option<Located<String>>,
+    pub cert: Option<Located<String>>,
+    pub key: Option<Located<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names::{IfName, LabName, Place, SysctlKey};
 use netns::mac::Mac;
-use vxlan_agent::store::StoreUrl;
+use vxlan_agent::store::{StoreUrl, Tls};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {
@@ -72,6 +72,8 @@ pub struct VxlanSpec {
     /// property of the device: changing it never remakes the device.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<StoreUrl>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_tls: Option<Tls>,
 }
 
 impl NamespaceSpec {
@@ -282,6 +284,7 @@ impl std::fmt::Display for Check {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
     pub store: StoreUrl,
+    pub tls: Option<Tls>,
     pub interface: Endpoint,
     /// Its addresses, without link-local ones.
     pub ips: Vec<IpAddr>,
@@ -312,6 +315,7 @@ impl Topology {
                         .collect();
                     attachments.push(Attachment {
                         store: store.clone(),
+                        tls: vxlan.store_tls.clone(),
                         interface: peer.clone(),
                         ips,
                         mac: end.mac,

@@ -3,19 +3,20 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
 
 use ipnetwork::{IpNetwork, Ipv4Network};
 use serde_saphyr::Location;
 
 use super::diagnostic::Diagnostic;
 use super::names::{IfName, LabName, NodeName, Place, SysctlKey, HOST};
-use super::raw::{Located, RawCheck, RawInterface, RawNode, RawTopology};
+use super::raw::{Located, RawCheck, RawInterface, RawNode, RawStoreTls, RawTopology};
 use super::topology::{
     Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec, Protocol, Publish,
     RouteSpec, Topology, VxlanSpec,
 };
 use netns::mac::Mac;
-use vxlan_agent::store::StoreUrl;
+use vxlan_agent::store::{StoreUrl, Tls};
 
 /// The kernel refuses the 1024th port of a bridge (EXFULL).
 pub const MAX_BRIDGE_PORTS: usize = 1023;
@@ -218,6 +219,7 @@ impl Validator {
                 return None;
             }
         }
+        let store = raw.store.as_ref().and_then(|text| self.store(text, raw.bridge.is_some()));
         Some(VxlanSpec {
             vni: raw.vni.value,
             port: raw.port.unwrap_or(4789),
@@ -230,8 +232,37 @@ impl Validator {
             l2miss: raw.l2miss.unwrap_or(false),
             l3miss: raw.l3miss.unwrap_or(false),
             ttl: raw.ttl,
-            store: raw.store.as_ref().and_then(|text| self.store(text, raw.bridge.is_some())),
+            // A store that failed validation has its error already.
+            store_tls: match (&raw.store_tls, &raw.store, &store) {
+                (Some(_), Some(_), None) => None,
+                (Some(tls), _, _) => self.store_tls(tls, store.as_ref()),
+                (None, _, _) => None,
+            },
+            store,
         })
+    }
+
+    fn store_tls(&mut self, raw: &Located<RawStoreTls>, store: Option<&StoreUrl>) -> Option<Tls> {
+        if !matches!(store, Some(StoreUrl::Etcd { .. })) {
+            self.error(&raw.referenced, "`store_tls` needs an etcd store (`store: etcd://...`)");
+            return None;
+        }
+        let mut path = |field: &Option<Located<String>>, what: &str| -> Result<Option<PathBuf>, ()> {
+            let Some(text) = field else { return Ok(None) };
+            let path = PathBuf::from(&text.value);
+            if !path.is_absolute() {
+                self.error(&text.referenced, format!("{what} `{}` must be an absolute path", text.value));
+                return Err(());
+            }
+            Ok(Some(path))
+        };
+        let files = (path(&raw.value.ca, "ca"), path(&raw.value.cert, "cert"), path(&raw.value.key, "key"));
+        let (Ok(ca), Ok(cert), Ok(key)) = files else { return None };
+        if cert.is_some() != key.is_some() {
+            self.error(&raw.referenced, "`cert` and `key` go together: a client certificate needs its key");
+            return None;
+        }
+        Some(Tls { ca, cert, key })
     }
 
     fn store(&mut self, text: &Located<String>, bridged: bool) -> Option<StoreUrl> {

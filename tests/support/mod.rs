@@ -223,3 +223,69 @@ pub fn agent_binary() -> String {
     assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
     path.display().to_string()
 }
+
+/// A CA, a server certificate for etcd (valid for 127.0.0.1 and 192.168.104.1) and a
+/// client certificate, made with openssl for one test (EC P-256, valid one day).
+pub struct Certificates {
+    pub ca: String,
+    pub server_cert: String,
+    pub server_key: String,
+    pub client_cert: String,
+    pub client_key: String,
+}
+
+impl Certificates {
+    pub fn make(dir: &Path) -> Certificates {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = |name: &str| dir.join(name).display().to_string();
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl").args(args).output().expect("openssl (apt install openssl)");
+            assert!(output.status.success(), "openssl {args:?}: {}", text(&output.stderr));
+        };
+        let key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let (ca, ca_key) = (path("ca.pem"), path("ca.key"));
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &key,
+                &["-keyout", &ca_key, "-out", &ca, "-subj", "/CN=netlab test CA", "-days", "1"],
+            ]
+            .concat(),
+        );
+        let sign = |name: &str, extensions: &str| -> (String, String) {
+            let (cert, key_file, request, ext) = (
+                path(&format!("{name}.pem")),
+                path(&format!("{name}.key")),
+                path(&format!("{name}.csr")),
+                path(&format!("{name}.ext")),
+            );
+            std::fs::write(&ext, extensions).unwrap();
+            openssl(
+                &[&["req"][..], &key, &["-keyout", &key_file, "-out", &request, "-subj", &format!("/CN={name}")]]
+                    .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &request,
+                "-CA",
+                &ca,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &cert,
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+            ]);
+            (cert, key_file)
+        };
+        let (server_cert, server_key) =
+            sign("etcd", "subjectAltName=IP:127.0.0.1,IP:192.168.104.1\nextendedKeyUsage=serverAuth\n");
+        let (client_cert, client_key) = sign("client", "extendedKeyUsage=clientAuth\n");
+        Certificates { ca, server_cert, server_key, client_cert, client_key }
+    }
+}

@@ -17,11 +17,15 @@ use tokio::sync::{mpsc, Mutex};
 use super::{io_failed, Backoff, Result, Store, Update};
 use crate::endpoint::{Entry, Key, Table};
 
-/// Files for TLS to etcd (PEM).
-#[derive(Clone, Debug, Default)]
+/// Files for TLS to etcd (PEM). Read when the store is opened, so a renewed
+/// certificate is used by the next connection of a new process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Tls {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<PathBuf>,
 }
 
