@@ -40,7 +40,7 @@ impl Netlink {
         for group in groups {
             socket.add_membership(*group).map_err(|e| Error::io(step, e))?;
         }
-        let size = receive_buffer as libc::c_int;
+        let size = libc::c_int::try_from(receive_buffer).unwrap_or(libc::c_int::MAX);
         // SAFETY: setsockopt on a socket we own, with a pointer to a c_int and its size.
         let forced = unsafe {
             libc::setsockopt(

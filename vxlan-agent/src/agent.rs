@@ -20,6 +20,8 @@ use crate::reconcile::{Action, Inputs, Installed, Mode, Slot};
 use crate::status::{Counters, Samples, Status};
 use crate::store::{AnyStore, Update};
 
+pub use crate::kernel::DEFAULT_EVENT_BUFFER;
+
 pub struct Options {
     pub netns: netns::Netns,
     pub device: String,
@@ -27,12 +29,14 @@ pub struct Options {
     /// This host's VTEP addresses; empty: the device's local address.
     pub local: Vec<IpAddr>,
     pub resync: Duration,
+    /// Receive buffer of the notification socket (bytes).
+    pub event_buffer: usize,
     pub status_file: PathBuf,
     pub store_label: String,
 }
 
 pub async fn run(options: Options, store: AnyStore) -> Result<(), String> {
-    let mut kernel = Kernel::open(options.netns.clone()).await?;
+    let mut kernel = Kernel::open(options.netns.clone(), options.event_buffer).await?;
     let (updates, mut incoming) = mpsc::channel(8192);
     let store = Arc::new(store);
     let follower = tokio::spawn({
@@ -59,6 +63,7 @@ pub async fn run(options: Options, store: AnyStore) -> Result<(), String> {
             events = kernel.events() => match events {
                 Ok(events) => agent.on_kernel(&kernel, events),
                 Err(EventsError::Overrun) => {
+                    tracing::warn!("kernel dropped notifications (netlink overrun, ENOBUFS); full resync");
                     agent.counters.overruns += 1;
                     agent.resync(&kernel, "netlink overrun");
                 }

@@ -29,7 +29,7 @@ pub const PROTOCOL: u8 = 78;
 const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_NEIGH: u32 = 3;
 /// Room for a burst of notifications (a 20,000-entry burst is 40,000 echoes).
-const EVENT_BUFFER: usize = 32 * 1024 * 1024;
+pub const DEFAULT_EVENT_BUFFER: usize = 32 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Device {
@@ -87,11 +87,12 @@ pub struct Kernel {
 impl Kernel {
     /// Sockets in `ns`, opened on a thread that enters it (sockets keep their
     /// namespace, so the runtime can use them anywhere).
-    pub async fn open(ns: Netns) -> Result<Kernel, String> {
+    /// `event_buffer`: the notification socket's receive buffer, in bytes.
+    pub async fn open(ns: Netns, event_buffer: usize) -> Result<Kernel, String> {
         let (requests, events) = tokio::task::spawn_blocking(move || {
-            netns::thread::in_one(ns, |_| {
+            netns::thread::in_one(ns, move |_| {
                 let requests = Netlink::open_socket_here()?;
-                let events = Netlink::open_events_here(&[RTNLGRP_LINK, RTNLGRP_NEIGH], EVENT_BUFFER)?;
+                let events = Netlink::open_events_here(&[RTNLGRP_LINK, RTNLGRP_NEIGH], event_buffer)?;
                 Ok((requests, events))
             })
         })

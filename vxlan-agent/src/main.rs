@@ -97,6 +97,10 @@ struct RunArgs {
     /// see into); 0: inotify only.
     #[arg(long, default_value_t = 5.0)]
     poll: f64,
+    /// Receive buffer of the kernel notification socket, in bytes. When a burst overruns
+    /// it the kernel drops notifications and the agent reconciles in full.
+    #[arg(long, default_value_t = agent::DEFAULT_EVENT_BUFFER)]
+    event_buffer: usize,
     #[arg(long, default_value = status::DEFAULT_DIR)]
     status_dir: PathBuf,
 }
@@ -158,6 +162,7 @@ async fn execute(command: Command) -> Result<(), String> {
                 mode: args.mode,
                 local: args.local,
                 resync: seconds(args.resync, "resync")?.max(Duration::from_millis(100)),
+                event_buffer: args.event_buffer,
                 status_file,
                 store_label: args.store.store.to_string(),
             };
