@@ -244,6 +244,35 @@ fn miss_mode_answers_misses_only() {
     assert_eq!(ov1_counters()["failed"], 0);
     let neighbours = sandbox.ok("ip", &["-n", "ov1", "-6", "neigh", "show", "dev", "vxlan1"]);
     assert!(!neighbours.contains("fe80::3"), "{neighbours}");
+
+    // Misses on someone else's VXLAN device in the same namespace are not the agent's,
+    // even for an address the store knows.
+    sandbox.ok(
+        &agent_binary(),
+        &["publish", "--store", DIR_STORE, "--ip", "12.0.0.9", "--mac", "02:00:00:00:00:09", "--vtep", "192.168.104.3"],
+    );
+    let vxlan2 = "-n host1 link add vxlan2 netns ov1 type vxlan id 43 dstport 4790 dev eth0 l2miss nolearning";
+    sandbox.ok("ip", &vxlan2.split(' ').collect::<Vec<_>>());
+    sandbox.ok("ip", &["-n", "ov1", "addr", "add", "12.0.0.1/24", "dev", "vxlan2"]);
+    sandbox.ok("ip", &["-n", "ov1", "link", "set", "vxlan2", "up"]);
+    // The neighbour is known, the MAC's VTEP is not: each packet is an L2 miss.
+    sandbox.ok("ip", &["-n", "ov1", "neigh", "replace", "12.0.0.9", "lladdr", "02:00:00:00:00:09", "dev", "vxlan2"]);
+    let before = ov1_counters();
+    let mut monitor = sandbox.spawn("", "ip", &["-n", "ov1", "monitor", "neigh"]);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    sandbox.run("ip", &["netns", "exec", "ov1", "ping", "-c2", "-i0.3", "-W1", "12.0.0.9"]);
+    // The kernel did send the misses (RTM_GETNEIGH shows as `miss` in ip monitor)...
+    let seen = |output: String| output.lines().any(|l| l.starts_with("miss") && l.contains("02:00:00:00:00:09"));
+    assert!(eventually(5.0, || seen(monitor.output())), "{}", monitor.output());
+    monitor.stop(Signal::SIGKILL);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // ...and the agent did not take them for its own, nor answer them.
+    let after = ov1_counters();
+    for counter in ["l2_misses", "l3_misses", "unknown_misses", "installed", "failed"] {
+        assert_eq!(after[counter], before[counter], "{counter}: {before} -> {after}");
+    }
+    let fdb = sandbox.ok("ip", &["netns", "exec", "ov1", "bridge", "fdb", "show"]);
+    assert!(!fdb.contains("02:00:00:00:00:09"), "{fdb}");
 }
 
 #[test]
