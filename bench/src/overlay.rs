@@ -334,12 +334,12 @@ pub fn overlay(tools: &Tools, samples: u32) -> Result<Value> {
     println!("first pings ct1 -> ct3 (20 at 0.2 s):");
     for p in [&proactive, &miss] {
         println!(
-            "  {:<9} lost {}/20, first reply to echo {} ({} s), rtt {} ms",
+            "  {:<9} lost {}/20, first reply to echo {} ({:.1} s), rtt {:.3} ms",
             p["mode"].as_str().unwrap_or(""),
             p["lost"],
             p["first_reply_seq"],
-            p["first_reply_after_s"],
-            p["first_rtt_ms"]
+            p["first_reply_after_s"].as_f64().unwrap_or(f64::NAN),
+            p["first_rtt_ms"].as_f64().unwrap_or(f64::NAN)
         );
     }
     let etcd_p99 = etcd["p99_ms"].as_f64().unwrap_or(f64::INFINITY);
@@ -356,7 +356,11 @@ fn print_targets(targets: &Value) {
         println!(
             "  target {}: {} (limit {}) {}",
             t["what"].as_str().unwrap_or(""),
-            t["measured"],
+            // Measured figures to 3 decimals; counts as they are.
+            match t["measured"].as_f64() {
+                Some(x) if x.fract() != 0.0 => format!("{x:.3}"),
+                _ => t["measured"].to_string(),
+            },
             t["limit"].as_str().unwrap_or(""),
             if t["met"] == true { "met" } else { "MISSED" }
         );
