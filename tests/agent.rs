@@ -275,6 +275,71 @@ fn miss_mode_answers_misses_only() {
     assert!(!fdb.contains("02:00:00:00:00:09"), "{fdb}");
 }
 
+/// Member `i` (1..=3) of a three-member etcd cluster on 127.0.0.`i`, in the sandbox's
+/// own namespace.
+fn etcd_member(sandbox: &Sandbox, i: u8) -> Process {
+    let data = sandbox.dir.join(format!("etcd-member{i}"));
+    let client = format!("http://127.0.0.{i}:2379");
+    let peer = format!("http://127.0.0.{i}:2380");
+    let name = format!("m{i}");
+    let cluster = "m1=http://127.0.0.1:2380,m2=http://127.0.0.2:2380,m3=http://127.0.0.3:2380";
+    let args = [
+        "--name",
+        &name,
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen-client-urls",
+        &client,
+        "--advertise-client-urls",
+        &client,
+        "--listen-peer-urls",
+        &peer,
+        "--initial-advertise-peer-urls",
+        &peer,
+        "--initial-cluster",
+        cluster,
+        "--initial-cluster-state",
+        "new",
+    ];
+    sandbox.spawn("", "etcd", &args)
+}
+
+/// The store URL names every member: the agents and netlab carry on through the
+/// others when the one they talk to dies.
+#[test]
+fn etcd_cluster_loses_a_member() {
+    let sandbox = Sandbox::new();
+    let store = "etcd://127.0.0.1:2379,127.0.0.2:2379,127.0.0.3:2379/overlay-dynamic";
+    let source = std::fs::read_to_string(topology("overlay-dynamic.yaml")).unwrap();
+    let file = sandbox.file("overlay-dynamic-etcd3.yaml", &source.replace(DIR_STORE, store));
+    let mut members: Vec<Process> = (1..=3).map(|i| etcd_member(&sandbox, i)).collect();
+    let ready = |m: &Process| m.output().contains("ready to serve client requests");
+    assert!(eventually(20.0, || members.iter().all(ready)), "{}", members[0].output());
+    sandbox.netlab_ok(&["apply", &file]);
+    let _agents = [agent(&sandbox, "", "ov1", store, &[]), agent(&sandbox, "", "ov2", store, &[])];
+    assert!(eventually(10.0, || entries(&sandbox, "ov1").len() == 2 && entries(&sandbox, "ov2").len() == 4));
+
+    // The first-named member dies; a change made after that reaches both agents.
+    members[0].stop(Signal::SIGKILL);
+    sandbox.ok(
+        &agent_binary(),
+        &["publish", "--store", store, "--ip", "11.11.11.9", "--mac", "02:42:c0:a8:00:09", "--vtep", "192.168.104.3"],
+    );
+    let knows_new = |overlay: &str| entries(&sandbox, overlay).iter().any(|e| e.contains("11.11.11.9"));
+    assert!(eventually(20.0, || knows_new("ov1")), "{:?}", entries(&sandbox, "ov1"));
+    // ov2 is that VTEP's own overlay: the new endpoint is local there, no entry.
+    assert!(!knows_new("ov2"));
+    assert!(ping(&sandbox, "ct1", "11.11.11.3") && ping(&sandbox, "ct2", "11.11.11.2"));
+
+    // destroy withdraws through the surviving members.
+    sandbox.netlab_ok(&["destroy", &file]);
+    let listed = sandbox.ok(&agent_binary(), &["list", "--store", store]);
+    assert_eq!(
+        listed.lines().collect::<Vec<_>>(),
+        ["arp/11.11.11.9 02:42:c0:a8:00:09", "fdb/02:42:c0:a8:00:09 192.168.104.3"]
+    );
+}
+
 #[test]
 fn etcd_on_loopback_with_agents_beside_it() {
     let sandbox = Sandbox::new();

@@ -4,8 +4,15 @@
 //! no change falls between the two. When the watch is cancelled because that
 //! revision was compacted, or the connection fails, list again (a fresh snapshot)
 //! after a backoff.
+//!
+//! Members: every connection talks to one member, and a failure moves to the next.
+//! etcd-client can balance over all of them, but its balancer keeps routing requests
+//! to a member that refuses connections (etcdv3/etcd-client#39), so one dead member
+//! would fail a share of every operation.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use etcd_client::{
@@ -29,12 +36,18 @@ pub struct Tls {
     pub key: Option<PathBuf>,
 }
 
+/// In the error of a watch whose start revision was compacted away.
+const COMPACTED: &str = "compacted";
+
 pub struct EtcdStore {
     endpoints: Vec<String>,
     prefix: String,
     options: ConnectOptions,
-    /// One connection shared by writes, made on first use and dropped on failure.
-    client: Mutex<Option<Client>>,
+    /// The member connections go to; moves on when one fails.
+    member: AtomicUsize,
+    /// One connection shared by writes (with its member), made on first use and
+    /// dropped on failure.
+    client: Mutex<Option<(usize, Client)>>,
 }
 
 fn read_pem(path: &PathBuf) -> Result<Vec<u8>> {
@@ -47,7 +60,10 @@ impl EtcdStore {
             .with_connect_timeout(Duration::from_secs(2))
             .with_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-            .with_keep_alive_while_idle(true);
+            .with_keep_alive_while_idle(true)
+            // A member cut off from the leader ends our watch instead of holding it
+            // silently: we then list again through another member.
+            .with_require_leader(true);
         let scheme = if tls.is_some() { "https" } else { "http" };
         if let Some(tls) = tls {
             let mut config = TlsOptions::new();
@@ -64,7 +80,7 @@ impl EtcdStore {
             options = options.with_tls(config);
         }
         let endpoints = endpoints.iter().map(|e| format!("{scheme}://{e}")).collect();
-        Ok(EtcdStore { endpoints, prefix, options, client: Mutex::new(None) })
+        Ok(EtcdStore { endpoints, prefix, options, member: AtomicUsize::new(0), client: Mutex::new(None) })
     }
 
     fn full(&self, key: Key) -> String {
@@ -82,14 +98,25 @@ impl EtcdStore {
         Key::parse(key.strip_prefix(&self.prefix)?.strip_prefix('/')?)
     }
 
-    async fn connect(&self) -> Result<Client> {
-        Client::connect(&self.endpoints, Some(self.options.clone()))
+    /// A client of the current member (the channel connects on first use).
+    async fn connect(&self) -> Result<(usize, Client)> {
+        let member = self.member.load(Ordering::Relaxed) % self.endpoints.len();
+        let endpoint = &self.endpoints[member];
+        let client = Client::connect([endpoint], Some(self.options.clone()))
             .await
-            .map_err(|e| format!("connect to etcd {}: {e}", self.endpoints.join(",")))
+            .map_err(|e| format!("connect to etcd {endpoint}: {e}"))?;
+        Ok((member, client))
+    }
+
+    /// After a failure on `member`: the next connection goes to the next member
+    /// (unless another failure moved on already).
+    fn move_on_from(&self, member: usize) {
+        let next = (member + 1) % self.endpoints.len();
+        let _ = self.member.compare_exchange(member, next, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// The shared client, connecting if needed.
-    async fn client(&self) -> Result<Client> {
+    async fn client(&self) -> Result<(usize, Client)> {
         let mut slot = self.client.lock().await;
         if let Some(client) = &*slot {
             return Ok(client.clone());
@@ -99,27 +126,35 @@ impl EtcdStore {
         Ok(client)
     }
 
-    /// Run a request on the shared client; a failure drops the connection so the
-    /// next call makes a new one.
-    async fn with_client<T>(
-        &self,
-        what: &str,
-        request: impl AsyncFnOnce(Client) -> std::result::Result<T, etcd_client::Error>,
-    ) -> Result<T> {
-        let client = self.client().await?;
-        match request(client).await {
-            Ok(answer) => Ok(answer),
-            Err(e) => {
-                *self.client.lock().await = None;
-                Err(format!("{what}: {e}"))
+    /// Run a request on the shared client; a failure drops the connection and tries
+    /// the next member, once per member. Every request here may run twice safely: a
+    /// put of the same value, a get, a compare-and-delete.
+    async fn with_client<T, Answer>(&self, what: &str, request: impl Fn(Client) -> Answer) -> Result<T>
+    where
+        Answer: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let mut failure = String::new();
+        for _ in 0..self.endpoints.len() {
+            let (member, client) = self.client().await?;
+            match request(client).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => {
+                    *self.client.lock().await = None;
+                    self.move_on_from(member);
+                    failure = format!("{what} (etcd {}): {e}", self.endpoints[member]);
+                }
             }
         }
+        Err(failure)
     }
-}
 
-impl Store for EtcdStore {
-    async fn follow_once(&self, updates: &mpsc::Sender<Update>, backoff: &mut Backoff) -> Result<()> {
-        let mut client = self.connect().await?;
+    /// List, then watch from the next revision, through one member's client.
+    async fn follow_member(
+        &self,
+        mut client: Client,
+        updates: &mpsc::Sender<Update>,
+        backoff: &mut Backoff,
+    ) -> Result<()> {
         let listed = client
             .get(format!("{}/", self.prefix), Some(GetOptions::new().with_prefix()))
             .await
@@ -153,7 +188,7 @@ impl Store for EtcdStore {
                 return Err(match response.compact_revision() {
                     0 => format!("watch {}: cancelled: {}", self.prefix, response.cancel_reason()),
                     compacted => format!(
-                        "watch {}: revision {} compacted (now {compacted}); listing again",
+                        "watch {}: revision {} {COMPACTED} (now {compacted}); listing again",
                         self.prefix,
                         revision + 1
                     ),
@@ -178,12 +213,37 @@ impl Store for EtcdStore {
             }
         }
     }
+}
+
+impl Store for EtcdStore {
+    async fn follow_once(&self, updates: &mpsc::Sender<Update>, backoff: &mut Backoff) -> Result<()> {
+        // A failed member is followed at once by the next; the caller's backoff starts
+        // only when every member has failed in turn.
+        let mut failure = String::new();
+        for _ in 0..self.endpoints.len() {
+            let (member, client) = self.connect().await?;
+            match self.follow_member(client, updates, backoff).await {
+                Ok(()) => return Ok(()),
+                // Not the member's fault: list again from the same one.
+                Err(problem) if problem.contains(COMPACTED) => return Err(problem),
+                Err(problem) => {
+                    self.move_on_from(member);
+                    failure = format!("etcd {}: {problem}", self.endpoints[member]);
+                }
+            }
+        }
+        Err(failure)
+    }
 
     async fn put(&self, entry: &Entry) -> Result<()> {
         let key = self.full(entry.key());
-        self.with_client(&format!("put {key}"), async |mut client| client.put(key.clone(), entry.value(), None).await)
-            .await
-            .map(|_| ())
+        let value = entry.value();
+        self.with_client(&format!("put {key}"), |mut client| {
+            let (key, value) = (key.clone(), value.clone());
+            async move { client.put(key, value, None).await }
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn remove(&self, key: Key, expected: &str) -> Result<bool> {
@@ -192,15 +252,22 @@ impl Store for EtcdStore {
         let txn = Txn::new()
             .when([Compare::value(key.clone(), CompareOp::Equal, expected)])
             .and_then([TxnOp::delete(key.clone(), None)]);
-        self.with_client(&format!("remove {key}"), async |mut client| client.txn(txn).await)
-            .await
-            .map(|response| response.succeeded())
+        self.with_client(&format!("remove {key}"), |mut client| {
+            let txn = txn.clone();
+            async move { client.txn(txn).await }
+        })
+        .await
+        .map(|response| response.succeeded())
     }
 
     async fn get(&self, key: Key) -> Result<Option<String>> {
         let key = self.full(key);
-        let response =
-            self.with_client(&format!("get {key}"), async |mut client| client.get(key.clone(), None).await).await?;
+        let response = self
+            .with_client(&format!("get {key}"), |mut client| {
+                let key = key.clone();
+                async move { client.get(key, None).await }
+            })
+            .await?;
         Ok(response.kvs().first().map(|kv| String::from_utf8_lossy(kv.value()).trim().to_string()))
     }
 }
