@@ -278,29 +278,40 @@ fn miss_mode_answers_misses_only() {
 /// Member `i` (1..=3) of a three-member etcd cluster on 127.0.0.`i`, in the sandbox's
 /// own namespace.
 fn etcd_member(sandbox: &Sandbox, i: u8) -> Process {
-    let data = sandbox.dir.join(format!("etcd-member{i}"));
     let client = format!("http://127.0.0.{i}:2379");
     let peer = format!("http://127.0.0.{i}:2380");
-    let name = format!("m{i}");
     let cluster = "m1=http://127.0.0.1:2380,m2=http://127.0.0.2:2380,m3=http://127.0.0.3:2380";
-    let args = [
+    spawn_etcd(sandbox, &format!("m{i}"), [&client, &client], &peer, cluster, &[])
+}
+
+/// An etcd member: client URLs to listen on and to advertise, its peer URL, the
+/// cluster's members (`NAME=PEER,...`) and extra options. Its data lives in the sandbox.
+fn spawn_etcd(
+    sandbox: &Sandbox,
+    name: &str,
+    [listen, advertise]: [&str; 2],
+    peer: &str,
+    cluster: &str,
+    extra: &[&str],
+) -> Process {
+    let data = sandbox.dir.join(format!("etcd-{name}"));
+    let mut args = vec![
         "--name",
-        &name,
+        name,
         "--data-dir",
         data.to_str().unwrap(),
         "--listen-client-urls",
-        &client,
+        listen,
         "--advertise-client-urls",
-        &client,
+        advertise,
         "--listen-peer-urls",
-        &peer,
+        peer,
         "--initial-advertise-peer-urls",
-        &peer,
+        peer,
         "--initial-cluster",
         cluster,
-        "--initial-cluster-state",
-        "new",
     ];
+    args.extend_from_slice(extra);
     sandbox.spawn("", "etcd", &args)
 }
 
@@ -437,28 +448,11 @@ fn etcd(sandbox: &Sandbox) -> Process {
 /// etcd as above; with certificates it serves TLS only and asks every client for a
 /// certificate signed by the test's CA.
 fn etcd_with(sandbox: &Sandbox, tls: Option<&Certificates>) -> Process {
-    let data = sandbox.dir.join("etcd-data");
     let scheme = if tls.is_some() { "https" } else { "http" };
     let listen = format!("{scheme}://0.0.0.0:2379");
     let advertise = format!("{scheme}://192.168.104.1:2379");
-    let mut args = vec![
-        "--name",
-        "test",
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--listen-client-urls",
-        &listen,
-        "--advertise-client-urls",
-        &advertise,
-        "--listen-peer-urls",
-        "http://127.0.0.1:2380",
-        "--initial-advertise-peer-urls",
-        "http://127.0.0.1:2380",
-        "--initial-cluster",
-        "test=http://127.0.0.1:2380",
-    ];
-    if let Some(tls) = tls {
-        args.extend([
+    let tls_options = match tls {
+        Some(tls) => vec![
             "--cert-file",
             &tls.server_cert,
             "--key-file",
@@ -466,9 +460,11 @@ fn etcd_with(sandbox: &Sandbox, tls: Option<&Certificates>) -> Process {
             "--trusted-ca-file",
             &tls.ca,
             "--client-cert-auth",
-        ]);
-    }
-    let process = sandbox.spawn("", "etcd", &args);
+        ],
+        None => vec![],
+    };
+    let peer = "http://127.0.0.1:2380";
+    let process = spawn_etcd(sandbox, "test", [&listen, &advertise], peer, "test=http://127.0.0.1:2380", &tls_options);
     assert!(eventually(20.0, || process.output().contains("ready to serve client requests")), "{}", process.output());
     process
 }
