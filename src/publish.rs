@@ -70,29 +70,32 @@ fn open((url, tls): &StoreAccess) -> Result<AnyStore> {
 
 /// Publish `wanted` and withdraw what was published before but is not wanted now.
 pub async fn converge(wanted: &BTreeSet<Publication>, before: &BTreeSet<Publication>) -> Result<()> {
-    for (access, endpoints) in by_store(wanted.iter().cloned()) {
-        let store = open(&access)?;
-        let url = &access.0;
-        for endpoint in endpoints {
-            store::publish(&store, &endpoint)
-                .await
-                .map_err(|e| anyhow!(e))
-                .with_context(|| format!("publish {} ({}) to {url}", endpoint.ip, endpoint.mac))?;
-        }
-    }
-    withdraw(&before.difference(wanted).cloned().collect()).await
+    change(wanted.iter().cloned(), Change::Publish).await?;
+    change(before.difference(wanted).cloned(), Change::Withdraw).await
 }
 
 /// Remove publications from their stores (keys that hold someone else's value stay).
 pub async fn withdraw(publications: &BTreeSet<Publication>) -> Result<()> {
-    for (access, endpoints) in by_store(publications.iter().cloned()) {
+    change(publications.iter().cloned(), Change::Withdraw).await
+}
+
+#[derive(Clone, Copy)]
+enum Change {
+    Publish,
+    Withdraw,
+}
+
+async fn change(publications: impl IntoIterator<Item = Publication>, change: Change) -> Result<()> {
+    for (access, endpoints) in by_store(publications) {
         let store = open(&access)?;
         let url = &access.0;
         for endpoint in endpoints {
-            store::withdraw(&store, &endpoint)
-                .await
-                .map_err(|e| anyhow!(e))
-                .with_context(|| format!("withdraw {} ({}) from {url}", endpoint.ip, endpoint.mac))?;
+            let (done, (verb, preposition)) = match change {
+                Change::Publish => (store::publish(&store, &endpoint).await, ("publish", "to")),
+                Change::Withdraw => (store::withdraw(&store, &endpoint).await, ("withdraw", "from")),
+            };
+            done.map_err(|e| anyhow!(e))
+                .with_context(|| format!("{verb} {} ({}) {preposition} {url}", endpoint.ip, endpoint.mac))?;
         }
     }
     Ok(())

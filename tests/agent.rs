@@ -399,10 +399,8 @@ fn etcd_over_tls_with_client_certificates() {
     let _etcd = etcd_with(&sandbox, Some(&tls));
     sandbox.netlab_ok(&["apply", &file]);
 
-    let with_certificate =
-        ["--store", store, "--etcd-ca", &tls.ca, "--etcd-cert", &tls.client_cert, "--etcd-key", &tls.client_key];
-    let mut list = vec!["list"];
-    list.extend_from_slice(&with_certificate);
+    let certificate = ["--etcd-ca", &tls.ca, "--etcd-cert", &tls.client_cert, "--etcd-key", &tls.client_key];
+    let list = [&["list", "--store", store][..], &certificate].concat();
     assert_eq!(sandbox.ok(&agent_binary(), &list).lines().count(), 6);
     // etcd refuses a client without a certificate, and plain text altogether.
     for refused in [vec!["list", "--store", store, "--etcd-ca", &tls.ca], vec!["list", "--store", store]] {
@@ -412,10 +410,7 @@ fn etcd_over_tls_with_client_certificates() {
         assert!(!message.contains("panicked"), "{message}");
     }
 
-    let _agents = [
-        agent(&sandbox, "", "ov1", store, &with_certificate[2..]),
-        agent(&sandbox, "", "ov2", store, &with_certificate[2..]),
-    ];
+    let _agents = [agent(&sandbox, "", "ov1", store, &certificate), agent(&sandbox, "", "ov2", store, &certificate)];
     assert!(eventually(10.0, || entries(&sandbox, "ov1").len() == 2 && entries(&sandbox, "ov2").len() == 4));
     assert!(ping(&sandbox, "ct1", "11.11.11.3"), "first ping lost");
     assert!(ping(&sandbox, "ct2", "11.11.11.4"));

@@ -138,9 +138,8 @@ pub struct Process {
 impl Process {
     /// Send a signal and wait for the process to end; its exit status.
     pub fn stop(&mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-        child.wait().unwrap()
+        self.signal(signal);
+        self.child.take().expect("running").wait().unwrap()
     }
 
     /// Send a signal (SIGSTOP, SIGCONT...) and go on.
