@@ -7,9 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
+use netlab_store::endpoints::{self, Endpoint, Mac};
+use netlab_store::{AnyStore, StoreUrl, Tls};
 use serde::{Deserialize, Serialize};
-use vxlan_agent::endpoint::{Endpoint, Mac};
-use vxlan_agent::store::{self, AnyStore, StoreUrl, Tls};
 
 use crate::model::{Attachment, Topology};
 
@@ -65,7 +65,7 @@ fn by_store(publications: impl IntoIterator<Item = Publication>) -> BTreeMap<Sto
 }
 
 fn open((url, tls): &StoreAccess) -> Result<AnyStore> {
-    AnyStore::open(url, tls.clone(), Duration::ZERO).map_err(|e| anyhow!(e)).with_context(|| format!("open {url}"))
+    AnyStore::open(url, tls.clone(), Duration::ZERO).with_context(|| format!("open {url}"))
 }
 
 /// Publish `wanted` and withdraw what was published before but is not wanted now.
@@ -91,11 +91,10 @@ async fn change(publications: impl IntoIterator<Item = Publication>, change: Cha
         let url = &access.0;
         for endpoint in endpoints {
             let (done, (verb, preposition)) = match change {
-                Change::Publish => (store::publish(&store, &endpoint).await, ("publish", "to")),
-                Change::Withdraw => (store::withdraw(&store, &endpoint).await, ("withdraw", "from")),
+                Change::Publish => (endpoints::publish(&store, &endpoint).await, ("publish", "to")),
+                Change::Withdraw => (endpoints::withdraw(&store, &endpoint).await, ("withdraw", "from")),
             };
-            done.map_err(|e| anyhow!(e))
-                .with_context(|| format!("{verb} {} ({}) {preposition} {url}", endpoint.ip, endpoint.mac))?;
+            done.with_context(|| format!("{verb} {} ({}) {preposition} {url}", endpoint.ip, endpoint.mac))?;
         }
     }
     Ok(())

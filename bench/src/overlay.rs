@@ -240,8 +240,8 @@ fn percentile(values: &mut [f64], q: f64) -> f64 {
     values.get(((values.len().max(1) - 1) as f64 * q).round() as usize).copied().unwrap_or(f64::NAN)
 }
 
-fn endpoint(n: u32) -> vxlan_agent::endpoint::Endpoint {
-    vxlan_agent::endpoint::Endpoint {
+fn endpoint(n: u32) -> netlab_store::endpoints::Endpoint {
+    netlab_store::endpoints::Endpoint {
         ip: IpAddr::V4(Ipv4Addr::new(10, 77, (n >> 8) as u8, n as u8)),
         mac: format!("02:77:00:00:{:02x}:{:02x}", n >> 8, n & 255).parse().expect("valid MAC"),
         vtep: "192.168.104.4".parse().expect("valid address"),
@@ -255,20 +255,20 @@ fn publication(tools: &Tools, store: &str, samples: u32, runtime: &tokio::runtim
     tools.netlab("apply", &file)?;
     let _agents = tools.agents(store, "proactive", "pub")?;
     wait(Duration::from_secs(20), || Ok(installed("ov1")? == (4, 4) && installed("ov2")? == (4, 4)))?;
-    let url: vxlan_agent::store::StoreUrl = store.parse().map_err(anyhow::Error::msg)?;
-    let client = vxlan_agent::store::AnyStore::open(&url, None, Duration::ZERO).map_err(anyhow::Error::msg)?;
+    let url: netlab_store::StoreUrl = store.parse()?;
+    let client = netlab_store::AnyStore::open(&url, None, Duration::ZERO)?;
     let (mut ov1, mut ov2) = (Watcher::open("ov1")?, Watcher::open("ov2")?);
     let mut latencies = Vec::new();
     for n in 0..samples {
         let e = endpoint(n);
         let wanted = || vec![Seen::Neighbour(e.ip), Seen::Fdb(e.mac.octets())];
         let started = Instant::now();
-        runtime.block_on(vxlan_agent::store::publish(&client, &e)).map_err(anyhow::Error::msg)?;
+        runtime.block_on(netlab_store::endpoints::publish(&client, &e))?;
         let done = ov1.until(wanted(), Duration::from_secs(10))?.max(ov2.until(wanted(), Duration::from_secs(10))?);
         latencies.push(done.duration_since(started).as_secs_f64() * 1000.0);
     }
     for n in 0..samples {
-        runtime.block_on(vxlan_agent::store::withdraw(&client, &endpoint(n))).map_err(anyhow::Error::msg)?;
+        runtime.block_on(netlab_store::endpoints::withdraw(&client, &endpoint(n)))?;
     }
     drop(_agents);
     tools.netlab("destroy", &file)?;
@@ -373,10 +373,10 @@ fn miss_latency(tools: &Tools, misses: u32) -> Result<(f64, f64)> {
     let file = tools.cluster(DIR_STORE)?;
     tools.netlab("apply", &file)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let url: vxlan_agent::store::StoreUrl = DIR_STORE.parse().map_err(anyhow::Error::msg)?;
-    let client = vxlan_agent::store::AnyStore::open(&url, None, Duration::ZERO).map_err(anyhow::Error::msg)?;
+    let url: netlab_store::StoreUrl = DIR_STORE.parse()?;
+    let client = netlab_store::AnyStore::open(&url, None, Duration::ZERO)?;
     for n in 0..misses {
-        runtime.block_on(vxlan_agent::store::publish(&client, &endpoint(n))).map_err(anyhow::Error::msg)?;
+        runtime.block_on(netlab_store::endpoints::publish(&client, &endpoint(n)))?;
     }
     let _agents = tools.agents(DIR_STORE, "miss", "miss")?;
     wait(Duration::from_secs(20), || {
@@ -416,7 +416,7 @@ fn miss_latency(tools: &Tools, misses: u32) -> Result<(f64, f64)> {
     drop(_agents);
     tools.netlab("destroy", &file)?;
     for n in 0..misses {
-        runtime.block_on(vxlan_agent::store::withdraw(&client, &endpoint(n))).map_err(anyhow::Error::msg)?;
+        runtime.block_on(netlab_store::endpoints::withdraw(&client, &endpoint(n)))?;
     }
     if latencies.len() < misses as usize {
         bail!("{} of {misses} misses were answered", latencies.len());

@@ -7,6 +7,7 @@ pub mod blocking;
 mod error;
 pub mod link;
 pub mod mac;
+pub mod name;
 pub mod namespace;
 pub mod neighbour;
 pub mod process;

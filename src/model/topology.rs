@@ -8,8 +8,8 @@ use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
 
 use super::names::{IfName, LabName, Place, SysctlKey};
+use netlab_store::{StoreUrl, Tls};
 use netns::mac::Mac;
-use vxlan_agent::store::{StoreUrl, Tls};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Topology {

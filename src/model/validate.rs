@@ -15,8 +15,8 @@ use super::topology::{
     Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec, Protocol, Publish,
     RouteSpec, Topology, VxlanSpec,
 };
+use netlab_store::{StoreUrl, Tls};
 use netns::mac::Mac;
-use vxlan_agent::store::{StoreUrl, Tls};
 
 /// The kernel refuses the 1024th port of a bridge (EXFULL).
 pub const MAX_BRIDGE_PORTS: usize = 1023;
@@ -266,7 +266,7 @@ impl Validator {
     }
 
     fn store(&mut self, text: &Located<String>, bridged: bool) -> Option<StoreUrl> {
-        let url = text.value.parse::<StoreUrl>().map_err(|e| self.error(&text.referenced, e)).ok()?;
+        let url = text.value.parse::<StoreUrl>().map_err(|e| self.error(&text.referenced, e.to_string())).ok()?;
         if let StoreUrl::Dir(path) = &url {
             if !path.is_absolute() {
                 self.error(&text.referenced, format!("store `{url}`: the folder must be an absolute path"));

@@ -18,7 +18,8 @@ use netns::packet_route::{AddressFamily, RouteNetlinkMessage};
 use netns::{Netlink, Netns};
 use tokio::io::unix::AsyncFd;
 
-use crate::endpoint::Mac;
+use netlab_store::endpoints::Mac;
+
 use crate::reconcile::{Action, Installed, Slot};
 
 /// The protocol the agent's neighbour entries carry (`proto 78` in `ip neigh`);
@@ -30,6 +31,19 @@ const RTNLGRP_LINK: u32 = 1;
 const RTNLGRP_NEIGH: u32 = 3;
 /// Room for a burst of notifications (a 20,000-entry burst is 40,000 echoes).
 pub const DEFAULT_EVENT_BUFFER: usize = 32 * 1024 * 1024;
+
+/// What holds the device's name in the namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceState {
+    Missing,
+    /// A link of another kind (its kind, if the kernel names one).
+    NotVxlan(Option<String>),
+    Vxlan(Device),
+}
+
+/// A namespace's identity (device and inode of its nsfs file): a namespace deleted
+/// and made again under the same name has another.
+pub type NamespaceId = (u64, u64);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Device {
@@ -82,6 +96,15 @@ pub struct Kernel {
     requests: OwnedFd,
     events: AsyncFd<netlink_sys::Socket>,
     buffer: Vec<u8>,
+    /// The namespace the sockets live in.
+    pub namespace: NamespaceId,
+}
+
+/// The identity of the namespace at `path` (/run/netns/NAME, /proc/self/ns/net);
+/// `None` when there is none.
+pub fn namespace_id(path: &std::path::Path) -> Option<NamespaceId> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl Kernel {
@@ -89,11 +112,13 @@ impl Kernel {
     /// namespace, so the runtime can use them anywhere).
     /// `event_buffer`: the notification socket's receive buffer, in bytes.
     pub async fn open(ns: Netns, event_buffer: usize) -> Result<Kernel, String> {
-        let (requests, events) = tokio::task::spawn_blocking(move || {
+        let (requests, events, namespace) = tokio::task::spawn_blocking(move || {
             netns::thread::in_one(ns, move |_| {
                 let requests = Netlink::open_socket_here()?;
                 let events = Netlink::open_events_here(&[RTNLGRP_LINK, RTNLGRP_NEIGH], event_buffer)?;
-                Ok((requests, events))
+                let namespace = namespace_id(std::path::Path::new("/proc/thread-self/ns/net"))
+                    .ok_or_else(|| netns::Error::other("read /proc/thread-self/ns/net", "missing"))?;
+                Ok((requests, events, namespace))
             })
         })
         .await
@@ -103,16 +128,19 @@ impl Kernel {
         // AsyncFd owns the socket.
         let events = unsafe { AsyncFd::register_with_interest(events, tokio::io::Interest::READABLE) }
             .map_err(|e| format!("watch netlink socket: {}", std::io::Error::from(e)))?;
-        Ok(Kernel { requests, events, buffer: vec![0; 64 * 1024] })
+        Ok(Kernel { requests, events, buffer: vec![0; 64 * 1024], namespace })
     }
 
-    /// The VXLAN device called `name`, if there is one.
-    pub fn device(&self, name: &str) -> Result<Option<Device>, String> {
+    /// What the link called `name` is.
+    pub fn device(&self, name: &str) -> Result<DeviceState, String> {
         let links = blocking::links(&self.requests).map_err(|e| e.to_string())?;
-        Ok(links
-            .into_iter()
-            .find(|link| link.name == name)
-            .and_then(|link| link.vxlan.map(|vxlan| Device { index: link.index, local: vxlan.local })))
+        Ok(match links.into_iter().find(|link| link.name == name) {
+            None => DeviceState::Missing,
+            Some(link) => match link.vxlan {
+                Some(vxlan) => DeviceState::Vxlan(Device { index: link.index, local: vxlan.local }),
+                None => DeviceState::NotVxlan(link.kind),
+            },
+        })
     }
 
     pub fn observe(&self, index: u32) -> Result<Observed, String> {

@@ -3,14 +3,17 @@
 //! entries and keeps the VXLAN device's neighbour and FDB entries in line with it,
 //! ahead of traffic (proactive) or when the kernel misses (L2MISS/L3MISS).
 //!
-//! Pure parts: `endpoint` (the store's content), `reconcile` (what to change).
-//! Effects: `store` (folder or etcd), `kernel` (netlink), `agent` (the loop).
+//! Pure parts: `reconcile` (what to change), `core` (the loop's decisions).
+//! Effects: `kernel` (netlink), `run` (the loop), `lock`, `status` (files).
+//! The store itself is the `netlab-store` crate.
 
-pub mod agent;
-pub mod endpoint;
+pub mod core;
+mod error;
 mod kernel;
+mod lock;
 pub mod reconcile;
+pub mod run;
 pub mod status;
-pub mod store;
 
+pub use error::Error;
 pub use kernel::PROTOCOL;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::endpoint::{Key, Mac, Table};
+use netlab_store::endpoints::{Key, Mac, Table};
 
 /// Which entries the agent installs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -87,11 +87,14 @@ impl Inputs<'_> {
         }
         match slot {
             Slot::Neighbour(ip) => {
+                if !served(ip) {
+                    return None;
+                }
                 let mac = self.table.mac_of(ip)?;
                 self.remote(mac).then_some(Action::SetNeighbour(ip, mac))
             }
             Slot::Fdb(mac) => {
-                let vtep = self.table.vtep_of(mac)?;
+                let vtep = self.table.vtep_of(mac).filter(|vtep| reachable_vtep(*vtep))?;
                 (!self.local.contains(&vtep)).then_some(Action::SetFdb(mac, vtep))
             }
         }
@@ -146,10 +149,55 @@ impl Inputs<'_> {
     }
 }
 
+/// Addresses an overlay serves, whatever a store holds: not unspecified, loopback,
+/// multicast, broadcast or link-local (every interface asks for IPv6 link-local
+/// addresses; none of them lives behind a VTEP).
+pub fn served(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_unspecified() || v4.is_loopback() || v4.is_multicast() || v4.is_broadcast() || v4.is_link_local())
+        }
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_loopback() || v6.is_multicast() || v6.is_unicast_link_local()),
+    }
+}
+
+/// A VTEP a unicast FDB entry can point at.
+fn reachable_vtep(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_loopback() || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_loopback() || v6.is_multicast()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::Entry;
+    use netlab_store::endpoints::Entry;
+
+    #[test]
+    fn addresses_no_overlay_serves_get_no_entry_whatever_the_store_says() {
+        let garbage =
+            ["0.0.0.0", "127.0.0.1", "224.0.0.1", "255.255.255.255", "169.254.1.1", "ff02::1", "fe80::1", "::1", "::"];
+        let mut entries: Vec<Entry> = garbage
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Entry::Arp(ip(text), mac(&format!("02:00:00:00:01:{i:02x}"))))
+            .collect();
+        // And MACs behind VTEPs no unicast entry can point at.
+        for (i, vtep) in ["0.0.0.0", "127.0.0.1", "239.1.1.1"].iter().enumerate() {
+            entries.push(Entry::Fdb(mac(&format!("02:00:00:00:02:{i:02x}")), ip(vtep)));
+        }
+        let table = Table::from_entries(entries);
+        let (local, asked) = (local(), BTreeSet::new());
+        let inputs =
+            Inputs { table: &table, local: &local, mode: Mode::Proactive, asked: &asked, foreign: &BTreeSet::new() };
+        assert_eq!(inputs.full(&Installed::default()), [], "nothing to install");
+        // One installed before (by an older agent) is removed.
+        let mut installed = Installed::default();
+        installed.neighbours.insert(ip("127.0.0.1"), mac("02:00:00:00:01:01"));
+        assert_eq!(inputs.full(&installed), [Action::RemoveNeighbour(ip("127.0.0.1"))]);
+        assert!(served(ip("11.11.11.3")) && served(ip("fd00::3")));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

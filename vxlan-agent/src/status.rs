@@ -44,6 +44,9 @@ pub struct Status {
     pub mode: String,
     pub store_loaded: bool,
     pub device_index: Option<u32>,
+    /// Why the device is not served (missing, not a VXLAN device), if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_problem: Option<String>,
     pub store_keys: usize,
     pub neighbours: usize,
     pub fdb: usize,

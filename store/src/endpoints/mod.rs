@@ -1,12 +1,31 @@
-//! What an overlay store holds, in the tutorial's layout: `arp/<IP>` -> MAC (which
-//! MAC answers for an overlay address) and `fdb/<MAC>` -> VTEP IP (which host the
-//! MAC lives behind). Values are parsed into types here, once, at the store's edge.
+//! The overlay keyspace, in the tutorial's layout: `arp/<IP>` -> MAC (which MAC
+//! answers for an overlay address) and `fdb/<MAC>` -> VTEP IP (which host the MAC
+//! lives behind). Keys and values are parsed into types here, once, at the store's
+//! edge. Names written by hand in another form (`02:42:C0:A8:00:03`, or
+//! `02-42-c0-a8-00-03` as in the tutorial's VMware branch) mean the same key: they
+//! are aliases of the canonical name (see `resolve`).
+
+mod publish;
+mod resolve;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
 pub use netns::mac::Mac;
+pub use publish::{list, publish, withdraw};
+pub use resolve::{Resolver, Update};
+
+use crate::error::Error;
+use crate::key::KeyPath;
+
+/// The folders of the keyspace.
+pub const FOLDERS: [&str; 2] = ["arp", "fdb"];
+
+/// A MAC as a person may write it: either case, `:` or `-` between the pairs.
+pub fn parse_mac(text: &str) -> Result<Mac, String> {
+    text.replace('-', ":").parse()
+}
 
 /// A key of the store, relative to the overlay's root.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -16,25 +35,37 @@ pub enum Key {
 }
 
 impl Key {
-    /// "arp/11.11.11.3" or "fdb/02:42:c0:a8:00:03"; anything else is not a key.
+    /// "arp/11.11.11.3" or "fdb/02:42:c0:a8:00:03" (or an alias of one); anything
+    /// else is not a key of this keyspace.
     pub fn parse(relative: &str) -> Option<Key> {
         let (kind, name) = relative.split_once('/')?;
         match kind {
             "arp" => name.parse().ok().map(Key::Arp),
-            "fdb" => name.parse().ok().map(Key::Fdb),
+            "fdb" => parse_mac(name).ok().map(Key::Fdb),
             _ => None,
         }
     }
 
+    /// The key of a store path, if it is one of this keyspace's.
+    pub fn of(path: &KeyPath) -> Option<Key> {
+        Key::parse(path.as_str())
+    }
+
+    /// The canonical path of the key.
+    pub fn path(self) -> KeyPath {
+        KeyPath::new(&self.to_string()).expect("an address or a MAC is a valid key segment")
+    }
+
     /// Parse what the key holds (surrounding whitespace, as `echo` leaves, is fine).
-    pub fn entry(self, value: &str) -> Result<Entry, String> {
+    pub fn entry(self, value: &str) -> Result<Entry, Error> {
         let value = value.trim();
+        let invalid = |why: String| Error::Invalid { key: self.to_string(), why };
         match self {
-            Key::Arp(ip) => value.parse().map(|mac| Entry::Arp(ip, mac)).map_err(|e| format!("{self}: {e}")),
+            Key::Arp(ip) => parse_mac(value).map(|mac| Entry::Arp(ip, mac)).map_err(invalid),
             Key::Fdb(mac) => value
                 .parse()
                 .map(|vtep| Entry::Fdb(mac, vtep))
-                .map_err(|_| format!("{self}: invalid VTEP address `{value}`")),
+                .map_err(|_| invalid(format!("invalid VTEP address `{}`", value.escape_debug()))),
         }
     }
 }
@@ -143,6 +174,14 @@ impl Table {
         }
     }
 
+    /// Whether the key holds an entry.
+    pub fn has(&self, key: Key) -> bool {
+        match key {
+            Key::Arp(ip) => self.arp.contains_key(&ip),
+            Key::Fdb(mac) => self.fdb.contains_key(&mac),
+        }
+    }
+
     pub fn mac_of(&self, ip: IpAddr) -> Option<Mac> {
         self.arp.get(&ip).copied()
     }
@@ -192,15 +231,30 @@ mod tests {
     }
 
     #[test]
+    fn hand_written_forms_are_the_same_key() {
+        let canonical = Key::parse("fdb/02:42:c0:a8:00:03").unwrap();
+        for alias in ["fdb/02:42:C0:A8:00:03", "fdb/02-42-c0-a8-00-03", "fdb/02-42-C0-A8-00-03"] {
+            assert_eq!(Key::parse(alias), Some(canonical), "{alias}");
+        }
+        assert_eq!(Key::parse("arp/FD00::3"), Key::parse("arp/fd00::3"));
+        assert_eq!(canonical.path().as_str(), "fdb/02:42:c0:a8:00:03");
+        let arp = Key::parse("arp/11.11.11.3").unwrap();
+        assert_eq!(
+            arp.entry("02-42-C0-A8-00-03\n").unwrap(),
+            Entry::Arp("11.11.11.3".parse().unwrap(), mac("02:42:c0:a8:00:03"))
+        );
+    }
+
+    #[test]
     fn values_are_trimmed_and_typed() {
         let key = Key::parse("arp/11.11.11.3").unwrap();
         assert_eq!(
-            key.entry("02:42:c0:a8:00:03\n"),
-            Ok(Entry::Arp("11.11.11.3".parse().unwrap(), mac("02:42:c0:a8:00:03")))
+            key.entry("02:42:c0:a8:00:03\n").unwrap(),
+            Entry::Arp("11.11.11.3".parse().unwrap(), mac("02:42:c0:a8:00:03"))
         );
-        assert!(key.entry("192.168.104.3").unwrap_err().contains("arp/11.11.11.3"));
+        assert!(key.entry("192.168.104.3").unwrap_err().to_string().contains("arp/11.11.11.3"));
         let key = Key::parse("fdb/02:42:c0:a8:00:03").unwrap();
-        assert!(key.entry("02:42:c0:a8:00:03").unwrap_err().contains("invalid VTEP"));
+        assert!(key.entry("02:42:c0:a8:00:03").unwrap_err().to_string().contains("invalid VTEP"));
     }
 
     #[test]

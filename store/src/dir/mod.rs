@@ -1,0 +1,243 @@
+//! The folder store: one file per key below a root folder (`arp/11.11.11.3` holds a
+//! MAC, as in the tutorial), so `echo MAC > arp/IP` by hand works. Every file
+//! operation goes through `safe` (no symlink followed, bounded non-blocking reads of
+//! regular files only, exclusive temporary files).
+//!
+//! A value bound to a lease carries its expiry in a first line
+//! `#expires=<unix ms> lease=<id>`; readers treat an expired value as absent and the
+//! holder rewrites the line to keep it alive.
+
+mod safe;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+
+use crate::backend::{Backoff, Change, Lease, Store};
+use crate::error::{Error, Result};
+use crate::key::{KeyPath, Stored, Value, MAX_VALUE};
+use safe::{Contents, Folder};
+
+/// Room for the expiry line on top of the longest value.
+const READ_LIMIT: usize = MAX_VALUE + 64;
+const EXPIRES: &str = "#expires=";
+
+pub struct DirStore {
+    root: PathBuf,
+    poll: Duration,
+    /// The keys put with each lease of this process, rewritten by `keep_alive`.
+    leases: Mutex<BTreeMap<i64, BTreeMap<KeyPath, Value>>>,
+}
+
+impl DirStore {
+    pub fn new(root: PathBuf, poll: Duration) -> DirStore {
+        DirStore { root, poll, leases: Mutex::new(BTreeMap::new()) }
+    }
+
+    /// The folder holding `key` and the key's file name in it; `None` when the
+    /// folder does not exist and `create` is false.
+    fn place<'k>(&self, key: &'k KeyPath, create: bool) -> Result<Option<(Folder, &'k str)>> {
+        let root = if create {
+            Folder::root(&self.root)?
+        } else {
+            match Folder::existing_root(&self.root)? {
+                Some(root) => root,
+                None => return Ok(None),
+            }
+        };
+        match key.folder() {
+            None => Ok(Some((root, key.name()))),
+            Some(folder) => Ok(root.folder(folder, create)?.map(|folder| (folder, key.name()))),
+        }
+    }
+
+    fn read(&self, key: &KeyPath) -> Result<Option<Stored>> {
+        let Some((folder, name)) = self.place(key, false)? else { return Ok(None) };
+        read_in(&folder, key, name)
+    }
+
+    fn lease_keys(&self) -> std::sync::MutexGuard<'_, BTreeMap<i64, BTreeMap<KeyPath, Value>>> {
+        // A panic elsewhere while holding it leaves plain data: still usable.
+        self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn remember(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) {
+        if let Some(lease) = lease {
+            self.lease_keys().entry(lease.id).or_default().insert(key.clone(), value.clone());
+        }
+    }
+}
+
+/// A key's stored value in `folder`; `None` when missing or expired.
+fn read_in(folder: &Folder, key: &KeyPath, name: &str) -> Result<Option<Stored>> {
+    match folder.read(name, READ_LIMIT)? {
+        Contents::Missing => Ok(None),
+        Contents::Bytes(bytes) => {
+            let stored = decode(key.as_str(), &bytes)?;
+            Ok(stored.filter(|s| s.expires.is_none_or(|at| at > SystemTime::now())))
+        }
+    }
+}
+
+/// The file's content for a value, with its expiry line when leased.
+fn encode(value: &Value, lease: Option<&Lease>) -> Vec<u8> {
+    let mut text = String::new();
+    if let Some(lease) = lease {
+        let expires = SystemTime::now() + lease.ttl;
+        let millis = expires.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        text.push_str(&format!("{EXPIRES}{millis} lease={:x}\n", lease.id));
+    }
+    text.push_str(value.as_str());
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.into_bytes()
+}
+
+/// A file's content as a value and its expiry; `None` for an empty file (one being
+/// written by hand, not yet closed).
+fn decode(key: &str, bytes: &[u8]) -> Result<Option<Stored>> {
+    let (expires, body) = match bytes.strip_prefix(EXPIRES.as_bytes()) {
+        Some(rest) => {
+            let end = rest.iter().position(|b| *b == b'\n').unwrap_or(rest.len());
+            let line = std::str::from_utf8(&rest[..end]).unwrap_or_default();
+            let millis = line.split_whitespace().next().and_then(|m| m.parse::<u64>().ok()).ok_or_else(|| {
+                Error::Invalid { key: key.to_string(), why: format!("unreadable expiry line `{EXPIRES}{line}`") }
+            })?;
+            (Some(UNIX_EPOCH + Duration::from_millis(millis)), &rest[(end + 1).min(rest.len())..])
+        }
+        None => (None, bytes),
+    };
+    let value = Value::from_bytes(key, body)?;
+    if value.trimmed().is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Stored { value, expires }))
+}
+
+impl Store for DirStore {
+    async fn get(&self, key: &KeyPath) -> Result<Option<Value>> {
+        Ok(self.read(key)?.map(|stored| stored.value))
+    }
+
+    async fn put(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<()> {
+        let (folder, name) = self.place(key, true)?.expect("created");
+        folder.write(name, &encode(value, lease))?;
+        self.remember(key, value, lease);
+        Ok(())
+    }
+
+    async fn create(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<bool> {
+        let (folder, name) = self.place(key, true)?.expect("created");
+        let bytes = encode(value, lease);
+        if folder.create(name, &bytes)? {
+            self.remember(key, value, lease);
+            return Ok(true);
+        }
+        // Taken, unless what is there has expired: move that aside, and if it is still
+        // the expired value (not a fresh one someone just made), try once more.
+        if read_in(&folder, key, name).is_ok_and(|now| now.is_some()) {
+            return Ok(false);
+        }
+        let Some(taken) = folder.take(name)? else { return Ok(false) };
+        let expired = match taken.read(READ_LIMIT) {
+            Ok(Contents::Bytes(old)) => decode(key.as_str(), &old)
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.expires.is_some_and(|at| at <= SystemTime::now())),
+            _ => false,
+        };
+        if !expired {
+            taken.restore()?;
+            return Ok(false);
+        }
+        taken.discard()?;
+        let created = folder.create(name, &bytes)?;
+        if created {
+            self.remember(key, value, lease);
+        }
+        Ok(created)
+    }
+
+    async fn delete_if(&self, key: &KeyPath, expected: &Value) -> Result<bool> {
+        let Some((folder, name)) = self.place(key, false)? else { return Ok(false) };
+        let Some(taken) = folder.take(name)? else { return Ok(false) };
+        let holds = match taken.read(READ_LIMIT) {
+            Ok(Contents::Bytes(bytes)) => {
+                decode(key.as_str(), &bytes).ok().flatten().is_some_and(|s| s.value.trimmed() == expected.trimmed())
+            }
+            _ => false,
+        };
+        if holds {
+            taken.discard()?;
+        } else {
+            taken.restore()?;
+        }
+        Ok(holds)
+    }
+
+    async fn list(&self, folder: &str) -> Result<Vec<(KeyPath, Value)>> {
+        Ok(watch::scan_folder(&self.root, folder)?
+            .values
+            .into_iter()
+            .map(|(key, stored)| (key, stored.value))
+            .collect())
+    }
+
+    async fn grant(&self, ttl: Duration) -> Result<Lease> {
+        let mut bytes = [0u8; 8];
+        getrandom::getrandom(&mut bytes).map_err(|e| Error::Invalid { key: "lease".into(), why: e.to_string() })?;
+        // Positive, like etcd's lease IDs.
+        let id = (i64::from_ne_bytes(bytes) & i64::MAX).max(1);
+        self.lease_keys().insert(id, BTreeMap::new());
+        Ok(Lease { id, ttl })
+    }
+
+    async fn keep_alive(&self, lease: &Lease) -> Result<()> {
+        let keys = self.lease_keys().get(&lease.id).cloned().ok_or(Error::LeaseExpired(lease.id))?;
+        let mut kept = BTreeMap::new();
+        for (key, value) in &keys {
+            // Renewed only while it still holds our value and has not expired (once
+            // expired, someone else may have taken the key).
+            if self.read(key)?.is_some_and(|now| now.value.trimmed() == value.trimmed()) {
+                self.put(key, value, Some(lease)).await?;
+                kept.insert(key.clone(), value.clone());
+            }
+        }
+        let mut leases = self.lease_keys();
+        if !keys.is_empty() && kept.is_empty() {
+            leases.remove(&lease.id);
+            return Err(Error::LeaseExpired(lease.id));
+        }
+        leases.insert(lease.id, kept);
+        Ok(())
+    }
+
+    async fn follow_once(&self, folders: &[&str], changes: &mpsc::Sender<Change>, backoff: &mut Backoff) -> Result<()> {
+        watch::follow_once(&self.root, self.poll, folders, changes, backoff).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leased_values_carry_their_expiry() {
+        let key = KeyPath::new("subnets/10.244.5.0-24").unwrap();
+        let value = Value::new(&key, "{\"PublicIP\":\"192.168.104.2\"}").unwrap();
+        let lease = Lease { id: 0xabc, ttl: Duration::from_secs(60) };
+        let bytes = encode(&value, Some(&lease));
+        assert!(String::from_utf8_lossy(&bytes).starts_with("#expires="));
+        let stored = decode(key.as_str(), &bytes).unwrap().unwrap();
+        assert_eq!(stored.value.trimmed(), value.as_str());
+        assert!(stored.expires.unwrap() > SystemTime::now() + Duration::from_secs(50));
+        assert_eq!(decode("k", b"02:42:c0:a8:00:03\n").unwrap().unwrap().expires, None);
+        assert_eq!(decode("k", b"\n").unwrap(), None);
+        assert!(decode("k", b"#expires=soon\nx\n").is_err());
+    }
+}

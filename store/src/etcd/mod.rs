@@ -1,0 +1,271 @@
+//! The etcd store (v3 API): key `PREFIX/arp/11.11.11.3` for the store key
+//! `arp/11.11.11.3`.
+//!
+//! Members: every connection talks to one member, and a failure moves to the next.
+//! etcd-client can balance over all of them, but its balancer keeps routing requests
+//! to a member that refuses connections (etcdv3/etcd-client#39), so one dead member
+//! would fail a share of every operation.
+//!
+//! Keepalive: HTTP/2 pings every 10 s, and only while a request or watch is open.
+//! etcd's default `--grpc-keepalive-min-time` is 5 s: a client pinging more often
+//! is sent away (GOAWAY too_many_pings), which used to break every watch.
+
+mod follow;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, Identity, PutOptions, TlsOptions, Txn, TxnOp,
+};
+use tokio::sync::{mpsc, Mutex};
+
+use crate::backend::{Backoff, Change, Lease, Store};
+use crate::error::{Error, Result};
+use crate::key::{KeyPath, Value};
+use crate::url::Tls;
+
+pub struct EtcdStore {
+    endpoints: Vec<String>,
+    prefix: String,
+    options: ConnectOptions,
+    /// The member connections go to; moves on when one fails.
+    member: AtomicUsize,
+    /// One connection shared by requests (with its member), made on first use and
+    /// dropped on failure.
+    client: Mutex<Option<(usize, Client)>>,
+}
+
+fn read_pem(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Tls(format!("read {}: {}", path.display(), netns::Error::io("", e))))
+}
+
+impl EtcdStore {
+    pub fn new(endpoints: Vec<String>, prefix: String, tls: Option<Tls>) -> Result<EtcdStore> {
+        let mut options = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5))
+            .with_keep_alive_while_idle(false)
+            // A member cut off from the leader ends our watch instead of holding it
+            // silently: we then list again through another member.
+            .with_require_leader(true);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        if let Some(tls) = tls {
+            let mut config = TlsOptions::new();
+            if let Some(ca) = &tls.ca {
+                config = config.ca_certificate(Certificate::from_pem(read_pem(ca)?));
+            }
+            match (&tls.cert, &tls.key) {
+                (Some(cert), Some(key)) => {
+                    config = config.identity(Identity::from_pem(read_pem(cert)?, read_pem(key)?))
+                }
+                (None, None) => {}
+                _ => return Err(Error::Tls("a client certificate needs its key, and the other way round".into())),
+            }
+            options = options.with_tls(config);
+        }
+        let endpoints = endpoints.iter().map(|e| format!("{scheme}://{e}")).collect();
+        Ok(EtcdStore { endpoints, prefix, options, member: AtomicUsize::new(0), client: Mutex::new(None) })
+    }
+
+    fn full(&self, key: &KeyPath) -> String {
+        format!("{}/{key}", self.prefix)
+    }
+
+    /// The store key of a full etcd key, if it is one of ours and a valid key.
+    fn key(&self, full: &[u8]) -> Option<KeyPath> {
+        let text = std::str::from_utf8(full).ok()?;
+        KeyPath::new(text.strip_prefix(&self.prefix)?.strip_prefix('/')?).ok()
+    }
+
+    /// A client of the current member (the channel connects on first use).
+    async fn connect(&self) -> Result<(usize, Client)> {
+        let member = self.member.load(Ordering::Relaxed) % self.endpoints.len();
+        let endpoint = &self.endpoints[member];
+        match Client::connect([endpoint], Some(self.options.clone())).await {
+            Ok(client) => Ok((member, client)),
+            Err(source) => {
+                self.move_on_from(member);
+                Err(Error::Connect { endpoint: endpoint.clone(), source })
+            }
+        }
+    }
+
+    /// After a failure on `member`: the next connection goes to the next member
+    /// (unless another failure moved on already).
+    fn move_on_from(&self, member: usize) {
+        let next = (member + 1) % self.endpoints.len();
+        let _ = self.member.compare_exchange(member, next, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// The shared client, connecting if needed.
+    async fn client(&self) -> Result<(usize, Client)> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = &*slot {
+            return Ok(client.clone());
+        }
+        let client = self.connect().await?;
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Run a request on the shared client; a failure drops the connection and tries
+    /// the next member, once per member. Every request here may run twice safely: a
+    /// put of the same value, a get, a compare-and-delete or compare-and-create (its
+    /// second run answers "exists", which the caller reads as "not created").
+    async fn with_client<T, Answer>(
+        &self,
+        step: &'static str,
+        key: &str,
+        request: impl Fn(Client) -> Answer,
+    ) -> Result<T>
+    where
+        Answer: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        let mut failure = None;
+        for _ in 0..self.endpoints.len() {
+            let (member, client) = match self.client().await {
+                Ok(client) => client,
+                Err(problem) => {
+                    failure = Some(problem);
+                    continue;
+                }
+            };
+            match request(client).await {
+                Ok(answer) => return Ok(answer),
+                Err(source) => {
+                    *self.client.lock().await = None;
+                    self.move_on_from(member);
+                    let endpoint = self.endpoints[member].clone();
+                    failure = Some(Error::Etcd { step, key: key.to_string(), endpoint, source });
+                }
+            }
+        }
+        Err(failure.expect("at least one member"))
+    }
+}
+
+impl Store for EtcdStore {
+    async fn get(&self, key: &KeyPath) -> Result<Option<Value>> {
+        let full = self.full(key);
+        let response = self
+            .with_client("get", &full, |mut client| {
+                let full = full.clone();
+                async move { client.get(full, None).await }
+            })
+            .await?;
+        response.kvs().first().map(|kv| Value::from_bytes(key.as_str(), kv.value())).transpose()
+    }
+
+    async fn put(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<()> {
+        let full = self.full(key);
+        let options = lease.map(|lease| PutOptions::new().with_lease(lease.id));
+        self.with_client("put", &full, |mut client| {
+            let (full, value, options) = (full.clone(), value.to_string(), options.clone());
+            async move { client.put(full, value, options).await }
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn create(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<bool> {
+        let full = self.full(key);
+        // Version 0: the key does not exist (an expired lease took its keys with it).
+        let txn = Txn::new().when([Compare::version(full.clone(), CompareOp::Equal, 0)]).and_then([TxnOp::put(
+            full.clone(),
+            value.as_str(),
+            lease.map(|l| PutOptions::new().with_lease(l.id)),
+        )]);
+        self.with_client("create", &full, |mut client| {
+            let txn = txn.clone();
+            async move { client.txn(txn).await }
+        })
+        .await
+        .map(|response| response.succeeded())
+    }
+
+    async fn delete_if(&self, key: &KeyPath, expected: &Value) -> Result<bool> {
+        let full = self.full(key);
+        // Only if it still holds that value: a transaction compares and deletes at once.
+        let txn = Txn::new()
+            .when([Compare::value(full.clone(), CompareOp::Equal, expected.as_str())])
+            .and_then([TxnOp::delete(full.clone(), None)]);
+        self.with_client("delete", &full, |mut client| {
+            let txn = txn.clone();
+            async move { client.txn(txn).await }
+        })
+        .await
+        .map(|response| response.succeeded())
+    }
+
+    async fn list(&self, folder: &str) -> Result<Vec<(KeyPath, Value)>> {
+        let range = follow::Range::new(&self.prefix, &[folder]);
+        let mut failure = None;
+        // Like `with_client`, member after member; a list starts over on each.
+        for _ in 0..self.endpoints.len() {
+            let (member, client) = match self.client().await {
+                Ok(client) => client,
+                Err(problem) => {
+                    failure = Some(problem);
+                    continue;
+                }
+            };
+            let mut listed = Vec::new();
+            let endpoint = self.endpoints[member].clone();
+            match self.pages(client, endpoint, &range, |key, value| listed.push((key, value))).await {
+                Ok(_) => return Ok(listed),
+                Err(problem) => {
+                    *self.client.lock().await = None;
+                    self.move_on_from(member);
+                    failure = Some(problem);
+                }
+            }
+        }
+        Err(failure.expect("at least one member"))
+    }
+
+    async fn grant(&self, ttl: Duration) -> Result<Lease> {
+        let seconds = ttl.as_secs_f64().ceil().max(1.0) as i64;
+        let response = self
+            .with_client("grant lease", "", |mut client| async move { client.lease_grant(seconds, None).await })
+            .await?;
+        Ok(Lease { id: response.id(), ttl: Duration::from_secs(response.ttl().max(1) as u64) })
+    }
+
+    async fn keep_alive(&self, lease: &Lease) -> Result<()> {
+        let id = lease.id;
+        let ttl = self
+            .with_client("keep lease alive", "", |mut client| async move {
+                let (mut keeper, mut answers) = client.lease_keep_alive(id).await?;
+                keeper.keep_alive().await?;
+                Ok(answers.message().await?.map_or(0, |answer| answer.ttl()))
+            })
+            .await?;
+        if ttl <= 0 {
+            return Err(Error::LeaseExpired(id));
+        }
+        Ok(())
+    }
+
+    async fn follow_once(&self, folders: &[&str], changes: &mpsc::Sender<Change>, backoff: &mut Backoff) -> Result<()> {
+        // A failed member is followed at once by the next; the caller's backoff starts
+        // only when every member has failed in turn.
+        let mut failure = None;
+        for _ in 0..self.endpoints.len() {
+            let (member, client) = self.connect().await?;
+            match self.follow_member(client, folders, changes, backoff).await {
+                Ok(()) => return Ok(()),
+                // Not the member's fault: list again from the same one.
+                Err(compacted @ Error::Compacted { .. }) => return Err(compacted),
+                Err(problem) => {
+                    self.move_on_from(member);
+                    failure = Some(problem);
+                }
+            }
+        }
+        Err(failure.expect("at least one member"))
+    }
+}

@@ -1,0 +1,76 @@
+//! The command line: one file per command, each a clap struct with `execute`.
+
+mod endpoint;
+mod list;
+mod run;
+mod status;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use netlab_store::{AnyStore, StoreUrl, Tls};
+use vxlan_agent::Error;
+
+#[derive(Parser)]
+#[command(version, about = "per-host agent of a dynamic VXLAN overlay")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Keep a VXLAN device's ARP and FDB entries in line with the store.
+    Run(run::Run),
+    /// Write an endpoint's entries (arp/IP -> MAC, fdb/MAC -> VTEP) to the store.
+    Publish(endpoint::Publish),
+    /// Remove an endpoint's entries from the store (those still holding its values).
+    Withdraw(endpoint::Withdraw),
+    /// Print the store's entries, one `KEY VALUE` per line.
+    List(list::List),
+    /// Show the counters of the agents on this host.
+    Status(status::ShowStatus),
+}
+
+impl Command {
+    pub async fn execute(self) -> Result<(), Error> {
+        match self {
+            Command::Run(command) => command.execute().await,
+            Command::Publish(command) => command.execute().await,
+            Command::Withdraw(command) => command.execute().await,
+            Command::List(command) => command.execute().await,
+            Command::Status(command) => command.execute(),
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct StoreArgs {
+    /// dir:PATH (a folder with arp/ and fdb/) or etcd://HOST:PORT[,HOST:PORT...][/PREFIX].
+    #[arg(long, default_value = "dir:/var/lib/vxlan-agent")]
+    store: StoreUrl,
+    /// CA certificate (PEM) for etcd over TLS.
+    #[arg(long)]
+    etcd_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for etcd over TLS.
+    #[arg(long, requires = "etcd_key")]
+    etcd_cert: Option<PathBuf>,
+    /// Client key (PEM) for etcd over TLS.
+    #[arg(long, requires = "etcd_cert")]
+    etcd_key: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn open(&self, poll: Duration) -> Result<AnyStore, Error> {
+        let tls = (self.etcd_ca.is_some() || self.etcd_cert.is_some()).then(|| Tls {
+            ca: self.etcd_ca.clone(),
+            cert: self.etcd_cert.clone(),
+            key: self.etcd_key.clone(),
+        });
+        if tls.is_some() && !matches!(self.store, StoreUrl::Etcd { .. }) {
+            return Err(netlab_store::Error::Tls("--etcd-ca/--etcd-cert apply to an etcd store only".into()).into());
+        }
+        Ok(AnyStore::open(&self.store, tls, poll)?)
+    }
+}

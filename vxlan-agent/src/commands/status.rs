@@ -1,0 +1,57 @@
+//! `status`: the counters the agents on this host report.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use vxlan_agent::status::{self, Status};
+use vxlan_agent::Error;
+
+#[derive(Args)]
+pub struct ShowStatus {
+    #[arg(long, default_value = status::DEFAULT_DIR)]
+    status_dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ShowStatus {
+    pub fn execute(self) -> Result<(), Error> {
+        let all = Status::read_all(&self.status_dir).map_err(|reason| Error::File {
+            step: "read",
+            path: self.status_dir.display().to_string(),
+            reason,
+        })?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&all).expect("status serializes"));
+            return Ok(());
+        }
+        if all.is_empty() {
+            println!("no agents have reported in {}", self.status_dir.display());
+        }
+        for s in all {
+            let c = &s.counters;
+            println!(
+                "{}:{} pid {} ({}) store {} mode {} keys {} neighbours {} fdb {}",
+                s.netns,
+                s.device,
+                s.pid,
+                if s.running() { "running" } else { "stopped" },
+                s.store,
+                s.mode,
+                s.store_keys,
+                s.neighbours,
+                s.fdb
+            );
+            if let Some(problem) = &s.device_problem {
+                println!("  {problem}");
+            }
+            println!(
+                "  misses l3 {} l2 {} unknown {} ignored {}; installed {} removed {} failed {}; resyncs {} overruns {}; store updates {} errors {}; miss to install p50 {} us p99 {} us",
+                c.l3_misses, c.l2_misses, c.unknown_misses, c.ignored_misses, c.installed, c.removed, c.failed,
+                c.resyncs, c.overruns, c.store_updates, c.store_errors, s.miss_to_install.p50_us, s.miss_to_install.p99_us
+            );
+        }
+        Ok(())
+    }
+}
