@@ -44,6 +44,9 @@ pub trait Store: Send + Sync + 'static {
     /// Write a key, bound to `lease` if given.
     fn put(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> impl Future<Output = Result<()>> + Send;
 
+    /// Write many keys (unleased), in as few requests as the backend allows.
+    fn put_many(&self, entries: &[(KeyPath, Value)]) -> impl Future<Output = Result<()>> + Send;
+
     /// Write a key only if it holds no value, atomically; true when written.
     fn create(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> impl Future<Output = Result<bool>> + Send;
 
@@ -109,6 +112,10 @@ impl Store for AnyStore {
 
     async fn put(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<()> {
         each!(self, store => store.put(key, value, lease).await)
+    }
+
+    async fn put_many(&self, entries: &[(KeyPath, Value)]) -> Result<()> {
+        each!(self, store => store.put_many(entries).await)
     }
 
     async fn create(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<bool> {

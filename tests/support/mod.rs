@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod overlay;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -67,6 +69,32 @@ impl Sandbox {
             .spawn()
             .expect("start program in sandbox");
         Process { child: Some(child), log }
+    }
+
+    /// Run `work` on a thread inside the sandbox's network namespace: the sockets it
+    /// opens (to an etcd in the sandbox, say) live there.
+    pub fn in_net<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/proc/{}/ns/net", self.holder.id());
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    let namespace = std::fs::File::open(&path).expect("open the sandbox's namespace");
+                    nix::sched::setns(namespace, nix::sched::CloneFlags::CLONE_NEWNET).expect("enter the sandbox");
+                    work()
+                })
+                .join()
+                .expect("work in the sandbox")
+        })
+    }
+
+    /// The resident memory of a process of the sandbox, in kB.
+    pub fn rss_kb(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
     }
 
     /// A command that runs inside the sandbox.
@@ -146,6 +174,17 @@ impl Process {
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let child = self.child.as_ref().expect("running");
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Send a signal and wait at most `seconds` for the process to end: whether it did.
+    pub fn stops_within(&mut self, signal: nix::sys::signal::Signal, seconds: f64) -> bool {
+        self.signal(signal);
+        let child = self.child.as_mut().expect("running");
+        eventually(seconds, || child.try_wait().unwrap().is_some())
     }
 
     pub fn running(&mut self) -> bool {

@@ -167,7 +167,10 @@ impl Core {
         for change in batch {
             self.counters.store_updates += 1;
             match self.resolver.apply(change) {
-                Some(Update::Snapshot) => snapshot = true,
+                Some(Update::Snapshot) => {
+                    snapshot = true;
+                    self.counters.store_snapshots += 1;
+                }
                 Some(Update::Changed(key)) => {
                     keys.insert(key);
                 }

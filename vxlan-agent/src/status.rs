@@ -24,6 +24,10 @@ pub struct Counters {
     /// Times the kernel dropped notifications (ENOBUFS).
     pub overruns: u64,
     pub store_updates: u64,
+    /// Complete snapshots of the store received: 1 for an agent that never had to
+    /// list the store again.
+    #[serde(default)]
+    pub store_snapshots: u64,
     pub store_errors: u64,
 }
 

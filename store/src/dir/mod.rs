@@ -84,7 +84,11 @@ fn read_in(folder: &Folder, key: &KeyPath, name: &str) -> Result<Option<Stored>>
 }
 
 /// The file's content for a value, with its expiry line when leased.
-fn encode(value: &Value, lease: Option<&Lease>) -> Vec<u8> {
+fn encode(key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<Vec<u8>> {
+    if value.as_str().starts_with(EXPIRES) {
+        // It would read back as an expiry line.
+        return Err(Error::Invalid { key: key.to_string(), why: format!("a value cannot begin with `{EXPIRES}`") });
+    }
     let mut text = String::new();
     if let Some(lease) = lease {
         let expires = SystemTime::now() + lease.ttl;
@@ -92,10 +96,8 @@ fn encode(value: &Value, lease: Option<&Lease>) -> Vec<u8> {
         text.push_str(&format!("{EXPIRES}{millis} lease={:x}\n", lease.id));
     }
     text.push_str(value.as_str());
-    if !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.into_bytes()
+    text.push('\n');
+    Ok(text.into_bytes())
 }
 
 /// A file's content as a value and its expiry; `None` for an empty file (one being
@@ -112,6 +114,8 @@ fn decode(key: &str, bytes: &[u8]) -> Result<Option<Stored>> {
         }
         None => (None, bytes),
     };
+    // The newline `encode` (or `echo`) ends the value with is not part of it.
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
     let value = Value::from_bytes(key, body)?;
     if value.trimmed().is_empty() {
         return Ok(None);
@@ -126,14 +130,21 @@ impl Store for DirStore {
 
     async fn put(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<()> {
         let (folder, name) = self.place(key, true)?.expect("created");
-        folder.write(name, &encode(value, lease))?;
+        folder.write(name, &encode(key, value, lease)?)?;
         self.remember(key, value, lease);
+        Ok(())
+    }
+
+    async fn put_many(&self, entries: &[(KeyPath, Value)]) -> Result<()> {
+        for (key, value) in entries {
+            self.put(key, value, None).await?;
+        }
         Ok(())
     }
 
     async fn create(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<bool> {
         let (folder, name) = self.place(key, true)?.expect("created");
-        let bytes = encode(value, lease);
+        let bytes = encode(key, value, lease)?;
         if folder.create(name, &bytes)? {
             self.remember(key, value, lease);
             return Ok(true);
@@ -231,7 +242,7 @@ mod tests {
         let key = KeyPath::new("subnets/10.244.5.0-24").unwrap();
         let value = Value::new(&key, "{\"PublicIP\":\"192.168.104.2\"}").unwrap();
         let lease = Lease { id: 0xabc, ttl: Duration::from_secs(60) };
-        let bytes = encode(&value, Some(&lease));
+        let bytes = encode(&key, &value, Some(&lease)).unwrap();
         assert!(String::from_utf8_lossy(&bytes).starts_with("#expires="));
         let stored = decode(key.as_str(), &bytes).unwrap().unwrap();
         assert_eq!(stored.value.trimmed(), value.as_str());
@@ -239,5 +250,10 @@ mod tests {
         assert_eq!(decode("k", b"02:42:c0:a8:00:03\n").unwrap().unwrap().expires, None);
         assert_eq!(decode("k", b"\n").unwrap(), None);
         assert!(decode("k", b"#expires=soon\nx\n").is_err());
+        let unleased = Value::new(&key, "#expires=1 lease=1").unwrap();
+        assert!(encode(&key, &unleased, None).is_err(), "would read back as leased");
+        let longest = Value::new(&key, "x".repeat(MAX_VALUE)).unwrap();
+        let bytes = encode(&key, &longest, Some(&lease)).unwrap();
+        assert_eq!(decode(key.as_str(), &bytes).unwrap().unwrap().value, longest);
     }
 }

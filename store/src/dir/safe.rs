@@ -70,7 +70,13 @@ impl Folder {
             Ok(fd) => Ok(Some(Folder { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path })),
             Err(Errno::ENOENT) => Ok(None),
             Err(Errno::ELOOP) => Err(Error::Refused { path, what: "a symbolic link, not a folder" }),
-            Err(Errno::ENOTDIR) => Err(Error::Refused { path, what: "not a folder" }),
+            // With O_DIRECTORY the kernel answers a symlink with ENOTDIR too: look.
+            Err(Errno::ENOTDIR) => {
+                let link = fstatat(Some(self.raw()), name, AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok_and(|stat| stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits());
+                let what = if link { "a symbolic link, not a folder" } else { "not a folder" };
+                Err(Error::Refused { path, what })
+            }
             Err(e) => Err(Error::nix("open", path, e)),
         }
     }
@@ -97,6 +103,8 @@ impl Folder {
         let fd = match openat(Some(self.raw()), name, flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(Contents::Missing),
+            // Someone else's private file in a shared folder: theirs, not a key for us.
+            Err(Errno::EACCES | Errno::EPERM) => return Err(Error::Refused { path, what: "not readable" }),
             Err(e) => return Err(Error::nix("read", path, e)),
         };
         // SAFETY: `openat` returned a new descriptor that nothing else owns.

@@ -12,7 +12,12 @@ pub async fn publish(store: &impl Store, endpoint: &Endpoint) -> Result<()> {
     for entry in endpoint.entries() {
         let path = entry.key().path();
         let value = Value::new(&path, entry.value())?;
-        let current = store.get(&path).await?;
+        let current = match store.get(&path).await {
+            Ok(current) => current,
+            // Something unusable at our key (a symlink, a FIFO, garbage): replaced.
+            Err(problem) if problem.is_content() => None,
+            Err(problem) => return Err(problem),
+        };
         if current.as_ref().map(Value::trimmed) != Some(value.as_str()) {
             store.put(&path, &value, None).await?;
         }

@@ -157,7 +157,9 @@ impl Store for EtcdStore {
                 async move { client.get(full, None).await }
             })
             .await?;
-        response.kvs().first().map(|kv| Value::from_bytes(key.as_str(), kv.value())).transpose()
+        // An empty value is no value, as in the folder store.
+        let value = response.kvs().first().map(|kv| Value::from_bytes(key.as_str(), kv.value())).transpose()?;
+        Ok(value.filter(|v| !v.trimmed().is_empty()))
     }
 
     async fn put(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<()> {
@@ -169,6 +171,21 @@ impl Store for EtcdStore {
         })
         .await
         .map(|_| ())
+    }
+
+    async fn put_many(&self, entries: &[(KeyPath, Value)]) -> Result<()> {
+        // etcd's default --max-txn-ops is 128.
+        for chunk in entries.chunks(128) {
+            let puts: Vec<TxnOp> =
+                chunk.iter().map(|(key, value)| TxnOp::put(self.full(key), value.as_str(), None)).collect();
+            let first = self.full(&chunk[0].0);
+            self.with_client("put", &first, |mut client| {
+                let txn = Txn::new().and_then(puts.clone());
+                async move { client.txn(txn).await }
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     async fn create(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<bool> {
@@ -239,7 +256,12 @@ impl Store for EtcdStore {
         let id = lease.id;
         let ttl = self
             .with_client("keep lease alive", "", |mut client| async move {
-                let (mut keeper, mut answers) = client.lease_keep_alive(id).await?;
+                // etcd-client reads the first answer itself and reports a lease that is
+                // gone (ttl 0) as this error: an answer, not a failed member.
+                let (mut keeper, mut answers) = match client.lease_keep_alive(id).await {
+                    Err(etcd_client::Error::LeaseKeepAliveError(_)) => return Ok(0),
+                    other => other?,
+                };
                 keeper.keep_alive().await?;
                 Ok(answers.message().await?.map_or(0, |answer| answer.ttl()))
             })

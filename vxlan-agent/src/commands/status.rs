@@ -47,9 +47,9 @@ impl ShowStatus {
                 println!("  {problem}");
             }
             println!(
-                "  misses l3 {} l2 {} unknown {} ignored {}; installed {} removed {} failed {}; resyncs {} overruns {}; store updates {} errors {}; miss to install p50 {} us p99 {} us",
+                "  misses l3 {} l2 {} unknown {} ignored {}; installed {} removed {} failed {}; resyncs {} overruns {}; store updates {} snapshots {} errors {}; miss to install p50 {} us p99 {} us",
                 c.l3_misses, c.l2_misses, c.unknown_misses, c.ignored_misses, c.installed, c.removed, c.failed,
-                c.resyncs, c.overruns, c.store_updates, c.store_errors, s.miss_to_install.p50_us, s.miss_to_install.p99_us
+                c.resyncs, c.overruns, c.store_updates, c.store_snapshots, c.store_errors, s.miss_to_install.p50_us, s.miss_to_install.p99_us
             );
         }
         Ok(())
