@@ -90,19 +90,19 @@ fn symlinks_in_the_store_are_never_followed() {
     assert_eq!(std::fs::read_to_string(&outside).unwrap(), "precious\n");
     assert_eq!(sh(&sandbox, &format!("cat {FOLDER}/arp/11.11.11.7")).trim(), "02:42:c0:a8:00:07");
 
-    // fdb/ swapped for a link to another folder: writes are refused, naming it, and
+    // arp/ swapped for a link to another folder: writes are refused, naming it, and
     // nothing lands in that folder.
     let elsewhere = sandbox.dir.join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
-    sh(&sandbox, &format!("rm -r {FOLDER}/fdb && ln -s {} {FOLDER}/fdb", elsewhere.display()));
+    sh(&sandbox, &format!("rm -r {FOLDER}/arp && ln -s {} {FOLDER}/arp", elsewhere.display()));
     let refused = sandbox.run(&agent_binary(), &publish);
     assert_eq!(refused.status.code(), Some(1));
     let message = support::text(&refused.stderr);
-    assert!(message.contains(&format!("{FOLDER}/fdb: a symbolic link, not a folder; refused")), "{message}");
+    assert!(message.contains(&format!("{FOLDER}/arp: a symbolic link, not a folder; refused")), "{message}");
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     // A new agent names it too, and keeps retrying rather than reading through it.
     let agent2 = agent(&sandbox, "host2", "ov2", DIR_STORE, &[]);
-    assert!(eventually(5.0, || agent2.output().contains("fdb: a symbolic link, not a folder")), "{}", agent2.output());
+    assert!(eventually(5.0, || agent2.output().contains("arp: a symbolic link, not a folder")), "{}", agent2.output());
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod kernel;
 mod labs;
 mod measure;
 mod overlay;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -43,6 +44,9 @@ struct Args {
     /// agent: keys in the burst (two per endpoint).
     #[arg(long, default_value_t = 20_000)]
     keys: u32,
+    /// agent: endpoints in the etcd store one agent follows.
+    #[arg(long, default_value_t = 100_000)]
+    endpoints: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum, Serialize, PartialEq, Eq)]
@@ -103,7 +107,7 @@ fn main_result() -> Result<()> {
         };
         let report = match args.case {
             Case::Overlay => overlay::overlay(&tools, args.samples)?,
-            _ => overlay::agent(&tools, args.samples, args.keys)?,
+            _ => overlay::agent(&tools, args.samples, args.keys, args.endpoints)?,
         };
         let _ = std::fs::remove_dir_all(&work);
         if let Some(path) = &args.json {

@@ -22,10 +22,10 @@ use serde_json::{json, Value};
 
 const CLUSTER: &str = include_str!("../../topologies/cluster-3.yaml");
 const DIR_STORE: &str = "dir:/run/netlab/stores/cluster-3";
-const ETCD_STORE: &str = "etcd://192.168.104.1:2379/cluster-3";
+pub(crate) const ETCD_STORE: &str = "etcd://192.168.104.1:2379/cluster-3";
 
 /// A process killed when dropped.
-struct Daemon(Child);
+pub(crate) struct Daemon(pub Child);
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -34,7 +34,7 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn(ns: Option<&str>, program: &Path, args: &[&str], log: &Path) -> Result<Daemon> {
+pub(crate) fn spawn(ns: Option<&str>, program: &Path, args: &[&str], log: &Path) -> Result<Daemon> {
     let mut command = match ns {
         Some(ns) => {
             let mut c = Command::new("ip");
@@ -149,7 +149,7 @@ pub struct Tools {
 }
 
 impl Tools {
-    fn netlab(&self, verb: &str, file: &Path) -> Result<()> {
+    pub(crate) fn netlab(&self, verb: &str, file: &Path) -> Result<()> {
         let output = Command::new(&self.netlab).arg(verb).arg(file).output()?;
         if !output.status.success() {
             bail!("netlab {verb}: {}", String::from_utf8_lossy(&output.stderr));
@@ -168,7 +168,7 @@ impl Tools {
             .collect()
     }
 
-    fn etcd(&self) -> Result<Daemon> {
+    pub(crate) fn etcd(&self) -> Result<Daemon> {
         let data = self.work.join("etcd");
         let _ = std::fs::remove_dir_all(&data);
         let log = self.work.join("etcd.log");
@@ -198,7 +198,7 @@ impl Tools {
     }
 
     /// The cluster file for a store; for etcd the underlay reaches this namespace.
-    fn cluster(&self, store: &str) -> Result<PathBuf> {
+    pub(crate) fn cluster(&self, store: &str) -> Result<PathBuf> {
         let mut text = CLUSTER.replace(DIR_STORE, store);
         if store.starts_with("etcd") {
             text = text
@@ -212,7 +212,7 @@ impl Tools {
     }
 }
 
-fn wait(limit: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
+pub(crate) fn wait(limit: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
     let deadline = Instant::now() + limit;
     while !done()? {
         if Instant::now() > deadline {
@@ -224,7 +224,7 @@ fn wait(limit: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
 }
 
 /// The agent's entries on an overlay's device (neighbours, FDB entries).
-fn installed(ns: &str) -> Result<(usize, usize)> {
+pub(crate) fn installed(ns: &str) -> Result<(usize, usize)> {
     netns::thread::in_one(Netns::Named(ns.to_string()), |_| {
         let socket = Netlink::open_socket_here()?;
         let neighbours =
@@ -351,7 +351,7 @@ pub fn overlay(tools: &Tools, samples: u32) -> Result<Value> {
     Ok(json!({"case": "overlay", "publication": [dir, etcd], "first_pings": [proactive, miss], "targets": targets}))
 }
 
-fn print_targets(targets: &Value) {
+pub(crate) fn print_targets(targets: &Value) {
     for t in targets.as_array().into_iter().flatten() {
         println!(
             "  target {}: {} (limit {}) {}",
@@ -470,9 +470,11 @@ fn burst(tools: &Tools, keys: u32) -> Result<Value> {
     }))
 }
 
-pub fn agent(tools: &Tools, misses: u32, keys: u32) -> Result<Value> {
+pub fn agent(tools: &Tools, misses: u32, keys: u32, endpoints: u32) -> Result<Value> {
     let (p50, p99) = miss_latency(tools, misses)?;
     let burst = burst(tools, keys)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let scale = crate::scale::etcd_scale(tools, endpoints, &runtime)?;
     println!("agent: miss notification to neighbour installed ({misses} misses), seen from outside the agent");
     println!("  p50 {p50:.3} ms  p99 {p99:.3} ms");
     println!(
@@ -483,14 +485,25 @@ pub fn agent(tools: &Tools, misses: u32, keys: u32) -> Result<Value> {
         burst["agent_peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
         burst["overruns"]
     );
+    println!(
+        "{endpoints} endpoints in etcd: loaded in {:.2} s; agent start to all installed {:.2} s (ip -batch of the same entries {:.2} s), lost {}, agent peak RSS {:.1} MB",
+        scale["load_s"].as_f64().unwrap_or(f64::NAN),
+        scale["converge_s"].as_f64().unwrap_or(f64::NAN),
+        scale["ip_batch_s"].as_f64().unwrap_or(f64::NAN),
+        scale["lost"],
+        scale["agent_peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+    );
     let rss = burst["agent_peak_rss_mb"].as_f64().unwrap_or(f64::INFINITY);
+    let scale_rss = scale["agent_peak_rss_mb"].as_f64().unwrap_or(f64::INFINITY);
     let targets = json!([
         {"what": "miss to install p50 (ms)", "measured": p50, "limit": "<= 0.5", "met": p50 <= 0.5},
         {"what": "burst entries lost", "measured": burst["lost"], "limit": "0", "met": burst["lost"] == 0 && burst["converged"] == true},
         {"what": "agent peak RSS in the burst (MB)", "measured": rss, "limit": "<= 30", "met": rss <= 30.0},
+        {"what": "etcd endpoints lost", "measured": scale["lost"], "limit": "0", "met": scale["lost"] == 0 && scale["converged"] == true},
+        {"what": "agent peak RSS with the etcd endpoints (MB)", "measured": scale_rss, "limit": "<= 60", "met": scale_rss <= 60.0},
     ]);
     print_targets(&targets);
     Ok(
-        json!({"case": "agent", "miss_to_install_ms": {"samples": misses, "p50": p50, "p99": p99}, "burst": burst, "targets": targets}),
+        json!({"case": "agent", "miss_to_install_ms": {"samples": misses, "p50": p50, "p99": p99}, "burst": burst, "etcd_scale": scale, "targets": targets}),
     )
 }

@@ -75,8 +75,10 @@ fn overlay_smoke() {
 
 #[test]
 fn agent_smoke() {
-    let report = smoke_with("agent", &["--samples", "20", "--keys", "2000"]);
+    let report = smoke_with("agent", &["--samples", "20", "--keys", "2000", "--endpoints", "2000"]);
     assert_eq!(report[0]["miss_to_install_ms"]["samples"], 20);
     assert_eq!(report[0]["burst"]["keys"], 2000);
     assert_eq!(report[0]["burst"]["lost"], 0, "{}", report[0]);
+    assert_eq!(report[0]["etcd_scale"]["endpoints"], 2000);
+    assert_eq!(report[0]["etcd_scale"]["lost"], 0, "{}", report[0]);
 }

@@ -285,27 +285,22 @@ impl Core {
         };
         let name = &self.device_name;
         let mut stale = false;
+        // A line per entry for the changes a person follows; a summary for bulk ones
+        // (a line each for 200,000 entries would cost more than installing them).
+        let each = actions.len() <= 32;
+        let (installed, removed, failed) = (self.counters.installed, self.counters.removed, self.counters.failed);
         for (action, result) in actions.iter().zip(results) {
             match (action, result) {
                 (_, Ok(())) => {
                     self.installed.record(action);
                     match action {
-                        Action::SetNeighbour(ip, mac) => {
-                            self.counters.installed += 1;
-                            tracing::info!("installed neighbour {ip} lladdr {mac} dev {name}");
-                        }
-                        Action::SetFdb(mac, vtep) => {
-                            self.counters.installed += 1;
-                            tracing::info!("installed fdb {mac} dst {vtep} dev {name}");
-                        }
-                        Action::RemoveNeighbour(ip) => {
-                            self.counters.removed += 1;
-                            tracing::info!("removed neighbour {ip} dev {name}");
-                        }
-                        Action::RemoveFdb(mac) => {
-                            self.counters.removed += 1;
-                            tracing::info!("removed fdb {mac} dev {name}");
-                        }
+                        Action::SetNeighbour(..) | Action::SetFdb(..) => self.counters.installed += 1,
+                        Action::RemoveNeighbour(_) | Action::RemoveFdb(_) => self.counters.removed += 1,
+                    }
+                    if each {
+                        tracing::info!("{} dev {name}", describe(action));
+                    } else {
+                        tracing::debug!("{} dev {name}", describe(action));
                     }
                 }
                 // Already gone: what was wanted.
@@ -316,6 +311,14 @@ impl Core {
                     tracing::warn!("{action:?} on {name}: {}", netns::errno_text(code));
                 }
             }
+        }
+        if !each {
+            tracing::info!(
+                "dev {name}: installed {}, removed {}, failed {}",
+                self.counters.installed - installed,
+                self.counters.removed - removed,
+                self.counters.failed - failed
+            );
         }
         stale.then_some(Effect::Observe("device changed"))
     }
@@ -342,6 +345,16 @@ impl Core {
 
     pub fn installed(&self) -> &Installed {
         &self.installed
+    }
+}
+
+/// An action as the log tells it, in `ip` words.
+fn describe(action: &Action) -> String {
+    match action {
+        Action::SetNeighbour(ip, mac) => format!("installed neighbour {ip} lladdr {mac}"),
+        Action::SetFdb(mac, vtep) => format!("installed fdb {mac} dst {vtep}"),
+        Action::RemoveNeighbour(ip) => format!("removed neighbour {ip}"),
+        Action::RemoveFdb(mac) => format!("removed fdb {mac}"),
     }
 }
 

@@ -178,24 +178,15 @@ impl Kernel {
 
     /// Carry out actions on the device; each one's result, in order (`Err(errno)`).
     pub fn apply(&self, index: u32, actions: &[Action]) -> Result<Vec<Result<(), i32>>, String> {
-        use netns::neighbour::message;
         let replace = NLM_F_CREATE | NLM_F_REPLACE;
-        let requests = actions
-            .iter()
-            .map(|action| match *action {
-                Action::SetNeighbour(ip, mac) => {
-                    (RouteNetlinkMessage::NewNeighbour(message::neighbour(index, ip, mac.octets(), PROTOCOL)), replace)
-                }
-                Action::RemoveNeighbour(ip) => {
-                    (RouteNetlinkMessage::DelNeighbour(message::neighbour_key(index, ip)), 0)
-                }
-                Action::SetFdb(mac, vtep) => {
-                    (RouteNetlinkMessage::NewNeighbour(message::fdb(index, mac.octets(), vtep, true)), replace)
-                }
-                Action::RemoveFdb(mac) => (RouteNetlinkMessage::DelNeighbour(message::fdb_key(index, mac.octets())), 0),
-            })
-            .collect();
-        blocking::batch(&self.requests, requests).map_err(|e| e.to_string())
+        // Built a chunk at a time: 200,000 decoded messages at once would take more
+        // memory than everything else the agent holds.
+        let mut results = Vec::with_capacity(actions.len());
+        for chunk in actions.chunks(1024) {
+            let requests = chunk.iter().map(|action| request(index, action, replace)).collect();
+            results.extend(blocking::batch(&self.requests, requests).map_err(|e| e.to_string())?);
+        }
+        Ok(results)
     }
 
     /// The next notifications (waits for at least one datagram, then takes what is
@@ -224,6 +215,21 @@ impl Kernel {
             }
         }
         Ok(events)
+    }
+}
+
+/// The netlink request for one action on device `index`.
+fn request(index: u32, action: &Action, replace: u16) -> (RouteNetlinkMessage, u16) {
+    use netns::neighbour::message;
+    match *action {
+        Action::SetNeighbour(ip, mac) => {
+            (RouteNetlinkMessage::NewNeighbour(message::neighbour(index, ip, mac.octets(), PROTOCOL)), replace)
+        }
+        Action::RemoveNeighbour(ip) => (RouteNetlinkMessage::DelNeighbour(message::neighbour_key(index, ip)), 0),
+        Action::SetFdb(mac, vtep) => {
+            (RouteNetlinkMessage::NewNeighbour(message::fdb(index, mac.octets(), vtep, true)), replace)
+        }
+        Action::RemoveFdb(mac) => (RouteNetlinkMessage::DelNeighbour(message::fdb_key(index, mac.octets())), 0),
     }
 }
 

@@ -124,7 +124,9 @@ impl Endpoint {
 pub struct Table {
     arp: BTreeMap<IpAddr, Mac>,
     fdb: BTreeMap<Mac, IpAddr>,
-    ips_by_mac: BTreeMap<Mac, BTreeSet<IpAddr>>,
+    /// (MAC, address) pairs rather than a set per MAC: one allocation per MAC would
+    /// cost more than the table itself at 100,000 endpoints.
+    ips_by_mac: BTreeSet<(Mac, IpAddr)>,
 }
 
 impl Table {
@@ -144,7 +146,7 @@ impl Table {
                 if let Some(old) = old.filter(|old| *old != mac) {
                     self.unindex(old, ip);
                 }
-                self.ips_by_mac.entry(mac).or_default().insert(ip);
+                self.ips_by_mac.insert((mac, ip));
                 old != Some(mac)
             }
             Entry::Fdb(mac, vtep) => self.fdb.insert(mac, vtep) != Some(vtep),
@@ -166,12 +168,7 @@ impl Table {
     }
 
     fn unindex(&mut self, mac: Mac, ip: IpAddr) {
-        if let Some(ips) = self.ips_by_mac.get_mut(&mac) {
-            ips.remove(&ip);
-            if ips.is_empty() {
-                self.ips_by_mac.remove(&mac);
-            }
-        }
+        self.ips_by_mac.remove(&(mac, ip));
     }
 
     /// Whether the key holds an entry.
@@ -192,7 +189,8 @@ impl Table {
 
     /// Addresses that answer with `mac`.
     pub fn ips_of(&self, mac: Mac) -> impl Iterator<Item = IpAddr> + '_ {
-        self.ips_by_mac.get(&mac).into_iter().flatten().copied()
+        let first = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        self.ips_by_mac.range((mac, first)..).take_while(move |(m, _)| *m == mac).map(|(_, ip)| *ip)
     }
 
     pub fn arp(&self) -> impl Iterator<Item = (IpAddr, Mac)> + '_ {

@@ -15,9 +15,11 @@ use crate::backend::{Backoff, Change};
 use crate::error::{Error, Result};
 use crate::key::{KeyPath, Value};
 
-/// Keys per page at first.
-const PAGE: i64 = 1000;
-/// The largest answer accepted: a page of 1000 keys of the longest values fits.
+/// Keys per page at first. Large: etcd 3.4 counts every key of the range for each
+/// page, so small pages make a large list quadratic (200,000 keys in pages of 1,000
+/// took 8 s, in pages of 10,000 under 1 s).
+const PAGE: i64 = 10_000;
+/// The largest answer accepted; a page over it is asked again at half the size.
 const MAX_MESSAGE: usize = 16 << 20;
 
 /// The etcd key range holding some folders of a store, and which keys in it count.
