@@ -94,15 +94,18 @@ fn symlinks_in_the_store_are_never_followed() {
     // nothing lands in that folder.
     let elsewhere = sandbox.dir.join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
+    // It holds a key an agent reading through the link would install.
+    std::fs::write(elsewhere.join("11.11.11.30"), "02:42:c0:a8:00:30\n").unwrap();
     sh(&sandbox, &format!("rm -r {FOLDER}/arp && ln -s {} {FOLDER}/arp", elsewhere.display()));
     let refused = sandbox.run(&agent_binary(), &publish);
     assert_eq!(refused.status.code(), Some(1));
     let message = support::text(&refused.stderr);
     assert!(message.contains(&format!("{FOLDER}/arp: a symbolic link, not a folder; refused")), "{message}");
-    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 1, "nothing written there");
     // A new agent names it too, and keeps retrying rather than reading through it.
     let agent2 = agent(&sandbox, "host2", "ov2", DIR_STORE, &[]);
     assert!(eventually(5.0, || agent2.output().contains("arp: a symbolic link, not a folder")), "{}", agent2.output());
+    assert!(!entries(&sandbox, "ov2").iter().any(|e| e.contains("11.11.11.30")), "{:?}", entries(&sandbox, "ov2"));
 }
 
 #[test]

@@ -289,7 +289,7 @@ fn first_pings(tools: &Tools, mode: &str) -> Result<Value> {
         wait(Duration::from_secs(20), || Ok(installed("ov1")? == (4, 4)))?;
     } else {
         wait(Duration::from_secs(20), || {
-            let status = std::fs::read_to_string("/run/vxlan-agent/ov1.vxlan1.json").unwrap_or_default();
+            let status = std::fs::read_to_string("/run/vxlan-agent/ov1:vxlan1.json").unwrap_or_default();
             Ok(status.contains("\"store_loaded\": true"))
         })?;
     }
@@ -380,7 +380,7 @@ fn miss_latency(tools: &Tools, misses: u32) -> Result<(f64, f64)> {
     }
     let _agents = tools.agents(DIR_STORE, "miss", "miss")?;
     wait(Duration::from_secs(20), || {
-        let status = std::fs::read_to_string("/run/vxlan-agent/ov1.vxlan1.json").unwrap_or_default();
+        let status = std::fs::read_to_string("/run/vxlan-agent/ov1:vxlan1.json").unwrap_or_default();
         Ok(status.contains("\"store_loaded\": true"))
     })?;
     let mut watcher = Watcher::open("ov1")?;
@@ -456,7 +456,7 @@ fn burst(tools: &Tools, keys: u32) -> Result<Value> {
             l.strip_prefix("VmHWM:").map(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap_or(0))
         })
         .unwrap_or(0);
-    let overruns = std::fs::read_to_string("/run/vxlan-agent/ov1.vxlan1.json").unwrap_or_default();
+    let overruns = std::fs::read_to_string("/run/vxlan-agent/ov1:vxlan1.json").unwrap_or_default();
     let _ = agent.0.kill();
     tools.netlab("destroy", &file)?;
     Ok(json!({

@@ -15,7 +15,7 @@ pub enum Error {
     /// A folder entry that is not a plain file or folder of its own: never followed,
     /// never read (a symlink, a FIFO, a device...).
     #[error("{}: {what}; refused", path.display())]
-    Refused { path: PathBuf, what: &'static str },
+    Refused { path: PathBuf, what: Refusal },
 
     /// A value longer than a store holds; the first bytes are shown.
     #[error("{key}: value of {size} bytes or more is over the limit of {limit} (starts `{start}`); refused")]
@@ -54,26 +54,51 @@ pub enum Error {
     Url { text: String, why: String },
 }
 
+/// What a refused folder entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    Symlink,
+    /// A symlink where a folder was expected.
+    SymlinkNotFolder,
+    NotFolder,
+    Folder,
+    Fifo,
+    Device,
+    Socket,
+    /// Some other kind of file.
+    Special,
+    /// A file the store's user may not read (another user's private file).
+    Unreadable,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Refusal::Symlink => "a symbolic link",
+            Refusal::SymlinkNotFolder => "a symbolic link, not a folder",
+            Refusal::NotFolder => "not a folder",
+            Refusal::Folder => "a folder",
+            Refusal::Fifo => "a FIFO",
+            Refusal::Device => "a device",
+            Refusal::Socket => "a socket",
+            Refusal::Special => "not a regular file",
+            Refusal::Unreadable => "not readable",
+        })
+    }
+}
+
 impl Error {
     pub(crate) fn io(step: &'static str, path: impl Into<PathBuf>, error: &std::io::Error) -> Error {
         let path = path.into();
         match error.raw_os_error() {
             // O_NOFOLLOW on a symlink.
-            Some(libc::ELOOP) => Error::Refused { path, what: "a symbolic link" },
+            Some(libc::ELOOP) => Error::Refused { path, what: Refusal::Symlink },
             code => Error::Io { step, path, errno: code.unwrap_or(libc::EIO) },
         }
     }
 
     pub(crate) fn nix(step: &'static str, path: impl Into<PathBuf>, errno: nix::errno::Errno) -> Error {
         Error::io(step, path, &std::io::Error::from_raw_os_error(errno as i32))
-    }
-
-    /// The errno of a failed file operation.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            Error::Io { errno, .. } => Some(*errno),
-            _ => None,
-        }
     }
 
     /// True for errors that come from the content rather than from the store being

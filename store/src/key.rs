@@ -12,8 +12,9 @@ use crate::error::{Error, Result};
 /// times over; anything longer is refused rather than read without bound.
 pub const MAX_VALUE: usize = 4096;
 
-/// The longest segment of a key: a file name on every file system.
-const MAX_SEGMENT: usize = 255;
+/// The longest segment of a key: a file name on every file system (255 bytes) less
+/// what the folder store adds for its temporary names (`.NAME.<16 hex>.tmp`).
+const MAX_SEGMENT: usize = 232;
 
 /// A key below the store's root: one segment (`config`) or a folder and a name
 /// (`arp/11.11.11.3`). Segments are non-empty, do not start with `.` (hidden names
@@ -70,7 +71,7 @@ fn check_segment(key: &str, segment: &str) -> Result<()> {
         return Err(invalid(key, "a key segment cannot start with `.`"));
     }
     if segment.len() > MAX_SEGMENT {
-        return Err(invalid(key, "a key segment is at most 255 bytes"));
+        return Err(invalid(key, "a key segment is at most 232 bytes"));
     }
     if segment.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
         return Err(invalid(key, "a key holds no whitespace, control characters or `/` in a segment"));
@@ -153,7 +154,8 @@ mod tests {
         for bad in ["", "/arp", "arp/", "a/b/c", "arp/.tmp", "../x", "arp/..", "arp/a b", "arp/a\nb", "arp/\u{0}"] {
             assert!(KeyPath::new(bad).is_err(), "{bad:?}");
         }
-        assert!(KeyPath::new(&"x".repeat(256)).is_err());
+        assert!(KeyPath::new(&"x".repeat(233)).is_err());
+        assert!(KeyPath::new(&"x".repeat(232)).is_ok());
         let key = KeyPath::join("subnets", "10.244.5.0-24").unwrap();
         assert_eq!((key.folder(), key.name()), (Some("subnets"), "10.244.5.0-24"));
         assert!(KeyPath::join("arp", "..").is_err());

@@ -10,7 +10,8 @@ use futures::StreamExt as _;
 use netlab_store::{Change, Error, Store, MAX_VALUE};
 use support::{expect_delete, expect_put, key, next_change, put, snapshot, start_follow, value, Bench, Kind};
 
-const MANY: usize = 5000;
+/// More than one page (10,000 keys): the list continues after the last key of the first.
+const MANY: usize = 12_000;
 
 fn address(i: usize) -> String {
     format!("10.0.{}.{}", i / 250, i % 250 + 1)
@@ -23,7 +24,7 @@ async fn raw_client() -> etcd_client::Client {
 }
 
 #[test]
-fn etcd_lists_and_follows_5000_keys() {
+fn etcd_lists_and_follows_more_keys_than_a_page() {
     support::run(Kind::Etcd, |bench: Bench| async move {
         let store = &*bench.store;
         // Many puts in flight at once: etcd batches them.
@@ -57,8 +58,8 @@ fn etcd_lists_and_follows_5000_keys() {
 }
 
 /// Values longer than a store holds, put by another etcd client: refused by get,
-/// left out of lists and snapshots, a Delete for a follower. So many that a page of
-/// 1000 is over the client's message limit (16 MiB): the page is asked again smaller.
+/// left out of lists and snapshots, a Delete for a follower. So many that one page
+/// of them is over the client's message limit (16 MiB): the page is asked again smaller.
 #[test]
 fn etcd_oversized_values_are_left_out() {
     support::run(Kind::Etcd, |bench: Bench| async move {

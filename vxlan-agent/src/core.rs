@@ -189,6 +189,12 @@ impl Core {
             return None;
         }
         let actions = self.inputs().after_changes(&keys, &self.installed);
+        // A slot whose key left the store is no longer asked for.
+        let table = self.resolver.table();
+        self.asked.retain(|slot| match *slot {
+            Slot::Neighbour(ip) => table.mac_of(ip).is_some(),
+            Slot::Fdb(mac) => table.vtep_of(mac).is_some(),
+        });
         self.apply(actions)
     }
 
@@ -206,15 +212,15 @@ impl Core {
                         continue;
                     }
                     self.counters.l3_misses += 1;
-                    answered += 1;
                     if let Some(action) = self.on_miss(Slot::Neighbour(ip)) {
+                        answered += 1;
                         actions.insert(Slot::Neighbour(ip), action);
                     }
                 }
                 Event::L2Miss { index: i, mac } if Some(i) == index => {
                     self.counters.l2_misses += 1;
-                    answered += 1;
                     if let Some(action) = self.on_miss(Slot::Fdb(mac)) {
+                        answered += 1;
                         actions.insert(Slot::Fdb(mac), action);
                     }
                 }
@@ -242,21 +248,25 @@ impl Core {
         self.apply(actions.into_values().collect())
     }
 
-    /// Misses the last `on_kernel` answered.
+    /// Misses the last `on_kernel` answered with a change (the latency samples).
     pub fn answered(&self) -> usize {
         self.answered
     }
 
     /// The action for a missed slot: the kernel just said it has no entry there.
     fn on_miss(&mut self, slot: Slot) -> Option<Action> {
-        self.asked.insert(slot);
         self.forget(slot);
         let table = self.resolver.table();
         let known = match slot {
             Slot::Neighbour(ip) => table.mac_of(ip).is_some(),
             Slot::Fdb(mac) => table.vtep_of(mac).is_some(),
         };
-        if !known {
+        // Only what the store knows is remembered as asked: anyone can make the kernel
+        // miss on any address, and the set must not grow with them. The kernel asks
+        // again for an unknown one (every second for an address).
+        if known {
+            self.asked.insert(slot);
+        } else {
             self.counters.unknown_misses += 1;
             if self.unknown_log.allow() {
                 tracing::debug!("miss for {slot:?}: not in the store");

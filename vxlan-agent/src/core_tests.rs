@@ -160,3 +160,27 @@ fn store_failures_keep_the_entries() {
     assert_eq!(core.counters.store_errors, 1);
     assert_eq!(core.installed().neighbours.len(), 1);
 }
+
+#[test]
+fn a_snapshot_cut_short_by_a_failure_keeps_the_old_table() {
+    let mut core = converged(Mode::Proactive);
+    let failed = Change::Failed(netlab_store::Error::WatchEnded { what: "/x".into(), why: "stream ended".into() });
+    // A new listing starts, loses one key on the way, then fails before it completes.
+    let effect = core.on_store(vec![Change::Reset, put("arp/11.11.11.2", "02:42:c0:a8:00:02"), failed]);
+    assert_eq!(effect, None, "nothing removed on a partial listing");
+    assert_eq!(core.store_keys(), 4);
+    assert_eq!(core.installed().neighbours.len(), 1);
+}
+
+#[test]
+fn misses_for_unknown_addresses_are_not_remembered() {
+    let mut core = converged(Mode::Miss);
+    let effect = core.on_kernel(vec![Event::L3Miss { index: 7, ip: ip("11.11.11.99") }]);
+    assert_eq!((effect, core.counters.unknown_misses, core.answered()), (None, 1, 0));
+    // The address appears in the store later: in miss mode nothing is installed until
+    // the kernel asks again (it does, every second).
+    assert_eq!(core.on_store(vec![put("arp/11.11.11.99", "02:42:c0:a8:00:63")]), None);
+    let effect = core.on_kernel(vec![Event::L3Miss { index: 7, ip: ip("11.11.11.99") }]);
+    let install = vec![Action::SetNeighbour(ip("11.11.11.99"), mac("02:42:c0:a8:00:63"))];
+    assert_eq!(effect, Some(Effect::Apply { index: 7, actions: install }));
+}

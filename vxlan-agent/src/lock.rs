@@ -43,7 +43,7 @@ impl Lock {
         Ok(Lock { _file: file })
     }
 
-    pub fn path(status_dir: &Path, netns: &str, device: &str) -> PathBuf {
-        status_dir.join(format!("{netns}.{device}.lock"))
+    pub fn path(status_dir: &Path, netns: Option<&str>, device: &str) -> PathBuf {
+        status_dir.join(format!("{}.lock", crate::status::Status::base_name(netns, device)))
     }
 }

@@ -14,6 +14,7 @@ use netlab_store::AnyStore;
 use netns::name::{LinkName, NamespaceName};
 use netns::Netns;
 use tokio::sync::mpsc;
+use tokio::time::MissedTickBehavior;
 
 use crate::core::{Core, Effect, Observation};
 use crate::error::Error;
@@ -50,10 +51,13 @@ impl Options {
 
 /// Run until `shutdown` completes; entries stay in place when it does.
 pub async fn run(options: Options, store: AnyStore, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let netns = options.netns.as_ref().map(NamespaceName::as_str);
     let what = format!("{}:{}", options.netns_label(), options.device);
-    let _lock = Lock::take(&Lock::path(&options.status_dir, options.netns_label(), options.device.as_str()), &what)?;
-    let status_file = Status::file(&options.status_dir, options.netns_label(), options.device.as_str());
-    let mut kernel = Kernel::open(options.netns(), options.event_buffer).await.map_err(Error::Kernel)?;
+    let _lock = Lock::take(&Lock::path(&options.status_dir, netns, options.device.as_str()), &what)?;
+    let status_file = Status::file(&options.status_dir, netns, options.device.as_str());
+    // `None` while the namespace is gone: holding its sockets would keep it, and the
+    // VXLAN device in it (with its UDP port and VNI), alive.
+    let mut kernel = Some(Kernel::open(options.netns(), options.event_buffer).await.map_err(Error::Kernel)?);
     let (changes, mut incoming) = mpsc::channel(8192);
     let store = Arc::new(store);
     let follower = tokio::spawn({
@@ -67,32 +71,34 @@ pub async fn run(options: Options, store: AnyStore, shutdown: impl Future<Output
     );
     let mut reporter = Reporter { file: status_file, latency: Samples::default(), reported: None };
     let effect = core.start();
-    drive(&mut core, &kernel, effect);
+    drive(&mut core, kernel.as_ref(), effect);
     if let Some(problem) = core.device_problem() {
         tracing::warn!("at start: {problem}");
     }
     let mut resync = tokio::time::interval(options.resync);
+    // After a long reconcile, one tick late rather than a burst of them.
+    resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
     resync.tick().await;
     let mut housekeeping = tokio::time::interval(Duration::from_millis(500));
-    let mut namespace_gone = false;
+    housekeeping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
 
+    // Not biased: a flood of kernel events must not starve the store, the resyncs and
+    // the namespace watch.
     loop {
         tokio::select! {
-            biased;
             _ = &mut shutdown => break,
-            events = kernel.events() => match events {
+            events = next_events(&mut kernel) => match events {
                 Ok(events) => {
                     let received = Instant::now();
                     let effect = core.on_kernel(events);
-                    let answered = core.answered();
-                    drive(&mut core, &kernel, effect);
+                    drive(&mut core, kernel.as_ref(), effect);
                     let micros = received.elapsed().as_micros() as u64;
-                    (0..answered).for_each(|_| reporter.latency.add(micros));
+                    (0..core.answered()).for_each(|_| reporter.latency.add(micros));
                 }
                 Err(EventsError::Overrun) => {
                     let effect = core.on_overrun();
-                    drive(&mut core, &kernel, effect);
+                    drive(&mut core, kernel.as_ref(), effect);
                 }
                 Err(EventsError::Failed(problem)) => return Err(Error::Kernel(problem)),
             },
@@ -107,18 +113,17 @@ pub async fn run(options: Options, store: AnyStore, shutdown: impl Future<Output
                     }
                 }
                 let effect = core.on_store(batch);
-                drive(&mut core, &kernel, effect);
+                drive(&mut core, kernel.as_ref(), effect);
             }
             _ = resync.tick() => {
                 let effect = core.on_tick();
-                drive(&mut core, &kernel, effect);
+                drive(&mut core, kernel.as_ref(), effect);
             }
             _ = housekeeping.tick() => {
                 if let Some(name) = &options.netns {
-                    if let Some(reopened) = follow_namespace(name, &kernel, &options, &mut namespace_gone).await? {
-                        kernel = reopened;
+                    if follow_namespace(name, &mut kernel, &options).await {
                         let effect = core.on_namespace_changed();
-                        drive(&mut core, &kernel, effect);
+                        drive(&mut core, kernel.as_ref(), effect);
                     }
                 }
                 reporter.write(&core, &options);
@@ -131,42 +136,48 @@ pub async fn run(options: Options, store: AnyStore, shutdown: impl Future<Output
     Ok(())
 }
 
-/// New sockets when /run/netns/NAME is another namespace than the one they were
-/// opened in (deleted and made again); `None` otherwise.
-async fn follow_namespace(
-    name: &NamespaceName,
-    kernel: &Kernel,
-    options: &Options,
-    gone: &mut bool,
-) -> Result<Option<Kernel>, Error> {
+/// The kernel's next notifications; never, while there is no namespace.
+async fn next_events(kernel: &mut Option<Kernel>) -> Result<Vec<crate::kernel::Event>, EventsError> {
+    match kernel {
+        Some(kernel) => kernel.events().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Keep the sockets in the namespace now at /run/netns/NAME: let go of them when it
+/// is deleted, open new ones when it is made again. True when that changed them.
+async fn follow_namespace(name: &NamespaceName, kernel: &mut Option<Kernel>, options: &Options) -> bool {
     let path = Path::new(netns::namespace::NETNS_DIR).join(name.as_str());
-    let Some(now) = namespace_id(&path) else {
-        if !*gone {
+    let now = namespace_id(&path);
+    if now.is_some() && now == kernel.as_ref().map(|k| k.namespace) {
+        return false;
+    }
+    if now.is_none() {
+        if kernel.take().is_some() {
             tracing::warn!("namespace {name} is gone; waiting for it to be made again");
-            *gone = true;
+            return true;
         }
-        return Ok(None);
-    };
-    if now == kernel.namespace {
-        return Ok(None);
+        return false;
     }
     match Kernel::open(options.netns(), options.event_buffer).await {
-        // Opened between a deletion and the mount of the new one: the next check sees.
-        Ok(reopened) if reopened.namespace == now => {
+        // Opened between a deletion and the mount of the new one: the next look sees.
+        Ok(reopened) if Some(reopened.namespace) == now => {
             tracing::info!("namespace {name} was made again; following the new one");
-            *gone = false;
-            Ok(Some(reopened))
+            *kernel = Some(reopened);
+            true
         }
-        Ok(_) => Ok(None),
+        Ok(_) => false,
         Err(problem) => {
             tracing::warn!("open namespace {name} again: {problem}");
-            Ok(None)
+            false
         }
     }
 }
 
 /// Carry out effects until the core has nothing more to do.
-fn drive(core: &mut Core, kernel: &Kernel, mut effect: Option<Effect>) {
+fn drive(core: &mut Core, kernel: Option<&Kernel>, mut effect: Option<Effect>) {
+    // No namespace: the effect is void; the core observes again once there is one.
+    let Some(kernel) = kernel else { return };
     // Bounded: each observation or batch is answered by at most one more effect, and
     // a device that keeps vanishing must not spin the loop.
     for _ in 0..8 {
@@ -181,6 +192,9 @@ fn drive(core: &mut Core, kernel: &Kernel, mut effect: Option<Effect>) {
                 core.applied(&actions, results)
             }
         };
+    }
+    if let Some(effect) = effect {
+        tracing::warn!("left undone after 8 steps, until the next resync: {effect:?}");
     }
 }
 

@@ -59,8 +59,15 @@ pub struct Status {
 }
 
 impl Status {
-    pub fn file(dir: &Path, netns: &str, device: &str) -> PathBuf {
-        dir.join(format!("{netns}.{device}.json"))
+    pub fn file(dir: &Path, netns: Option<&str>, device: &str) -> PathBuf {
+        dir.join(format!("{}.json", Status::base_name(netns, device)))
+    }
+
+    /// `NETNS:DEVICE`, or `:DEVICE` for the agent's own namespace: a device name has
+    /// no `:`, so no two agents share a name (with `.` they could: `ov.a` + `b` and
+    /// `ov` + `a.b`), and the host's agent cannot clash with a namespace's.
+    pub fn base_name(netns: Option<&str>, device: &str) -> String {
+        format!("{}:{device}", netns.unwrap_or_default())
     }
 
     /// Write atomically, so a reader never sees half of it.

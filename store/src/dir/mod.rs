@@ -55,6 +55,11 @@ impl DirStore {
         }
     }
 
+    /// Like `place`, making what is missing.
+    fn made_place<'k>(&self, key: &'k KeyPath) -> Result<(Folder, &'k str)> {
+        self.place(key, true)?.ok_or_else(|| watch::removed(self.root.join(key.folder().unwrap_or_default())))
+    }
+
     fn read(&self, key: &KeyPath) -> Result<Option<Stored>> {
         let Some((folder, name)) = self.place(key, false)? else { return Ok(None) };
         read_in(&folder, key, name)
@@ -129,7 +134,7 @@ impl Store for DirStore {
     }
 
     async fn put(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<()> {
-        let (folder, name) = self.place(key, true)?.expect("created");
+        let (folder, name) = self.made_place(key)?;
         folder.write(name, &encode(key, value, lease)?)?;
         self.remember(key, value, lease);
         Ok(())
@@ -143,26 +148,28 @@ impl Store for DirStore {
     }
 
     async fn create(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<bool> {
-        let (folder, name) = self.place(key, true)?.expect("created");
+        let (folder, name) = self.made_place(key)?;
         let bytes = encode(key, value, lease)?;
         if folder.create(name, &bytes)? {
             self.remember(key, value, lease);
             return Ok(true);
         }
-        // Taken, unless what is there has expired: move that aside, and if it is still
-        // the expired value (not a fresh one someone just made), try once more.
-        if read_in(&folder, key, name).is_ok_and(|now| now.is_some()) {
-            return Ok(false);
-        }
-        let Some(taken) = folder.take(name)? else { return Ok(false) };
-        let expired = match taken.read(READ_LIMIT) {
-            Ok(Contents::Bytes(old)) => decode(key.as_str(), &old)
+        // Taken, unless what is there has expired. Only an expired value is moved
+        // aside (anything else, garbage included, is someone's); if what was moved
+        // is still that expired value (not a fresh one just made), try once more.
+        let expired = |bytes: &[u8]| {
+            decode(key.as_str(), bytes)
                 .ok()
                 .flatten()
-                .is_some_and(|s| s.expires.is_some_and(|at| at <= SystemTime::now())),
-            _ => false,
+                .is_some_and(|s| s.expires.is_some_and(|at| at <= SystemTime::now()))
         };
-        if !expired {
+        match folder.read(name, READ_LIMIT) {
+            Ok(Contents::Bytes(now)) if expired(&now) => {}
+            _ => return Ok(false),
+        }
+        let Some(taken) = folder.take(name)? else { return Ok(false) };
+        let still_expired = matches!(taken.read(READ_LIMIT), Ok(Contents::Bytes(old)) if expired(&old));
+        if !still_expired {
             taken.restore()?;
             return Ok(false);
         }
@@ -176,13 +183,19 @@ impl Store for DirStore {
 
     async fn delete_if(&self, key: &KeyPath, expected: &Value) -> Result<bool> {
         let Some((folder, name)) = self.place(key, false)? else { return Ok(false) };
-        let Some(taken) = folder.take(name)? else { return Ok(false) };
-        let holds = match taken.read(READ_LIMIT) {
+        let holds = |contents: Result<Contents>| match contents {
             Ok(Contents::Bytes(bytes)) => {
                 decode(key.as_str(), &bytes).ok().flatten().is_some_and(|s| s.value.trimmed() == expected.trimmed())
             }
             _ => false,
         };
+        // Looked at in place first: a key holding something else is never moved.
+        if !holds(folder.read(name, READ_LIMIT)) {
+            return Ok(false);
+        }
+        // Then moved aside and looked at again, so a value written meanwhile is kept.
+        let Some(taken) = folder.take(name)? else { return Ok(false) };
+        let holds = holds(taken.read(READ_LIMIT));
         if holds {
             taken.discard()?;
         } else {
@@ -201,7 +214,11 @@ impl Store for DirStore {
 
     async fn grant(&self, ttl: Duration) -> Result<Lease> {
         let mut bytes = [0u8; 8];
-        getrandom::getrandom(&mut bytes).map_err(|e| Error::Invalid { key: "lease".into(), why: e.to_string() })?;
+        getrandom::getrandom(&mut bytes).map_err(|e| Error::Io {
+            step: "grant lease",
+            path: "getrandom".into(),
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })?;
         // Positive, like etcd's lease IDs.
         let id = (i64::from_ne_bytes(bytes) & i64::MAX).max(1);
         self.lease_keys().insert(id, BTreeMap::new());
@@ -210,21 +227,30 @@ impl Store for DirStore {
 
     async fn keep_alive(&self, lease: &Lease) -> Result<()> {
         let keys = self.lease_keys().get(&lease.id).cloned().ok_or(Error::LeaseExpired(lease.id))?;
-        let mut kept = BTreeMap::new();
+        // Renewed only while it still holds our value with time to spare: close to its
+        // expiry someone else may take the key between our look and our rewrite.
+        let margin = lease.ttl / 4;
+        let mut lost = Vec::new();
         for (key, value) in &keys {
-            // Renewed only while it still holds our value and has not expired (once
-            // expired, someone else may have taken the key).
-            if self.read(key)?.is_some_and(|now| now.value.trimmed() == value.trimmed()) {
+            let ours = self.read(key)?.is_some_and(|now| {
+                now.value.trimmed() == value.trimmed() && now.expires.is_none_or(|at| at > SystemTime::now() + margin)
+            });
+            if ours {
                 self.put(key, value, Some(lease)).await?;
-                kept.insert(key.clone(), value.clone());
+            } else {
+                lost.push(key.clone());
             }
         }
+        // Keys put with the lease meanwhile (by another task) stay in it.
         let mut leases = self.lease_keys();
-        if !keys.is_empty() && kept.is_empty() {
+        let Some(held) = leases.get_mut(&lease.id) else { return Err(Error::LeaseExpired(lease.id)) };
+        lost.iter().for_each(|key| {
+            held.remove(key);
+        });
+        if !keys.is_empty() && held.is_empty() {
             leases.remove(&lease.id);
             return Err(Error::LeaseExpired(lease.id));
         }
-        leases.insert(lease.id, kept);
         Ok(())
     }
 

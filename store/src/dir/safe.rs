@@ -17,7 +17,7 @@ use nix::fcntl::{openat, renameat2, OFlag, RenameFlags};
 use nix::sys::stat::{fstat, fstatat, mkdirat, FileStat, Mode, SFlag};
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 
 /// An open folder of the store.
 pub struct Folder {
@@ -36,7 +36,11 @@ impl Folder {
     /// followed; everything below it is not.
     pub fn root(path: &Path) -> Result<Folder> {
         std::fs::create_dir_all(path).map_err(|e| Error::io("create", path, &e))?;
-        Ok(Folder::existing_root(path)?.expect("just created"))
+        Folder::existing_root(path)?.ok_or_else(|| Error::Io {
+            step: "open",
+            path: path.to_path_buf(),
+            errno: libc::ENOENT,
+        })
     }
 
     /// The store's root if it exists.
@@ -69,12 +73,12 @@ impl Folder {
             // SAFETY: `openat` returned a new descriptor that nothing else owns.
             Ok(fd) => Ok(Some(Folder { fd: unsafe { OwnedFd::from_raw_fd(fd) }, path })),
             Err(Errno::ENOENT) => Ok(None),
-            Err(Errno::ELOOP) => Err(Error::Refused { path, what: "a symbolic link, not a folder" }),
+            Err(Errno::ELOOP) => Err(Error::Refused { path, what: Refusal::SymlinkNotFolder }),
             // With O_DIRECTORY the kernel answers a symlink with ENOTDIR too: look.
             Err(Errno::ENOTDIR) => {
                 let link = fstatat(Some(self.raw()), name, AtFlags::AT_SYMLINK_NOFOLLOW)
                     .is_ok_and(|stat| stat.st_mode & SFlag::S_IFMT.bits() == SFlag::S_IFLNK.bits());
-                let what = if link { "a symbolic link, not a folder" } else { "not a folder" };
+                let what = if link { Refusal::SymlinkNotFolder } else { Refusal::NotFolder };
                 Err(Error::Refused { path, what })
             }
             Err(e) => Err(Error::nix("open", path, e)),
@@ -104,7 +108,7 @@ impl Folder {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(Contents::Missing),
             // Someone else's private file in a shared folder: theirs, not a key for us.
-            Err(Errno::EACCES | Errno::EPERM) => return Err(Error::Refused { path, what: "not readable" }),
+            Err(Errno::EACCES | Errno::EPERM) => return Err(Error::Refused { path, what: Refusal::Unreadable }),
             Err(e) => return Err(Error::nix("read", path, e)),
         };
         // SAFETY: `openat` returned a new descriptor that nothing else owns.
@@ -130,32 +134,34 @@ impl Folder {
     /// true when written. Atomic: of two writers, exactly one succeeds.
     pub fn create(&self, name: &str, bytes: &[u8]) -> Result<bool> {
         let temporary = self.temporary(name, "new", bytes)?;
-        let placed = match renameat2(
-            Some(self.raw()),
-            temporary.as_str(),
-            Some(self.raw()),
-            name,
-            RenameFlags::RENAME_NOREPLACE,
-        ) {
-            // File systems without RENAME_NOREPLACE (some shared folders): link(2) is
-            // just as exclusive.
-            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => {
-                let linked = linkat(Some(self.raw()), temporary.as_str(), Some(self.raw()), name, AtFlags::empty());
-                let _ = unlinkat(Some(self.raw()), temporary.as_str(), UnlinkatFlags::NoRemoveDir);
-                linked
-            }
-            other => other,
+        let placed = self.place_exclusive(&temporary, name);
+        // Placed or not, the temporary name is ours to clear (gone already if renamed).
+        let _ = unlinkat(Some(self.raw()), temporary.as_str(), UnlinkatFlags::NoRemoveDir);
+        placed.map_err(|e| Error::nix("create", self.path.join(name), e))
+    }
+
+    /// Give file `from` the name `to` unless `to` exists; false when it does.
+    /// RENAME_NOREPLACE where the file system has it; link(2) (just as exclusive)
+    /// where it has not; a look then a rename where it has neither (some shared
+    /// folders), the one case with a window between the two.
+    fn place_exclusive(&self, from: &str, to: &str) -> std::result::Result<bool, Errno> {
+        let dir = Some(self.raw());
+        let unsupported = |e: &Errno| matches!(e, Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP | Errno::EPERM);
+        let placed = match renameat2(dir, from, dir, to, RenameFlags::RENAME_NOREPLACE) {
+            Err(e) if unsupported(&e) => match linkat(dir, from, dir, to, AtFlags::empty()) {
+                Err(e) if unsupported(&e) => match fstatat(dir, to, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                    Ok(_) => Err(Errno::EEXIST),
+                    Err(Errno::ENOENT) => nix::fcntl::renameat(dir, from, dir, to),
+                    Err(e) => Err(e),
+                },
+                linked => linked,
+            },
+            renamed => renamed,
         };
         match placed {
             Ok(()) => Ok(true),
-            Err(Errno::EEXIST) => {
-                let _ = unlinkat(Some(self.raw()), temporary.as_str(), UnlinkatFlags::NoRemoveDir);
-                Ok(false)
-            }
-            Err(e) => {
-                let _ = unlinkat(Some(self.raw()), temporary.as_str(), UnlinkatFlags::NoRemoveDir);
-                Err(Error::nix("create", self.path.join(name), e))
-            }
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -163,14 +169,9 @@ impl Folder {
     /// be looked at without anyone changing it meanwhile; `None` if it is not there.
     pub fn take(&self, name: &str) -> Result<Option<Taken<'_>>> {
         let private = format!(".{name}.{}.del", random_suffix()?);
-        match renameat2(Some(self.raw()), name, Some(self.raw()), private.as_str(), RenameFlags::RENAME_NOREPLACE)
-            .or_else(|e| match e {
-                Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP => {
-                    // The private name is unpredictable and fresh: a plain rename is safe.
-                    nix::fcntl::renameat(Some(self.raw()), name, Some(self.raw()), private.as_str())
-                }
-                other => Err(other),
-            }) {
+        // The private name is unpredictable and fresh: a plain rename cannot replace
+        // anything.
+        match nix::fcntl::renameat(Some(self.raw()), name, Some(self.raw()), private.as_str()) {
             Ok(()) => Ok(Some(Taken { folder: self, name: name.to_string(), private })),
             Err(Errno::ENOENT) => Ok(None),
             Err(e) => Err(Error::nix("remove", self.path.join(name), e)),
@@ -233,15 +234,15 @@ impl Taken<'_> {
     /// Put it back where it was, unless someone has written the key meanwhile (then
     /// theirs is newer and ours goes).
     pub fn restore(self) -> Result<()> {
-        let (dir, private, name) = (Some(self.folder.raw()), self.private.as_str(), self.name.as_str());
-        let placed = match renameat2(dir, private, dir, name, RenameFlags::RENAME_NOREPLACE) {
-            Err(Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP) => linkat(dir, private, dir, name, AtFlags::empty()),
-            other => other,
-        };
-        let _ = unlinkat(dir, private, UnlinkatFlags::NoRemoveDir);
-        match placed {
-            Ok(()) | Err(Errno::EEXIST) => Ok(()),
-            Err(e) => Err(Error::nix("restore", self.folder.path.join(name), e)),
+        match self.folder.place_exclusive(&self.private, &self.name) {
+            // Linked rather than renamed on some file systems: the private name goes.
+            Ok(true) => {
+                let _ = unlinkat(Some(self.folder.raw()), self.private.as_str(), UnlinkatFlags::NoRemoveDir);
+                Ok(())
+            }
+            Ok(false) => self.discard(),
+            // Kept under its private name rather than lost; the error names it.
+            Err(e) => Err(Error::nix("restore", self.folder.path.join(&self.private), e)),
         }
     }
 }
@@ -250,12 +251,12 @@ fn regular(path: &Path, stat: &FileStat) -> Result<()> {
     let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
     let what = match kind {
         SFlag::S_IFREG => return Ok(()),
-        SFlag::S_IFLNK => "a symbolic link",
-        SFlag::S_IFIFO => "a FIFO",
-        SFlag::S_IFDIR => "a folder",
-        SFlag::S_IFCHR | SFlag::S_IFBLK => "a device",
-        SFlag::S_IFSOCK => "a socket",
-        _ => "not a regular file",
+        SFlag::S_IFLNK => Refusal::Symlink,
+        SFlag::S_IFIFO => Refusal::Fifo,
+        SFlag::S_IFDIR => Refusal::Folder,
+        SFlag::S_IFCHR | SFlag::S_IFBLK => Refusal::Device,
+        SFlag::S_IFSOCK => Refusal::Socket,
+        _ => Refusal::Special,
     };
     Err(Error::Refused { path: path.to_path_buf(), what })
 }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use super::read_in;
 use super::safe::Folder;
 use crate::backend::{Backoff, Change};
-use crate::error::{Error, Result};
+use crate::error::{Error, Refusal, Result};
 use crate::key::{is_segment, KeyPath, Stored, Value};
 
 /// What a scan of one folder found.
@@ -49,7 +49,7 @@ pub fn scan_folder(root: &Path, folder: &str) -> Result<Scan> {
             }
             Ok(None) => {}
             // The root also holds the folders of other keys.
-            Err(Error::Refused { what: "a folder", .. }) if folder.is_empty() => {}
+            Err(Error::Refused { what: Refusal::Folder, .. }) if folder.is_empty() => {}
             Err(problem) if problem.is_content() => {
                 scan.problems.insert(key.to_string(), problem.to_string());
             }
@@ -111,7 +111,10 @@ pub async fn follow_once(
     backoff: &mut Backoff,
 ) -> Result<()> {
     let inotify = Inotify::init().map_err(|e| Error::io("watch", root, &e))?;
+    // CREATE for hard links (`ln`, and link(2) where a file system has no
+    // RENAME_NOREPLACE): the only event they raise. An empty new file reads as absent.
     let mask = WatchMask::CLOSE_WRITE
+        | WatchMask::CREATE
         | WatchMask::MOVED_TO
         | WatchMask::DELETE
         | WatchMask::MOVED_FROM
@@ -126,7 +129,7 @@ pub async fn follow_once(
         let path = if folder.is_empty() {
             root.to_path_buf()
         } else {
-            top.folder(folder, true)?.expect("created").path().to_path_buf()
+            top.folder(folder, true)?.ok_or_else(|| removed(root.join(folder)))?.path().to_path_buf()
         };
         let watch = inotify.watches().add(&path, mask).map_err(|e| Error::io("watch", &path, &e))?;
         watches.push((watch, folder));
@@ -181,6 +184,8 @@ pub async fn follow_once(
                         Some(stored.value)
                     }
                     Ok(None) => None,
+                    // The root also holds the folders of other keys.
+                    Err(Error::Refused { what: Refusal::Folder, .. }) if key.folder().is_none() => None,
                     Err(problem) if problem.is_content() => {
                         known.report_one(key.to_string(), problem.to_string());
                         None
@@ -266,4 +271,9 @@ async fn send_if_changed(
         }
     };
     changes.send(change).await.is_ok()
+}
+
+/// A folder removed between being made and being opened (someone else's doing).
+pub(super) fn removed(path: std::path::PathBuf) -> Error {
+    Error::Io { step: "open", path, errno: libc::ENOENT }
 }

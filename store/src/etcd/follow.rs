@@ -77,6 +77,13 @@ impl<'a> Pager<'a> {
         Pager { store, range, kv, endpoint, next: Some(range.start.clone()), limit: PAGE, revision: 0 }
     }
 
+    /// Whether the list's revision is gone: a count at it (a tiny answer) fails.
+    async fn compacted(&mut self) -> bool {
+        let options =
+            GetOptions::new().with_range(self.range.end.clone()).with_count_only().with_revision(self.revision);
+        self.kv.get(self.range.start.clone(), Some(options)).await.is_err()
+    }
+
     /// The next page's usable keys; `None` after the last.
     async fn next_page(&mut self) -> Result<Option<Vec<(KeyPath, Value)>>> {
         let Some(start) = self.next.clone() else { return Ok(None) };
@@ -84,8 +91,13 @@ impl<'a> Pager<'a> {
             GetOptions::new().with_range(self.range.end.clone()).with_limit(self.limit).with_revision(self.revision);
         let mut response = match self.kv.get(start, Some(options)).await {
             Ok(response) => response,
-            // OUT_OF_RANGE (11, the client's limit) or RESOURCE_EXHAUSTED (8).
+            // OUT_OF_RANGE (11) is both the client's "message too large" and etcd's
+            // "revision compacted"; RESOURCE_EXHAUSTED (8) the former only.
             Err(etcd_client::Error::GRpcStatus(status)) if matches!(status.code() as i32, 8 | 11) && self.limit > 1 => {
+                if self.revision != 0 && self.compacted().await {
+                    let key = String::from_utf8_lossy(&self.range.start).into_owned();
+                    return Err(Error::Compacted { prefix: key, revision: self.revision, compacted: 0 });
+                }
                 self.limit /= 2;
                 return Ok(Some(Vec::new()));
             }

@@ -112,10 +112,11 @@ impl EtcdStore {
         Ok(client)
     }
 
-    /// Run a request on the shared client; a failure drops the connection and tries
-    /// the next member, once per member. Every request here may run twice safely: a
-    /// put of the same value, a get, a compare-and-delete or compare-and-create (its
-    /// second run answers "exists", which the caller reads as "not created").
+    /// Run a request on the shared client; a failure of the member (unreachable, no
+    /// leader, timed out) drops the connection and tries the next member, once per
+    /// member; any other error is the answer. Every request here may run twice
+    /// safely: a put of the same value, a get, a compare-and-delete, and a
+    /// compare-and-create that reads back what it finds (see `create`).
     async fn with_client<T, Answer>(
         &self,
         step: &'static str,
@@ -124,6 +125,26 @@ impl EtcdStore {
     ) -> Result<T>
     where
         Answer: Future<Output = std::result::Result<T, etcd_client::Error>>,
+    {
+        self.on_members(|member, client| {
+            let answer = request(client);
+            async move {
+                answer.await.map_err(|source| Error::Etcd {
+                    step,
+                    key: key.to_string(),
+                    endpoint: self.endpoints[member].clone(),
+                    source,
+                })
+            }
+        })
+        .await
+    }
+
+    /// Run `request` with the current member's client, moving on to the next member
+    /// (once per member) when the member failed; any other error is the answer.
+    async fn on_members<T, Answer>(&self, request: impl Fn(usize, Client) -> Answer) -> Result<T>
+    where
+        Answer: Future<Output = Result<T>>,
     {
         let mut failure = None;
         for _ in 0..self.endpoints.len() {
@@ -134,17 +155,35 @@ impl EtcdStore {
                     continue;
                 }
             };
-            match request(client).await {
+            match request(member, client).await {
                 Ok(answer) => return Ok(answer),
-                Err(source) => {
+                Err(problem) => {
+                    let theirs = match &problem {
+                        Error::Etcd { source, .. } => member_failed(source),
+                        Error::Connect { .. } => true,
+                        _ => false,
+                    };
+                    if !theirs {
+                        return Err(problem);
+                    }
                     *self.client.lock().await = None;
                     self.move_on_from(member);
-                    let endpoint = self.endpoints[member].clone();
-                    failure = Some(Error::Etcd { step, key: key.to_string(), endpoint, source });
+                    failure = Some(problem);
                 }
             }
         }
         Err(failure.expect("at least one member"))
+    }
+}
+
+/// Whether an error is the member's (move on to the next) rather than an answer.
+fn member_failed(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
+        // CANCELLED (1), UNKNOWN (2, a broken stream), DEADLINE_EXCEEDED (4),
+        // UNAVAILABLE (14: unreachable, or a member without a leader).
+        etcd_client::Error::GRpcStatus(status) => matches!(status.code() as i32, 1 | 2 | 4 | 14),
+        _ => false,
     }
 }
 
@@ -191,17 +230,30 @@ impl Store for EtcdStore {
     async fn create(&self, key: &KeyPath, value: &Value, lease: Option<&Lease>) -> Result<bool> {
         let full = self.full(key);
         // Version 0: the key does not exist (an expired lease took its keys with it).
-        let txn = Txn::new().when([Compare::version(full.clone(), CompareOp::Equal, 0)]).and_then([TxnOp::put(
-            full.clone(),
-            value.as_str(),
-            lease.map(|l| PutOptions::new().with_lease(l.id)),
-        )]);
-        self.with_client("create", &full, |mut client| {
-            let txn = txn.clone();
-            async move { client.txn(txn).await }
-        })
-        .await
-        .map(|response| response.succeeded())
+        // Otherwise read what is there: a retry after a lost answer finds our own
+        // value under our own lease, and that is a success, not a subnet taken twice.
+        let put = TxnOp::put(full.clone(), value.as_str(), lease.map(|l| PutOptions::new().with_lease(l.id)));
+        let txn = Txn::new()
+            .when([Compare::version(full.clone(), CompareOp::Equal, 0)])
+            .and_then([put])
+            .or_else([TxnOp::get(full.clone(), None)]);
+        let response = self
+            .with_client("create", &full, |mut client| {
+                let txn = txn.clone();
+                async move { client.txn(txn).await }
+            })
+            .await?;
+        if response.succeeded() {
+            return Ok(true);
+        }
+        let ours = response.op_responses().into_iter().any(|answer| match answer {
+            etcd_client::TxnOpResponse::Get(found) => found
+                .kvs()
+                .first()
+                .is_some_and(|kv| kv.value() == value.as_str().as_bytes() && lease.is_some_and(|l| kv.lease() == l.id)),
+            _ => false,
+        });
+        Ok(ours)
     }
 
     async fn delete_if(&self, key: &KeyPath, expected: &Value) -> Result<bool> {
@@ -220,28 +272,17 @@ impl Store for EtcdStore {
 
     async fn list(&self, folder: &str) -> Result<Vec<(KeyPath, Value)>> {
         let range = follow::Range::new(&self.prefix, &[folder]);
-        let mut failure = None;
-        // Like `with_client`, member after member; a list starts over on each.
-        for _ in 0..self.endpoints.len() {
-            let (member, client) = match self.client().await {
-                Ok(client) => client,
-                Err(problem) => {
-                    failure = Some(problem);
-                    continue;
-                }
-            };
-            let mut listed = Vec::new();
-            let endpoint = self.endpoints[member].clone();
-            match self.pages(client, endpoint, &range, |key, value| listed.push((key, value))).await {
-                Ok(_) => return Ok(listed),
-                Err(problem) => {
-                    *self.client.lock().await = None;
-                    self.move_on_from(member);
-                    failure = Some(problem);
-                }
+        // A list starts over on each member.
+        self.on_members(|member, client| {
+            let range = &range;
+            async move {
+                let mut listed = Vec::new();
+                let endpoint = self.endpoints[member].clone();
+                self.pages(client, endpoint, range, |key, value| listed.push((key, value))).await?;
+                Ok(listed)
             }
-        }
-        Err(failure.expect("at least one member"))
+        })
+        .await
     }
 
     async fn grant(&self, ttl: Duration) -> Result<Lease> {

@@ -54,7 +54,9 @@ fn seconds(text: &str) -> Result<f64, String> {
 
 impl Run {
     pub async fn execute(self) -> Result<(), Error> {
-        let store = self.store.open(Duration::from_secs_f64(self.poll))?;
+        // Zero turns rescans off; anything else is at least 100 ms apart.
+        let poll = if self.poll == 0.0 { Duration::ZERO } else { Duration::from_secs_f64(self.poll.max(0.1)) };
+        let store = self.store.open(poll)?;
         let options = Options {
             netns: self.netns,
             device: self.device,
