@@ -19,8 +19,13 @@ fn a_second_agent_for_the_same_device_is_refused() {
     sandbox.netlab_ok(&["apply", &topology("overlay-dynamic.yaml")]);
     let first = agent(&sandbox, "host1", "ov1", DIR_STORE, &[]);
     assert!(eventually(10.0, || entries(&sandbox, "ov1") == WANT1), "{}", first.output());
-    let second = sandbox.run(&agent_binary(), &["run", "--netns", "ov1", "--device", "vxlan1", "--store", DIR_STORE]);
-    assert_eq!(second.status.code(), Some(1));
+    // Bounded: an agent that is not refused would run on (`timeout` exits 124 then).
+    let second = sandbox
+        .command("timeout")
+        .args(["10", &agent_binary(), "run", "--netns", "ov1", "--device", "vxlan1", "--store", DIR_STORE])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1), "{}", support::text(&second.stderr));
     let message = support::text(&second.stderr);
     let expected = format!("another vxlan-agent (pid {}) already serves ov1:vxlan1", first.pid());
     assert!(message.contains(&expected), "{message}");
