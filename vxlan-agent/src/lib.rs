@@ -3,7 +3,9 @@
 //! entries and keeps the VXLAN device's neighbour and FDB entries in line with it,
 //! ahead of traffic (proactive) or when the kernel misses (L2MISS/L3MISS).
 //!
-//! Pure parts: `reconcile` (what to change), `core` (the loop's decisions).
+//! Pure parts: `reconcile` (what to change), `core` (the loop's decisions);
+//! for the flannel-like mode, `subnet` (which subnet a node leases) and
+//! `subnet_env` (the subnet file CNI plugins read).
 //! Effects: `kernel` (netlink), `run` (the loop), `lock`, `status` (files).
 //! The store itself is the `netlab-store` crate.
 
@@ -14,6 +16,8 @@ mod lock;
 pub mod reconcile;
 pub mod run;
 pub mod status;
+pub mod subnet;
+pub mod subnet_env;
 
 pub use error::Error;
 pub use kernel::PROTOCOL;
