@@ -139,3 +139,46 @@ fn status_without_agents_says_so() {
     let json = agent(&["status", "--json", "--status-dir", folder.0.to_str().unwrap()]);
     assert_eq!(stdout(&json).trim(), "[]");
 }
+
+#[test]
+fn network_set_and_show_in_flannels_layout() {
+    let folder = Folder::new("network");
+    let store = folder.store();
+    let set = agent(&["network", "set", "--store", &store, "--network", "10.244.0.0/16"]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    let config: serde_json::Value = serde_json::from_str(&folder.read("config").unwrap()).unwrap();
+    assert_eq!(config["Network"], "10.244.0.0/16");
+    assert_eq!(config["SubnetLen"], 24);
+    assert_eq!(config["Backend"], serde_json::json!({"Type": "vxlan", "VNI": 1, "Port": 8472}));
+    // A lease as flannel writes it, and one that is not a lease.
+    std::fs::create_dir_all(folder.0.join("subnets")).unwrap();
+    let lease =
+        r#"{"PublicIP":"192.168.104.2","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"0e:00:00:00:00:02"}}"#;
+    std::fs::write(folder.0.join("subnets/10.244.5.0-24"), lease).unwrap();
+    std::fs::write(folder.0.join("subnets/10.244.6.0-24"), "{}").unwrap();
+    let show = agent(&["network", "show", "--store", &store]);
+    assert!(show.status.success(), "{}", stderr(&show));
+    assert_eq!(
+        stdout(&show),
+        "network 10.244.0.0/16 subnets /24 from 10.244.1.0 to 10.244.255.0 vni 1 port 8472\n\
+         lease 10.244.5.0/24 public-ip 192.168.104.2 vni 1 vtep-mac 0e:00:00:00:00:02\n"
+    );
+    assert!(stderr(&show).contains("subnets/10.244.6.0-24"), "{}", stderr(&show));
+}
+
+#[test]
+fn network_settings_that_cannot_work_are_refused() {
+    let folder = Folder::new("network-bad");
+    let store = folder.store();
+    for (args, mentioned) in [
+        (vec!["--network", "10.244.0.0/16", "--subnet-len", "16"], "SubnetLen 16"),
+        (vec!["--network", "10.244.0.0/16", "--vni", "16777216"], "VNI 16777216"),
+        (vec!["--network", "10.244.0.0/16", "--port", "0"], "port 0"),
+        (vec!["--network", "10.244.0.1/16"], "host bits set"),
+    ] {
+        let output = agent(&[&["network", "set", "--store", &store][..], &args].concat());
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(mentioned), "{args:?}: {}", stderr(&output));
+    }
+    assert_eq!(folder.read("config"), None, "refused settings wrote to the store");
+}

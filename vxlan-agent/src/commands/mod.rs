@@ -2,6 +2,7 @@
 
 mod endpoint;
 mod list;
+mod network;
 mod run;
 mod status;
 
@@ -31,6 +32,8 @@ pub enum Command {
     List(list::List),
     /// Show the counters of the agents on this host.
     Status(status::ShowStatus),
+    /// The flannel-like mode's cluster network and leases (flannel's layout).
+    Network(network::Network),
 }
 
 impl Command {
@@ -41,6 +44,7 @@ impl Command {
             Command::Withdraw(command) => command.execute().await,
             Command::List(command) => command.execute().await,
             Command::Status(command) => command.execute(),
+            Command::Network(command) => command.execute().await,
         }
     }
 }
