@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use netlab_store::endpoints::{Resolver, Update};
+use netlab_store::endpoints::{Key, Resolver, Update};
 use netlab_store::Change;
 
 use crate::kernel::{Device, DeviceState, Event, Observed};
@@ -189,12 +189,14 @@ impl Core {
             return None;
         }
         let actions = self.inputs().after_changes(&keys, &self.installed);
-        // A slot whose key left the store is no longer asked for.
-        let table = self.resolver.table();
-        self.asked.retain(|slot| match *slot {
-            Slot::Neighbour(ip) => table.mac_of(ip).is_some(),
-            Slot::Fdb(mac) => table.vtep_of(mac).is_some(),
-        });
+        // A slot whose key left the store is no longer asked for (only the changed
+        // keys are looked at: this runs for every store batch).
+        for key in keys.iter().filter(|key| !self.resolver.table().has(**key)) {
+            self.asked.remove(&match *key {
+                Key::Arp(ip) => Slot::Neighbour(ip),
+                Key::Fdb(mac) => Slot::Fdb(mac),
+            });
+        }
         self.apply(actions)
     }
 

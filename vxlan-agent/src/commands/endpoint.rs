@@ -35,7 +35,7 @@ pub struct Publish {
 
 impl Publish {
     pub async fn execute(self) -> Result<(), Error> {
-        let store = self.args.store.open(std::time::Duration::ZERO)?;
+        let store = self.args.store.open(netlab_store::DEFAULT_PREFIX, std::time::Duration::ZERO)?;
         Ok(endpoints::publish(&store, &self.args.endpoint()).await?)
     }
 }
@@ -48,7 +48,7 @@ pub struct Withdraw {
 
 impl Withdraw {
     pub async fn execute(self) -> Result<(), Error> {
-        let store = self.args.store.open(std::time::Duration::ZERO)?;
+        let store = self.args.store.open(netlab_store::DEFAULT_PREFIX, std::time::Duration::ZERO)?;
         Ok(endpoints::withdraw(&store, &self.args.endpoint()).await?)
     }
 }

@@ -17,7 +17,7 @@ pub struct List {
 
 impl List {
     pub async fn execute(self) -> Result<(), Error> {
-        let table = endpoints::list(&self.store.open(std::time::Duration::ZERO)?).await?;
+        let table = endpoints::list(&self.store.open(netlab_store::DEFAULT_PREFIX, std::time::Duration::ZERO)?).await?;
         // Buffered: 100,000 endpoints are 200,000 lines.
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let written: std::io::Result<()> = (|| {

@@ -51,9 +51,10 @@ impl Command {
 
 #[derive(Args)]
 pub struct StoreArgs {
-    /// dir:PATH (a folder with arp/ and fdb/) or etcd://HOST:PORT[,HOST:PORT...][/PREFIX].
+    /// dir:PATH or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (without a prefix:
+    /// /netlab/vxlan for endpoints, /coreos.com/network for `network`).
     #[arg(long, default_value = "dir:/var/lib/vxlan-agent")]
-    store: StoreUrl,
+    store: String,
     /// CA certificate (PEM) for etcd over TLS.
     #[arg(long)]
     etcd_ca: Option<PathBuf>,
@@ -66,15 +67,22 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    fn open(&self, poll: Duration) -> Result<AnyStore, Error> {
+    /// The store's URL; an etcd URL that names no prefix gets the keyspace's.
+    fn url(&self, default_prefix: &str) -> Result<StoreUrl, Error> {
+        Ok(StoreUrl::parse_with_default(&self.store, default_prefix)?)
+    }
+
+    /// `poll`: rescans of a folder store (see `AnyStore::open`).
+    fn open(&self, default_prefix: &str, poll: Duration) -> Result<AnyStore, Error> {
+        let url = self.url(default_prefix)?;
         let tls = (self.etcd_ca.is_some() || self.etcd_cert.is_some()).then(|| Tls {
             ca: self.etcd_ca.clone(),
             cert: self.etcd_cert.clone(),
             key: self.etcd_key.clone(),
         });
-        if tls.is_some() && !matches!(self.store, StoreUrl::Etcd { .. }) {
+        if tls.is_some() && !matches!(url, StoreUrl::Etcd { .. }) {
             return Err(netlab_store::Error::Tls("--etcd-ca/--etcd-cert apply to an etcd store only".into()).into());
         }
-        Ok(AnyStore::open(&self.store, tls, poll)?)
+        Ok(AnyStore::open(&url, tls, poll)?)
     }
 }

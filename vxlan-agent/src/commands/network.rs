@@ -2,13 +2,14 @@
 //! (`config`) and the nodes' leases (`subnets/`), in flannel's layout. An etcd URL
 //! without a prefix means flannel's `/coreos.com/network`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use netlab_store::leases::{self, config_key, LeaseAttrs, NetworkConfig, Subnet};
-use netlab_store::{AnyStore, Store, StoreUrl, Tls};
+use netlab_store::Store;
 use vxlan_agent::Error;
+
+use super::StoreArgs;
 
 #[derive(Args)]
 pub struct Network {
@@ -25,37 +26,9 @@ enum NetworkCommand {
 }
 
 #[derive(Args)]
-struct LeaseStore {
-    /// dir:PATH or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (default prefix /coreos.com/network).
-    #[arg(long)]
-    store: String,
-    /// CA certificate (PEM) for etcd over TLS.
-    #[arg(long)]
-    etcd_ca: Option<PathBuf>,
-    /// Client certificate (PEM) for etcd over TLS.
-    #[arg(long, requires = "etcd_key")]
-    etcd_cert: Option<PathBuf>,
-    /// Client key (PEM) for etcd over TLS.
-    #[arg(long, requires = "etcd_cert")]
-    etcd_key: Option<PathBuf>,
-}
-
-impl LeaseStore {
-    fn open(&self) -> Result<AnyStore, Error> {
-        let url = StoreUrl::parse_with_default(&self.store, leases::DEFAULT_PREFIX)?;
-        let tls = (self.etcd_ca.is_some() || self.etcd_cert.is_some()).then(|| Tls {
-            ca: self.etcd_ca.clone(),
-            cert: self.etcd_cert.clone(),
-            key: self.etcd_key.clone(),
-        });
-        Ok(AnyStore::open(&url, tls, Duration::ZERO)?)
-    }
-}
-
-#[derive(Args)]
 struct Set {
     #[command(flatten)]
-    store: LeaseStore,
+    store: StoreArgs,
     /// The cluster network, as 10.244.0.0/16.
     #[arg(long)]
     network: Subnet,
@@ -73,7 +46,7 @@ struct Set {
 #[derive(Args)]
 struct Show {
     #[command(flatten)]
-    store: LeaseStore,
+    store: StoreArgs,
 }
 
 impl Network {
@@ -82,11 +55,11 @@ impl Network {
             NetworkCommand::Set(set) => {
                 let config = NetworkConfig::new(set.network, set.subnet_len, set.vni, set.port)
                     .map_err(|why| netlab_store::Error::Invalid { key: "config".into(), why })?;
-                let store = set.store.open()?;
+                let store = set.store.open(leases::DEFAULT_PREFIX, Duration::ZERO)?;
                 Ok(store.put(&config_key(), &config.to_value(), None).await?)
             }
             NetworkCommand::Show(show) => {
-                let store = show.store.open()?;
+                let store = show.store.open(leases::DEFAULT_PREFIX, Duration::ZERO)?;
                 match store.get(&config_key()).await? {
                     Some(value) => {
                         let config = NetworkConfig::parse(&value)?;

@@ -56,7 +56,7 @@ impl Run {
     pub async fn execute(self) -> Result<(), Error> {
         // Zero turns rescans off; anything else is at least 100 ms apart.
         let poll = if self.poll == 0.0 { Duration::ZERO } else { Duration::from_secs_f64(self.poll.max(0.1)) };
-        let store = self.store.open(poll)?;
+        let store = self.store.open(netlab_store::DEFAULT_PREFIX, poll)?;
         let options = Options {
             netns: self.netns,
             device: self.device,
@@ -65,7 +65,7 @@ impl Run {
             resync: Duration::from_secs_f64(self.resync).max(Duration::from_millis(100)),
             event_buffer: self.event_buffer,
             status_dir: self.status_dir,
-            store_label: self.store.store.to_string(),
+            store_label: self.store.url(netlab_store::DEFAULT_PREFIX)?.to_string(),
         };
         let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;
         let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;
