@@ -23,6 +23,8 @@ pub const NETNS_DIR: &str = "/run/netns";
 pub enum Netns {
     Host,
     Named(String),
+    /// A namespace bound anywhere (a CNI runtime's `CNI_NETNS`, `/proc/PID/ns/net`).
+    Path(PathBuf),
 }
 
 impl Netns {
@@ -31,6 +33,7 @@ impl Netns {
             // /proc/self is the thread-group leader, which never leaves the host.
             Netns::Host => PathBuf::from("/proc/self/ns/net"),
             Netns::Named(name) => Path::new(NETNS_DIR).join(name),
+            Netns::Path(path) => path.clone(),
         }
     }
 
@@ -45,6 +48,7 @@ impl fmt::Display for Netns {
         match self {
             Netns::Host => f.write_str("host"),
             Netns::Named(name) => f.write_str(name),
+            Netns::Path(path) => write!(f, "{}", path.display()),
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteProtocol};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::RouteMessageBuilder;
 
@@ -27,6 +27,9 @@ pub struct RouteRequest {
     pub gateway: Option<IpAddr>,
     pub oif: Option<u32>,
     pub protocol: u8,
+    /// The gateway is on the link even though no address of the link covers it
+    /// (flannel's `via <subnet>.0 dev flannel.1 onlink`).
+    pub onlink: bool,
 }
 
 impl Netlink {
@@ -68,7 +71,11 @@ fn build(route: &RouteRequest) -> RouteMessage {
     if let Some(oif) = route.oif {
         builder = builder.output_interface(oif);
     }
-    builder.build()
+    let mut message = builder.build();
+    if route.onlink {
+        message.header.flags.insert(RouteFlags::Onlink);
+    }
+    message
 }
 
 pub(crate) fn parse(message: &RouteMessage) -> Option<RouteState> {

@@ -96,6 +96,7 @@ impl Netlink {
         match &self.ns {
             Netns::Host => name.to_string(),
             Netns::Named(ns) => format!("{ns}:{name}"),
+            Netns::Path(path) => format!("{}:{name}", path.display()),
         }
     }
 }

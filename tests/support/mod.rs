@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod overlay;
+pub mod podman;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -264,6 +265,13 @@ pub fn topology(name: &str) -> String {
 /// package's binaries for its integration tests, and vxlan-agent/tests/cli.rs is one.
 pub fn agent_binary() -> String {
     let path = Path::new(env!("CARGO_BIN_EXE_netlab")).with_file_name("vxlan-agent");
+    assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
+    path.display().to_string()
+}
+
+/// The `netlab-cni` plugin binary, built beside netlab by `cargo test --workspace`.
+pub fn cni_binary() -> String {
+    let path = Path::new(env!("CARGO_BIN_EXE_netlab")).with_file_name("netlab-cni");
     assert!(path.exists(), "{} is missing: run the tests with `cargo test --workspace`", path.display());
     path.display().to_string()
 }

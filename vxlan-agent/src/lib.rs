@@ -17,7 +17,6 @@ pub mod reconcile;
 pub mod run;
 pub mod status;
 pub mod subnet;
-pub mod subnet_env;
 
 pub use error::Error;
 pub use kernel::PROTOCOL;

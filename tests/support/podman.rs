@@ -1,0 +1,3 @@
+//! podman with its CNI backend inside the sandbox (see tests/podman.rs).
+
+#![allow(dead_code)]
