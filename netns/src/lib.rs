@@ -10,6 +10,7 @@ pub mod mac;
 pub mod name;
 pub mod namespace;
 pub mod neighbour;
+pub mod nft;
 pub mod process;
 pub mod route;
 pub mod socket;

@@ -36,7 +36,7 @@ impl Netlink {
     pub async fn add_route(&self, route: &RouteRequest) -> Result<()> {
         self.handle()
             .route()
-            .add(build(route))
+            .add(message(route))
             .execute()
             .await
             .map_err(|e| Error::netlink(format!("add route {} in {}", describe(route), self.ns()), e))
@@ -45,7 +45,7 @@ impl Netlink {
     pub async fn delete_route(&self, route: &RouteRequest) -> Result<()> {
         self.handle()
             .route()
-            .del(build(route))
+            .del(message(route))
             .execute()
             .await
             .map_err(|e| Error::netlink(format!("delete route {} in {}", describe(route), self.ns()), e))
@@ -59,7 +59,9 @@ fn describe(route: &RouteRequest) -> String {
     }
 }
 
-fn build(route: &RouteRequest) -> RouteMessage {
+/// The netlink message for a route (for `blocking::batch`, with NLM_F_CREATE|NLM_F_REPLACE
+/// to add or replace).
+pub fn message(route: &RouteRequest) -> RouteMessage {
     let mut builder = RouteMessageBuilder::<IpAddr>::new()
         .destination_prefix(route.destination.network(), route.destination.prefix())
         .expect("prefix length of a valid network")

@@ -4,8 +4,8 @@
 //! ahead of traffic (proactive) or when the kernel misses (L2MISS/L3MISS).
 //!
 //! Pure parts: `reconcile` (what to change), `core` (the loop's decisions);
-//! for the flannel-like mode, `subnet` (which subnet a node leases) and
-//! `subnet_env` (the subnet file CNI plugins read).
+//! for the flannel-like mode, `subnet` (which subnet a node leases) and `node::plan`
+//! (the routes and entries the other nodes' leases ask for).
 //! Effects: `kernel` (netlink), `run` (the loop), `lock`, `status` (files).
 //! The store itself is the `netlab-store` crate.
 
@@ -13,6 +13,7 @@ pub mod core;
 mod error;
 mod kernel;
 mod lock;
+pub mod node;
 pub mod reconcile;
 pub mod run;
 pub mod status;

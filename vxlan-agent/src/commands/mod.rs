@@ -3,6 +3,7 @@
 mod endpoint;
 mod list;
 mod network;
+mod node;
 mod run;
 mod status;
 
@@ -34,6 +35,9 @@ pub enum Command {
     Status(status::ShowStatus),
     /// The flannel-like mode's cluster network and leases (flannel's layout).
     Network(network::Network),
+    /// The flannel-like node daemon: lease a subnet, write the subnet file, route to
+    /// the other nodes' subnets over VXLAN.
+    Node(node::Node),
 }
 
 impl Command {
@@ -45,6 +49,7 @@ impl Command {
             Command::List(command) => command.execute().await,
             Command::Status(command) => command.execute(),
             Command::Network(command) => command.execute().await,
+            Command::Node(command) => command.execute().await,
         }
     }
 }

@@ -47,7 +47,7 @@ pub struct Run {
 }
 
 /// A number of seconds that makes a duration.
-fn seconds(text: &str) -> Result<f64, String> {
+pub fn seconds(text: &str) -> Result<f64, String> {
     let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
     Duration::try_from_secs_f64(value).map(|_| value).map_err(|_| format!("`{text}` is not a number of seconds"))
 }

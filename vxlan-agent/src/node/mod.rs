@@ -1,0 +1,281 @@
+//! The flannel-like node daemon: it leases a subnet of the cluster network, writes the
+//! subnet file CNI plugins read, makes the node's VXLAN device, and routes to every
+//! other node's subnet over it.
+//!
+//! Pure parts: `plan` (the entries the leases ask for, and the changes), and
+//! `crate::subnet` (which subnet to take). Effects: `lease` (the store), `device`
+//! (netlink), `masq` (nftables), `subnet_file`; this file is the loop joining them.
+
+mod device;
+pub mod lease;
+pub mod masq;
+pub mod plan;
+mod subnet_file;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use netlab_cni::subnet_env::SubnetEnv;
+use netlab_store::leases::{config_key, LeaseAttrs, NetworkConfig, Subnet};
+use netlab_store::{Change, KeyPath, Store, Value};
+use tokio::sync::mpsc;
+
+use self::device::{DeviceSpec, Kernel};
+use self::lease::Held;
+use crate::Error;
+
+pub struct Options {
+    pub public_ip: Ipv4Addr,
+    /// The underlay card; default: the one holding `public_ip`.
+    pub iface: Option<String>,
+    pub subnet_file: PathBuf,
+    /// Default: `flannel.<VNI>`.
+    pub device: Option<String>,
+    pub ip_masq: bool,
+    /// The lease's time to live: a node that stops renewing loses its subnet after it.
+    pub ttl: Duration,
+    /// Between full reconciliations of the kernel with the store.
+    pub resync: Duration,
+}
+
+/// What the daemon has made of the store and the kernel so far.
+struct Node<S> {
+    store: Arc<S>,
+    options: Options,
+    kernel: Kernel,
+    /// The followed keys (`config`, `subnets/...`), once a snapshot is complete.
+    known: BTreeMap<KeyPath, Value>,
+    /// A snapshot being received (between `Reset` and `Synced`).
+    incoming: Option<BTreeMap<KeyPath, Value>>,
+    synced: bool,
+    held: Option<Held>,
+    /// The configuration the device and lease were made for.
+    serving: Option<NetworkConfig>,
+    device: Option<(String, device::Device)>,
+    /// Problems already reported, so a waiting daemon does not repeat itself.
+    reported: Option<String>,
+}
+
+/// Run until `shutdown` completes. Leases, routes and the subnet file stay (a restart
+/// takes the same subnet back).
+pub async fn run<S: Store>(store: S, options: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+    let kernel = Kernel::open().await.map_err(|e| Error::Kernel(e.to_string()))?;
+    device::enable_forwarding().map_err(Error::Kernel)?;
+    let store = Arc::new(store);
+    let (changes, mut incoming) = mpsc::channel(4096);
+    let follower = {
+        let store = store.clone();
+        tokio::spawn(async move { netlab_store::follow(&*store, &["", netlab_store::leases::SUBNETS], changes).await })
+    };
+    let renew_every = (options.ttl / 3).max(Duration::from_millis(200));
+    let mut renew = tokio::time::interval(renew_every);
+    let mut resync = tokio::time::interval(options.resync);
+    let mut node = Node {
+        store,
+        options,
+        kernel,
+        known: BTreeMap::new(),
+        incoming: None,
+        synced: false,
+        held: None,
+        serving: None,
+        device: None,
+        reported: None,
+    };
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            Some(change) = incoming.recv() => {
+                node.take(change);
+                // Everything queued counts as one batch: one reconciliation for a burst.
+                while let Ok(change) = incoming.try_recv() {
+                    node.take(change);
+                }
+            }
+            _ = renew.tick() => node.renew().await,
+            _ = resync.tick() => {}
+            () = &mut shutdown => break,
+        }
+        if node.synced {
+            node.converge().await;
+        }
+    }
+    follower.abort();
+    tracing::info!("stopped; lease, routes and subnet file kept for a restart");
+    Ok(())
+}
+
+impl<S: Store> Node<S> {
+    fn take(&mut self, change: Change) {
+        match change {
+            Change::Reset => self.incoming = Some(BTreeMap::new()),
+            Change::Put(key, value) => {
+                self.incoming.as_mut().unwrap_or(&mut self.known).insert(key, value);
+            }
+            Change::Delete(key) => {
+                self.incoming.as_mut().unwrap_or(&mut self.known).remove(&key);
+            }
+            Change::Synced => {
+                if let Some(snapshot) = self.incoming.take() {
+                    self.known = snapshot;
+                }
+                self.synced = true;
+            }
+            // What is known stays (routes too) until the store is back.
+            Change::Failed(problem) => tracing::warn!("store: {problem}; retrying, routes kept"),
+        }
+    }
+
+    async fn renew(&mut self) {
+        let Some(held) = &self.held else { return };
+        match self.store.keep_alive(&held.lease).await {
+            Ok(()) => {}
+            Err(netlab_store::Error::LeaseExpired(_)) => {
+                tracing::warn!("lease of {} expired; taking a subnet again", held.subnet);
+                self.lose_lease();
+            }
+            Err(problem) => tracing::warn!("renew lease of {}: {problem}; retrying, routes kept", held.subnet),
+        }
+    }
+
+    /// No CNI ADD may use a subnet the node no longer holds.
+    fn lose_lease(&mut self) {
+        self.held = None;
+        if let Err(problem) = subnet_file::remove(&self.options.subnet_file) {
+            tracing::warn!("{problem}");
+        }
+    }
+
+    fn report(&mut self, problem: String) {
+        if self.reported.as_ref() != Some(&problem) {
+            tracing::warn!("{problem}");
+            self.reported = Some(problem);
+        }
+    }
+
+    /// Bring lease, subnet file, device and entries in line with the store.
+    async fn converge(&mut self) {
+        let config = match self.known.get(&config_key()).map(NetworkConfig::parse) {
+            Some(Ok(config)) => config,
+            Some(Err(problem)) => return self.report(format!("{problem}; waiting for a usable config")),
+            None => {
+                return self.report(format!("no network config at {}; waiting (vxlan-agent network set)", config_key()))
+            }
+        };
+        if let Some(held) = &self.held {
+            let now = self.known.get(&held.key());
+            if !lease::still_ours(held, now) {
+                tracing::warn!("lease of {} is gone from the store or taken; taking a subnet again", held.subnet);
+                self.lose_lease();
+            }
+        }
+        if self.serving.as_ref() != Some(&config) {
+            self.reconfigure(&config).await;
+        }
+        let Err(problem) = self.serve(&config).await else {
+            self.reported = None;
+            return;
+        };
+        self.report(problem);
+    }
+
+    /// A new configuration: a lease of another VNI, or outside the network, is given
+    /// up, and a device of another name goes.
+    async fn reconfigure(&mut self, config: &NetworkConfig) {
+        if let Some(held) = self.held.take() {
+            let announced_vni = LeaseAttrs::parse(&held.key(), &held.value).map(|a| a.vni).ok();
+            if config.offers(&held.subnet) && announced_vni == Some(config.vni) {
+                self.held = Some(held);
+            } else if let Err(problem) = lease::release(&*self.store, &held).await {
+                tracing::warn!("give back {}: {problem}", held.subnet);
+            }
+        }
+        if let Some((name, _)) = self.device.take() {
+            if name != self.device_name(config) {
+                if let Err(problem) = self.kernel.remove(&name).await {
+                    tracing::warn!("remove {name}: {problem}");
+                }
+            }
+        }
+        self.serving = Some(config.clone());
+    }
+
+    fn device_name(&self, config: &NetworkConfig) -> String {
+        self.options.device.clone().unwrap_or_else(|| format!("flannel.{}", config.vni))
+    }
+
+    async fn serve(&mut self, config: &NetworkConfig) -> Result<(), String> {
+        let name = self.device_name(config);
+        let underlay = self.kernel.underlay(self.options.public_ip, self.options.iface.as_deref())?;
+        let mac =
+            self.kernel.existing_mac(&name)?.unwrap_or_else(|| plan::vtep_mac(self.options.public_ip, config.vni));
+        let held = match &self.held {
+            Some(held) => held.clone(),
+            None => {
+                let attrs = LeaseAttrs { public_ip: self.options.public_ip, vni: config.vni, vtep_mac: mac };
+                let previous = subnet_file::read(&self.options.subnet_file).map(|env| env.subnet);
+                let held = lease::acquire(&*self.store, config, attrs, previous, self.options.ttl)
+                    .await
+                    .map_err(|e| format!("take a lease: {e}; retrying"))?;
+                tracing::info!("leased {} (ttl {:?})", held.subnet, self.options.ttl);
+                self.known.insert(held.key(), held.value.clone());
+                self.held = Some(held.clone());
+                held
+            }
+        };
+        let spec = DeviceSpec {
+            name: name.clone(),
+            vni: config.vni,
+            port: config.port,
+            local: self.options.public_ip,
+            underlay,
+            mac,
+            address: held.subnet.network(),
+        };
+        let made = self.kernel.ensure(&spec).await?;
+        self.device = Some((name.clone(), made));
+        let env =
+            SubnetEnv { network: config.network, subnet: held.subnet, mtu: spec.mtu(), ip_masq: self.options.ip_masq };
+        // Only now that the lease is held: an ADD never reads a subnet not ours.
+        subnet_file::write(&self.options.subnet_file, &env).map_err(|e| e.to_string())?;
+        if self.options.ip_masq {
+            masq::install(held.subnet, config.network)?;
+        }
+        let leases = self.leases();
+        let wanted = plan::wanted(config, &leases, Some(held.subnet), self.options.public_ip);
+        let (installed, foreign) = self.kernel.observe(made.index)?;
+        let actions = plan::plan(&wanted, &installed, &foreign);
+        if actions.is_empty() {
+            return Ok(());
+        }
+        let results = self.kernel.apply(made.index, &actions)?;
+        let failed: Vec<String> = actions
+            .iter()
+            .zip(results)
+            .filter_map(|(action, result)| {
+                result.err().map(|errno| format!("{action:?}: {}", netns::errno_text(errno)))
+            })
+            .collect();
+        tracing::debug!("{name}: {} changes, {} failed", actions.len(), failed.len());
+        match failed.is_empty() {
+            true => Ok(()),
+            false => {
+                Err(format!("{name}: {} of {} changes failed ({})", failed.len(), actions.len(), failed.join(", ")))
+            }
+        }
+    }
+
+    fn leases(&self) -> BTreeMap<Subnet, LeaseAttrs> {
+        self.known
+            .iter()
+            .filter_map(|(key, value)| {
+                let subnet = Subnet::of_key(key)?;
+                LeaseAttrs::parse(key, value).ok().map(|lease| (subnet, lease))
+            })
+            .collect()
+    }
+}
