@@ -154,7 +154,13 @@ impl Executor {
             Some(dev) => Some(self.index(place, dev).await?),
             None => None,
         };
-        Ok(RouteRequest { destination: route.to, gateway: route.via, oif, protocol: ownership::PROTOCOL, onlink: false })
+        Ok(RouteRequest {
+            destination: route.to,
+            gateway: route.via,
+            oif,
+            protocol: ownership::PROTOCOL,
+            onlink: false,
+        })
     }
 
     fn new_link(&self, name: &IfName, settings: &LinkSettings, master: Option<u32>, up: bool) -> NewLink {

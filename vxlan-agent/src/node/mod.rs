@@ -201,7 +201,7 @@ impl<S: Store> Node<S> {
                 }
             }
         }
-        self.serving = Some(config.clone());
+        self.serving = Some(*config);
     }
 
     fn device_name(&self, config: &NetworkConfig) -> String {
