@@ -42,6 +42,9 @@ pub struct Node {
     /// see into); 0: inotify only.
     #[arg(long, default_value_t = 5.0, value_parser = seconds)]
     poll: f64,
+    /// Where the daemon writes its status (JSON).
+    #[arg(long, default_value = node::report::DEFAULT_FILE)]
+    status_file: PathBuf,
 }
 
 impl Node {
@@ -58,6 +61,7 @@ impl Node {
             ip_masq: self.ip_masq,
             ttl,
             resync: Duration::from_secs_f64(self.resync).max(Duration::from_millis(100)),
+            status_file: self.status_file,
         };
         let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;
         let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;

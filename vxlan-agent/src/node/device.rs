@@ -146,10 +146,13 @@ impl Kernel {
             alias: (link.alias.as_deref() != Some(MARK)).then(|| MARK.to_string()),
             mtu: (link.mtu != spec.mtu()).then(|| spec.mtu()),
             up: (!link.up).then_some(true),
-            ipv6_autoconf: Some(false),
+            ipv6_autoconf: (link.ipv6_autoconf == Some(true)).then_some(false),
             ..LinkChange::default()
         };
-        self.netlink.set_link(LinkRef::Index(link.index), &change).await.map_err(|e| e.to_string())?;
+        // Only real changes: each one echoes a notification that wakes the daemon.
+        if change.alias.is_some() || change.mtu.is_some() || change.up.is_some() || change.ipv6_autoconf.is_some() {
+            self.netlink.set_link(LinkRef::Index(link.index), &change).await.map_err(|e| e.to_string())?;
+        }
         self.address(link.index, name, spec.address).await?;
         let mac = link.mac.map(Mac::from_octets).unwrap_or(spec.mac);
         Ok(Device { index: link.index, mac })

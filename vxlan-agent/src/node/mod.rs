@@ -7,9 +7,11 @@
 //! (netlink), `masq` (nftables), `subnet_file`; this file is the loop joining them.
 
 mod device;
+mod events;
 pub mod lease;
 pub mod masq;
 pub mod plan;
+pub mod report;
 mod subnet_file;
 
 use std::collections::BTreeMap;
@@ -25,7 +27,9 @@ use netlab_store::{Change, KeyPath, Store, Value};
 use tokio::sync::mpsc;
 
 use self::device::{DeviceSpec, Kernel};
+use self::events::{Burst, Events};
 use self::lease::Held;
+use self::report::NodeStatus;
 use crate::Error;
 
 pub struct Options {
@@ -40,6 +44,7 @@ pub struct Options {
     pub ttl: Duration,
     /// Between full reconciliations of the kernel with the store.
     pub resync: Duration,
+    pub status_file: PathBuf,
 }
 
 /// What the daemon has made of the store and the kernel so far.
@@ -58,12 +63,14 @@ struct Node<S> {
     device: Option<(String, device::Device)>,
     /// Problems already reported, so a waiting daemon does not repeat itself.
     reported: Option<String>,
+    status: NodeStatus,
 }
 
 /// Run until `shutdown` completes. Leases, routes and the subnet file stay (a restart
 /// takes the same subnet back).
 pub async fn run<S: Store>(store: S, options: Options, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let kernel = Kernel::open().await.map_err(|e| Error::Kernel(e.to_string()))?;
+    let mut events = Events::open().map_err(Error::Kernel)?;
     device::enable_forwarding().map_err(Error::Kernel)?;
     let store = Arc::new(store);
     let (changes, mut incoming) = mpsc::channel(4096);
@@ -85,7 +92,9 @@ pub async fn run<S: Store>(store: S, options: Options, shutdown: impl Future<Out
         serving: None,
         device: None,
         reported: None,
+        status: NodeStatus { pid: std::process::id(), ..NodeStatus::default() },
     };
+    node.status.public_ip = node.options.public_ip.to_string();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -98,10 +107,28 @@ pub async fn run<S: Store>(store: S, options: Options, shutdown: impl Future<Out
             }
             _ = renew.tick() => node.renew().await,
             _ = resync.tick() => {}
+            burst = events.next() => match burst {
+                Ok(Burst::Quiet) => continue,
+                Ok(Burst::Undone) => {}
+                Ok(Burst::Overrun) => {
+                    tracing::warn!("kernel notifications overran; reconciling in full");
+                    node.status.counters.overruns += 1;
+                }
+                Err(problem) => return Err(Error::Kernel(problem)),
+            },
             () = &mut shutdown => break,
         }
         if node.synced {
+            let before = node.status.clone();
             node.converge().await;
+            node.status.counters.reconciliations += 1;
+            let mut changed = node.status.clone();
+            changed.counters.reconciliations = before.counters.reconciliations;
+            if changed != before {
+                if let Err(e) = node.status.write(&node.options.status_file) {
+                    tracing::warn!("write {}: {e}", node.options.status_file.display());
+                }
+            }
         }
     }
     follower.abort();
@@ -122,11 +149,15 @@ impl<S: Store> Node<S> {
             Change::Synced => {
                 if let Some(snapshot) = self.incoming.take() {
                     self.known = snapshot;
+                    self.status.counters.store_snapshots += 1;
                 }
                 self.synced = true;
             }
             // What is known stays (routes too) until the store is back.
-            Change::Failed(problem) => tracing::warn!("store: {problem}; retrying, routes kept"),
+            Change::Failed(problem) => {
+                self.status.counters.store_errors += 1;
+                tracing::warn!("store: {problem}; retrying, routes kept");
+            }
         }
     }
 
@@ -138,19 +169,25 @@ impl<S: Store> Node<S> {
                 tracing::warn!("lease of {} expired; taking a subnet again", held.subnet);
                 self.lose_lease();
             }
-            Err(problem) => tracing::warn!("renew lease of {}: {problem}; retrying, routes kept", held.subnet),
+            Err(problem) => {
+                self.status.counters.renewal_errors += 1;
+                tracing::warn!("renew lease of {}: {problem}; retrying, routes kept", held.subnet);
+            }
         }
     }
 
     /// No CNI ADD may use a subnet the node no longer holds.
     fn lose_lease(&mut self) {
         self.held = None;
+        self.status.subnet = None;
+        self.status.counters.leases_lost += 1;
         if let Err(problem) = subnet_file::remove(&self.options.subnet_file) {
             tracing::warn!("{problem}");
         }
     }
 
     fn report(&mut self, problem: String) {
+        self.status.problem = Some(problem.clone());
         if self.reported.as_ref() != Some(&problem) {
             tracing::warn!("{problem}");
             self.reported = Some(problem);
@@ -178,6 +215,7 @@ impl<S: Store> Node<S> {
         }
         let Err(problem) = self.serve(&config).await else {
             self.reported = None;
+            self.status.problem = None;
             return;
         };
         self.report(problem);
@@ -222,6 +260,8 @@ impl<S: Store> Node<S> {
                     .await
                     .map_err(|e| format!("take a lease: {e}; retrying"))?;
                 tracing::info!("leased {} (ttl {:?})", held.subnet, self.options.ttl);
+                self.status.counters.leases_taken += 1;
+                self.status.subnet = Some(held.subnet.to_string());
                 self.known.insert(held.key(), held.value.clone());
                 self.held = Some(held.clone());
                 held
@@ -238,6 +278,7 @@ impl<S: Store> Node<S> {
         };
         let made = self.kernel.ensure(&spec).await?;
         self.device = Some((name.clone(), made));
+        self.status.device = Some(name.clone());
         let env =
             SubnetEnv { network: config.network, subnet: held.subnet, mtu: spec.mtu(), ip_masq: self.options.ip_masq };
         // Only now that the lease is held: an ADD never reads a subnet not ours.
@@ -249,6 +290,7 @@ impl<S: Store> Node<S> {
         let wanted = plan::wanted(config, &leases, Some(held.subnet), self.options.public_ip);
         let (installed, foreign) = self.kernel.observe(made.index)?;
         let actions = plan::plan(&wanted, &installed, &foreign);
+        self.status.routes = wanted.routes.len();
         if actions.is_empty() {
             return Ok(());
         }
@@ -261,6 +303,16 @@ impl<S: Store> Node<S> {
             })
             .collect();
         tracing::debug!("{name}: {} changes, {} failed", actions.len(), failed.len());
+        let counters = &mut self.status.counters;
+        for action in &actions {
+            match action {
+                plan::Action::RemoveRoute(..) | plan::Action::RemoveNeighbour(_) | plan::Action::RemoveFdb(_) => {
+                    counters.removed += 1
+                }
+                _ => counters.installed += 1,
+            }
+        }
+        counters.failed += failed.len() as u64;
         match failed.is_empty() {
             true => Ok(()),
             false => {
