@@ -4,6 +4,7 @@
 
 mod kernel;
 mod labs;
+mod leases;
 mod measure;
 mod overlay;
 mod scale;
@@ -47,6 +48,9 @@ struct Args {
     /// agent: endpoints in the etcd store one agent follows.
     #[arg(long, default_value_t = 100_000)]
     endpoints: u32,
+    /// leases: remote leases one node daemon follows.
+    #[arg(long, default_value_t = 1_000)]
+    leases: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum, Serialize, PartialEq, Eq)]
@@ -58,6 +62,8 @@ enum Case {
     Overlay,
     /// One agent: miss to install, and a burst of store keys.
     Agent,
+    /// The node daemon: 50 nodes joining through etcd, one node following 1,000 leases.
+    Leases,
 }
 
 /// One way of building a lab, and its figures over the runs.
@@ -98,7 +104,7 @@ fn main() -> std::process::ExitCode {
 fn main_result() -> Result<()> {
     let args = Args::parse();
     kernel::enter_sandbox()?;
-    if matches!(args.case, Case::Overlay | Case::Agent) {
+    if matches!(args.case, Case::Overlay | Case::Agent | Case::Leases) {
         let work = tempdir()?;
         let tools = overlay::Tools {
             agent: args.agent.clone().unwrap_or_else(|| args.netlab.with_file_name("vxlan-agent")),
@@ -107,6 +113,7 @@ fn main_result() -> Result<()> {
         };
         let report = match args.case {
             Case::Overlay => overlay::overlay(&tools, args.samples)?,
+            Case::Leases => leases::leases(&tools, args.nodes.first().map_or(50, |n| *n as u32), args.leases)?,
             _ => overlay::agent(&tools, args.samples, args.keys, args.endpoints)?,
         };
         let _ = std::fs::remove_dir_all(&work);
@@ -284,7 +291,7 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
     let name = match case {
         Case::Star => "star",
         Case::Linear => "linear",
-        Case::Overlay | Case::Agent => unreachable!("printed by the overlay module"),
+        Case::Overlay | Case::Agent | Case::Leases => unreachable!("printed by their modules"),
     };
     println!("\n{name} N={n} ({runs} runs, medians)");
     println!("{:<40} {:>10} {:>10} {:>10} {:>10}", "", "apply s", "no-op s", "destroy s", "peak MB");
@@ -331,7 +338,7 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
                 format!("netlab vs {}", baseline.name),
                 ratio(&baseline.apply_s, median(&ours.apply_s) + median(&ours.destroy_s)),
             ),
-            Case::Overlay | Case::Agent => {}
+            Case::Overlay | Case::Agent | Case::Leases => {}
         }
     }
     for t in targets {

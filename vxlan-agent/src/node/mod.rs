@@ -64,6 +64,13 @@ struct Node<S> {
     /// Problems already reported, so a waiting daemon does not repeat itself.
     reported: Option<String>,
     status: NodeStatus,
+    /// Lease, device, subnet file and masquerading are checked too, not only the
+    /// entries: at the start, on resyncs, after the kernel undid something.
+    full: bool,
+    /// The kernel's entries as last observed, with the daemon's changes since: store
+    /// changes are planned against it; anything that may have changed the kernel
+    /// behind the daemon's back (a notification, a resync, a failed change) drops it.
+    installed: Option<(plan::Entries, std::collections::BTreeSet<plan::Slot>)>,
 }
 
 /// Run until `shutdown` completes. Leases, routes and the subnet file stay (a restart
@@ -93,6 +100,8 @@ pub async fn run<S: Store>(store: S, options: Options, shutdown: impl Future<Out
         device: None,
         reported: None,
         status: NodeStatus { pid: std::process::id(), ..NodeStatus::default() },
+        full: true,
+        installed: None,
     };
     node.status.public_ip = node.options.public_ip.to_string();
     tokio::pin!(shutdown);
@@ -106,13 +115,14 @@ pub async fn run<S: Store>(store: S, options: Options, shutdown: impl Future<Out
                 }
             }
             _ = renew.tick() => node.renew().await,
-            _ = resync.tick() => {}
+            _ = resync.tick() => node.full = true,
             burst = events.next() => match burst {
                 Ok(Burst::Quiet) => continue,
-                Ok(Burst::Undone) => {}
+                Ok(Burst::Undone) => node.full = true,
                 Ok(Burst::Overrun) => {
                     tracing::warn!("kernel notifications overran; reconciling in full");
                     node.status.counters.overruns += 1;
+                    node.full = true;
                 }
                 Err(problem) => return Err(Error::Kernel(problem)),
             },
@@ -240,6 +250,7 @@ impl<S: Store> Node<S> {
             }
         }
         self.serving = Some(*config);
+        self.full = true;
     }
 
     fn device_name(&self, config: &NetworkConfig) -> String {
@@ -247,6 +258,20 @@ impl<S: Store> Node<S> {
     }
 
     async fn serve(&mut self, config: &NetworkConfig) -> Result<(), String> {
+        let (held, index) = match (&self.held, &self.device) {
+            (Some(held), Some((_, device))) if !self.full => (held.clone(), device.index),
+            _ => {
+                self.installed = None;
+                let (held, index) = self.serve_fully(config).await?;
+                self.full = false;
+                (held, index)
+            }
+        };
+        self.reconcile(config, &held, index)
+    }
+
+    /// The lease (taken if not held), the device, the subnet file and masquerading.
+    async fn serve_fully(&mut self, config: &NetworkConfig) -> Result<(Held, u32), String> {
         let name = self.device_name(config);
         let underlay = self.kernel.underlay(self.options.public_ip, self.options.iface.as_deref())?;
         let mac =
@@ -286,15 +311,29 @@ impl<S: Store> Node<S> {
         if self.options.ip_masq {
             masq::install(held.subnet, config.network)?;
         }
+        Ok((held, made.index))
+    }
+
+    /// The entries and routes of the other nodes' leases, against the kernel's.
+    fn reconcile(&mut self, config: &NetworkConfig, held: &Held, index: u32) -> Result<(), String> {
+        let name = self.device.as_ref().map(|(name, _)| name.clone()).unwrap_or_default();
         let leases = self.leases();
         let wanted = plan::wanted(config, &leases, Some(held.subnet), self.options.public_ip);
-        let (installed, foreign) = self.kernel.observe(made.index)?;
+        let (mut installed, foreign) = match self.installed.take() {
+            Some(known) => known,
+            None => self.kernel.observe(index)?,
+        };
         let actions = plan::plan(&wanted, &installed, &foreign);
         self.status.routes = wanted.routes.len();
         if actions.is_empty() {
+            self.installed = Some((installed, foreign));
             return Ok(());
         }
-        let results = self.kernel.apply(made.index, &actions)?;
+        let results = self.kernel.apply(index, &actions)?;
+        if results.iter().all(Result::is_ok) {
+            actions.iter().for_each(|action| installed.record(action));
+            self.installed = Some((installed, foreign));
+        }
         let failed: Vec<String> = actions
             .iter()
             .zip(results)

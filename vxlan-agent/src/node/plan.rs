@@ -20,6 +20,32 @@ pub struct Entries {
     pub routes: BTreeMap<Subnet, Ipv4Addr>,
 }
 
+impl Entries {
+    /// What the kernel holds once it carried out `action`.
+    pub fn record(&mut self, action: &Action) {
+        match *action {
+            Action::SetNeighbour(ip, mac) => {
+                self.neighbours.insert(ip, mac);
+            }
+            Action::RemoveNeighbour(ip) => {
+                self.neighbours.remove(&ip);
+            }
+            Action::SetFdb(mac, vtep) => {
+                self.fdb.insert(mac, vtep);
+            }
+            Action::RemoveFdb(mac) => {
+                self.fdb.remove(&mac);
+            }
+            Action::SetRoute(subnet, gateway) => {
+                self.routes.insert(subnet, gateway);
+            }
+            Action::RemoveRoute(subnet, _) => {
+                self.routes.remove(&subnet);
+            }
+        }
+    }
+}
+
 /// A kernel slot held by an entry the daemon did not make.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Slot {
@@ -167,7 +193,11 @@ mod tests {
         let mut after = leases();
         after.insert(s("10.244.2.0/24"), lease("192.168.104.3", "0e:01:00:00:00:99"));
         after.remove(&s("10.244.3.0/24"));
-        let actions = plan(&wanted(&config(), &after, own, ip("192.168.104.2")), &before, &BTreeSet::new());
+        let target = wanted(&config(), &after, own, ip("192.168.104.2"));
+        let actions = plan(&target, &before, &BTreeSet::new());
+        let mut recorded = before.clone();
+        actions.iter().for_each(|action| recorded.record(action));
+        assert_eq!(recorded, target, "recording the actions gives what was wanted");
         assert_eq!(
             actions,
             [
