@@ -2,6 +2,7 @@
 //! such labs today, in one run on one machine, and prints medians and ratios. Started
 //! by bench/run, inside its own network and mount namespace.
 
+mod cni;
 mod kernel;
 mod labs;
 mod leases;
@@ -51,6 +52,9 @@ struct Args {
     /// leases: remote leases one node daemon follows.
     #[arg(long, default_value_t = 1_000)]
     leases: u32,
+    /// cni: containers added and deleted one after another.
+    #[arg(long, default_value_t = 100)]
+    containers: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum, Serialize, PartialEq, Eq)]
@@ -64,6 +68,8 @@ enum Case {
     Agent,
     /// The node daemon: 50 nodes joining through etcd, one node following 1,000 leases.
     Leases,
+    /// netlab-cni against the reference bridge + host-local plugins: ADD, DEL, bursts.
+    Cni,
 }
 
 /// One way of building a lab, and its figures over the runs.
@@ -104,7 +110,7 @@ fn main() -> std::process::ExitCode {
 fn main_result() -> Result<()> {
     let args = Args::parse();
     kernel::enter_sandbox()?;
-    if matches!(args.case, Case::Overlay | Case::Agent | Case::Leases) {
+    if matches!(args.case, Case::Overlay | Case::Agent | Case::Leases | Case::Cni) {
         let work = tempdir()?;
         let tools = overlay::Tools {
             agent: args.agent.clone().unwrap_or_else(|| args.netlab.with_file_name("vxlan-agent")),
@@ -113,6 +119,7 @@ fn main_result() -> Result<()> {
         };
         let report = match args.case {
             Case::Overlay => overlay::overlay(&tools, args.samples)?,
+            Case::Cni => cni::cni(&args.netlab.with_file_name("netlab-cni"), &work, args.containers)?,
             Case::Leases => leases::leases(&tools, args.nodes.first().map_or(50, |n| *n as u32), args.leases)?,
             _ => overlay::agent(&tools, args.samples, args.keys, args.endpoints)?,
         };
@@ -291,7 +298,7 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
     let name = match case {
         Case::Star => "star",
         Case::Linear => "linear",
-        Case::Overlay | Case::Agent | Case::Leases => unreachable!("printed by their modules"),
+        Case::Overlay | Case::Agent | Case::Leases | Case::Cni => unreachable!("printed by their modules"),
     };
     println!("\n{name} N={n} ({runs} runs, medians)");
     println!("{:<40} {:>10} {:>10} {:>10} {:>10}", "", "apply s", "no-op s", "destroy s", "peak MB");
@@ -338,7 +345,7 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
                 format!("netlab vs {}", baseline.name),
                 ratio(&baseline.apply_s, median(&ours.apply_s) + median(&ours.destroy_s)),
             ),
-            Case::Overlay | Case::Agent | Case::Leases => {}
+            Case::Overlay | Case::Agent | Case::Leases | Case::Cni => {}
         }
     }
     for t in targets {

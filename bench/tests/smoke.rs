@@ -82,3 +82,24 @@ fn agent_smoke() {
     assert_eq!(report[0]["etcd_scale"]["endpoints"], 2000);
     assert_eq!(report[0]["etcd_scale"]["lost"], 0, "{}", report[0]);
 }
+
+#[test]
+fn leases_smoke() {
+    let report = smoke_with("leases", &["--nodes", "4", "--leases", "50"]);
+    assert_eq!(report[0]["join"]["nodes"], 4);
+    assert!(report[0]["join"]["routed_after_last_join_p99_ms"].as_f64().is_some(), "{}", report[0]);
+    assert_eq!(report[0]["follow"]["leases"], 50);
+    assert_eq!(report[0]["follow"]["lost"], 0, "{}", report[0]);
+    assert_eq!(report[0]["follow"]["overruns"], 0, "{}", report[0]);
+}
+
+#[test]
+fn cni_smoke() {
+    let report = smoke_with("cni", &["--containers", "5"]);
+    for side in ["netlab_cni", "reference"] {
+        let figures = &report[0][side];
+        assert_eq!(figures["containers"], 5, "{figures}");
+        assert!(figures["add_p50_ms"].as_f64().unwrap() > 0.0, "{figures}");
+        assert_eq!(figures["parallel_duplicates"], 0, "{figures}");
+    }
+}

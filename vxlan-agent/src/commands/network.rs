@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use netlab_store::leases::{self, config_key, LeaseAttrs, NetworkConfig, Subnet};
+use netlab_store::leases::{self, config_key, NetworkConfig, Subnet};
 use netlab_store::Store;
 use vxlan_agent::Error;
 
@@ -75,15 +75,12 @@ impl Network {
                     }
                     None => println!("no network configured"),
                 }
-                for (key, value) in store.list(leases::SUBNETS).await? {
-                    let Some(subnet) = Subnet::of_key(&key) else { continue };
-                    match LeaseAttrs::parse(&key, &value) {
-                        Ok(lease) => println!(
-                            "lease {subnet} public-ip {} vni {} vtep-mac {}",
-                            lease.public_ip, lease.vni, lease.vtep_mac
-                        ),
-                        Err(problem) => tracing::warn!("{problem}; ignored"),
-                    }
+                // In address order (the store lists keys as text: 10.244.18 after 10.244.172).
+                for (subnet, lease) in vxlan_agent::node::lease::list(&store).await? {
+                    println!(
+                        "lease {subnet} public-ip {} vni {} vtep-mac {}",
+                        lease.public_ip, lease.vni, lease.vtep_mac
+                    );
                 }
                 Ok(())
             }
