@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use vxlan_agent::node::report::NodeStatus;
 use vxlan_agent::status::{self, Status};
 use vxlan_agent::Error;
 
@@ -26,8 +27,32 @@ impl ShowStatus {
             println!("{}", serde_json::to_string_pretty(&all).expect("status serializes"));
             return Ok(());
         }
-        if all.is_empty() {
+        // The node daemon's, at its default place under the same folder.
+        let node_file = self.status_dir.join("node").join("status.json");
+        let node = NodeStatus::read(&node_file).ok();
+        if all.is_empty() && node.is_none() {
             println!("no agents have reported in {}", self.status_dir.display());
+        }
+        if let Some(n) = node {
+            let c = &n.counters;
+            let running = std::path::Path::new(&format!("/proc/{}", n.pid)).exists();
+            println!(
+                "node {} pid {} ({}) subnet {} device {} routes {}",
+                n.public_ip,
+                n.pid,
+                if running { "running" } else { "stopped" },
+                n.subnet.as_deref().unwrap_or("none"),
+                n.device.as_deref().unwrap_or("none"),
+                n.routes
+            );
+            if let Some(problem) = &n.problem {
+                println!("  {problem}");
+            }
+            println!(
+                "  reconciliations {}; installed {} removed {} failed {}; overruns {}; store snapshots {} errors {}; leases taken {} lost {}; renewal errors {}",
+                c.reconciliations, c.installed, c.removed, c.failed, c.overruns, c.store_snapshots, c.store_errors,
+                c.leases_taken, c.leases_lost, c.renewal_errors
+            );
         }
         for s in all {
             let c = &s.counters;
