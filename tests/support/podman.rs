@@ -77,6 +77,9 @@ network_config_dir = "{NET_DIR}"
 
 [engine]
 runtime = "crun"
+# An image that is not there is an error, not a pull (it would ask "localhost" for it,
+# three times with a pause in between).
+pull_policy = "never"
 events_logger = "file"
 events_logfile_path = "{CONF_DIR}/events.log"
 tmp_dir = "/run/libpod"
@@ -128,7 +131,9 @@ impl<'a> PodmanNode<'a> {
         // nsenter (without --pid) and unshare exec: this child is unshare, which forks
         // the holder and kills it when it dies itself (--kill-child). Should the test
         // process die without dropping the node, unshare dies with the thread that
-        // started it, and the holder's whole pid namespace with it.
+        // started it (PR_SET_PDEATHSIG), and the holder's whole pid namespace with it:
+        // so a node must be made on the thread that uses it (the test's own).
+        // SAFETY: between fork and exec the closure only makes one system call (prctl).
         unsafe {
             command.pre_exec(|| {
                 nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(std::io::Error::from)
@@ -164,6 +169,31 @@ impl<'a> PodmanNode<'a> {
     /// The holder's pid (pid 1 of the node's pid namespace), in the test's namespace.
     pub fn holder_pid(&self) -> u32 {
         self.holder
+    }
+
+    /// Every process of the node, by pid in the test's namespace: the holder and all
+    /// its descendants (whatever podman leaves running, conmon and the containers'
+    /// processes included, is reparented to the holder, the init of their namespace).
+    pub fn processes(&self) -> Vec<u32> {
+        let mut parents = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses.
+            let ppid: Option<u32> =
+                stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+        }
+        let mut found = vec![self.holder];
+        let mut next = 0;
+        while next < found.len() {
+            let parent = found[next];
+            found.extend(parents.iter().filter(|(_, ppid)| *ppid == parent).map(|(pid, _)| *pid));
+            next += 1;
+        }
+        found
     }
 
     /// Where `path` of the node's mount namespace is, seen from the test's.
