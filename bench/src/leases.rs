@@ -11,11 +11,10 @@
 //! each node's namespace, so the daemons are measured from outside.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +27,7 @@ use netns::{Netlink, Netns};
 use serde_json::{json, Value};
 
 use crate::overlay::{spawn, wait, Daemon, Tools};
+use crate::scale::peak_rss_mb;
 
 const STORE: &str = "etcd://192.168.104.1:2379";
 const PROTOCOL: u8 = 78;
@@ -189,15 +189,6 @@ fn overruns(tools: &Tools, nodes: u32) -> u64 {
         .sum()
 }
 
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:").and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok()))
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 /// Remote lease `n`: subnet 10.(n/256+1).(n%256).0/24 of 10.0.0.0/8, a VTEP outside
 /// the lab (never sent to: no traffic flows in this case).
 fn remote(n: u32) -> (Subnet, LeaseAttrs) {
@@ -239,15 +230,7 @@ fn ip_batch(leases: u32) -> Result<f64> {
         routing.push_str(&format!("route replace {subnet} via {gateway} dev vxb onlink\n"));
         fdb.push_str(&format!("fdb replace {} dev vxb self permanent dst {}\n", lease.vtep_mac, lease.public_ip));
     }
-    let started = Instant::now();
-    for (program, batch) in [("ip", routing), ("bridge", fdb)] {
-        let mut child = Command::new(program).args(["-n", "n2", "-batch", "-"]).stdin(Stdio::piped()).spawn()?;
-        child.stdin.take().expect("piped").write_all(batch.as_bytes())?;
-        if !child.wait()?.success() {
-            bail!("{program} -batch failed");
-        }
-    }
-    Ok(started.elapsed().as_secs_f64())
+    crate::scale::batches("n2", [("ip", routing), ("bridge", fdb)])
 }
 
 fn follow_many(tools: &Tools, leases: u32, runtime: &tokio::runtime::Runtime) -> Result<Value> {

@@ -26,7 +26,7 @@ fn endpoint(n: u32) -> Endpoint {
 }
 
 /// The peak resident memory of a process, in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
+pub(crate) fn peak_rss_mb(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -44,9 +44,14 @@ fn ip_batch(endpoints: u32) -> Result<f64> {
         neighbours.push_str(&format!("neigh replace {} lladdr {} dev vxlan1 nud permanent\n", e.ip, e.mac));
         fdb.push_str(&format!("fdb replace {} dev vxlan1 self permanent dst {}\n", e.mac, e.vtep));
     }
+    batches("ov2", [("ip", neighbours), ("bridge", fdb)])
+}
+
+/// `ip -batch` and `bridge -batch` in namespace `ns`, one after the other: seconds taken.
+pub(crate) fn batches(ns: &str, batches: [(&str, String); 2]) -> Result<f64> {
     let started = Instant::now();
-    for (program, batch) in [("ip", neighbours), ("bridge", fdb)] {
-        let mut child = Command::new(program).args(["-n", "ov2", "-batch", "-"]).stdin(Stdio::piped()).spawn()?;
+    for (program, batch) in batches {
+        let mut child = Command::new(program).args(["-n", ns, "-batch", "-"]).stdin(Stdio::piped()).spawn()?;
         child.stdin.take().expect("piped").write_all(batch.as_bytes())?;
         if !child.wait()?.success() {
             bail!("{program} -batch failed");

@@ -115,23 +115,7 @@ mod tests {
     use super::*;
 
     fn link(index: u32, name: &str, master: Option<u32>) -> LinkState {
-        LinkState {
-            index,
-            name: name.into(),
-            kind: None,
-            alias: None,
-            group: 0,
-            mtu: 1450,
-            mac: None,
-            up: true,
-            master,
-            peer_index: None,
-            peer_elsewhere: false,
-            ipv6_autoconf: None,
-            vxlan: None,
-            tx_packets: None,
-            rx_packets: None,
-        }
+        LinkState { index, name: name.into(), mtu: 1450, up: true, master, ..LinkState::default() }
     }
 
     fn healthy(record: &Record) -> Observed {

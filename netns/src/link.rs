@@ -15,7 +15,7 @@ use crate::{Error, Netlink, Result};
 pub type Mac = [u8; 6];
 
 /// A link as the kernel reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LinkState {
     pub index: u32,
     pub name: String,
@@ -278,20 +278,8 @@ fn fill(mut builder: LinkMessageBuilder<LinkUnspec>, link: &NewLink) -> LinkMess
 pub(crate) fn parse(message: &LinkMessage) -> LinkState {
     let mut link = LinkState {
         index: message.header.index,
-        name: String::new(),
-        kind: None,
-        alias: None,
-        group: 0,
-        mtu: 0,
-        mac: None,
         up: message.header.flags.contains(LinkFlags::Up),
-        master: None,
-        peer_index: None,
-        peer_elsewhere: false,
-        ipv6_autoconf: None,
-        vxlan: None,
-        tx_packets: None,
-        rx_packets: None,
+        ..LinkState::default()
     };
     for attribute in &message.attributes {
         match attribute {

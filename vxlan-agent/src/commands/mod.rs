@@ -54,6 +54,19 @@ impl Command {
     }
 }
 
+/// Completes at SIGTERM or SIGINT: daemons stop there and leave their entries.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
+
 #[derive(Args)]
 pub struct StoreArgs {
     /// dir:PATH or etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (without a prefix:

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Args;
 use netns::name::LinkName;
-use tokio::signal::unix::{signal, SignalKind};
 use vxlan_agent::node::{self, Options};
 use vxlan_agent::Error;
 
@@ -63,14 +62,7 @@ impl Node {
             resync: Duration::from_secs_f64(self.resync).max(Duration::from_millis(100)),
             status_file: self.status_file,
         };
-        let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-        };
+        let shutdown = super::shutdown_signal()?;
         match store {
             netlab_store::AnyStore::Dir(store) => node::run(store, options, shutdown).await,
             netlab_store::AnyStore::Etcd(store) => node::run(*store, options, shutdown).await,

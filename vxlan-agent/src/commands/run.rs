@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use clap::Args;
 use netns::name::{LinkName, NamespaceName};
-use tokio::signal::unix::{signal, SignalKind};
 use vxlan_agent::reconcile::Mode;
 use vxlan_agent::run::{self, Options};
 use vxlan_agent::status;
@@ -67,14 +66,7 @@ impl Run {
             status_dir: self.status_dir,
             store_label: self.store.url(netlab_store::DEFAULT_PREFIX)?.to_string(),
         };
-        let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::Kernel(format!("signal: {e}")))?;
-        let shutdown = async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = interrupt.recv() => {}
-            }
-        };
+        let shutdown = super::shutdown_signal()?;
         run::run(options, store, shutdown).await
     }
 }
