@@ -54,6 +54,17 @@ pub trait Store: Send + Sync + 'static {
     /// kept); true when removed.
     fn delete_if(&self, key: &KeyPath, expected: &Value) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Write `value` (bound to `lease` if given) only while the key holds `expected`,
+    /// atomically where the backend can: readers see the old value or the new, never
+    /// the key absent. True when written.
+    fn replace(
+        &self,
+        key: &KeyPath,
+        expected: &Value,
+        value: &Value,
+        lease: Option<&Lease>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// The keys of a folder ("" for the keys at the root) with their values; keys
     /// holding something unusable are left out with a warning.
     fn list(&self, folder: &str) -> impl Future<Output = Result<Vec<(KeyPath, Value)>>> + Send;
@@ -124,6 +135,10 @@ impl Store for AnyStore {
 
     async fn delete_if(&self, key: &KeyPath, expected: &Value) -> Result<bool> {
         each!(self, store => store.delete_if(key, expected).await)
+    }
+
+    async fn replace(&self, key: &KeyPath, expected: &Value, value: &Value, lease: Option<&Lease>) -> Result<bool> {
+        each!(self, store => store.replace(key, expected, value, lease).await)
     }
 
     async fn list(&self, folder: &str) -> Result<Vec<(KeyPath, Value)>> {

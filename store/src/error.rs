@@ -30,7 +30,7 @@ pub enum Error {
     Connect { endpoint: String, source: etcd_client::Error },
 
     /// A request to etcd failed.
-    #[error("{step} {key} (etcd {endpoint}): {source}")]
+    #[error("{step}{}{key} (etcd {endpoint}): {source}", if key.is_empty() { "" } else { " " })]
     Etcd { step: &'static str, key: String, endpoint: String, source: etcd_client::Error },
 
     /// The revision a watch was to start from was compacted away: list again.

@@ -17,6 +17,7 @@ on_both_stores!(
     create_only_when_absent,
     racing_creates_have_one_winner,
     delete_if_only_while_it_holds_the_value,
+    replace_only_while_it_holds_the_value,
     list_gives_one_folder,
     a_kept_lease_outlives_its_ttl_then_expires,
 );
@@ -68,6 +69,24 @@ async fn values_round_trip(bench: Bench) {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// A compare-and-swap: someone else's value stays, and a replaced key is never absent
+/// (a lease moves to a new store lease without the key going away).
+async fn replace_only_while_it_holds_the_value(bench: Bench) {
+    let (store, other) = (&*bench.store, bench.other());
+    let name = key("subnets/10.244.6.0-24");
+    assert!(!store.replace(&name, &value(&name, "old"), &value(&name, "new"), None).await.unwrap(), "absent");
+    assert_eq!(get(store, name.as_str()).await, None, "replace never creates");
+    put(store, name.as_str(), "old").await;
+    assert!(!store.replace(&name, &value(&name, "other"), &value(&name, "new"), None).await.unwrap());
+    assert_eq!(get(store, name.as_str()).await.as_deref(), Some("old"));
+    let lease = store.grant(Duration::from_secs(30)).await.unwrap();
+    assert!(store.replace(&name, &value(&name, "old"), &value(&name, "new"), Some(&lease)).await.unwrap());
+    assert_eq!(get(&other, name.as_str()).await.as_deref(), Some("new"));
+    store.keep_alive(&lease).await.unwrap();
+    assert!(!other.replace(&name, &value(&name, "old"), &value(&name, "theirs"), None).await.unwrap());
+    assert_eq!(get(store, name.as_str()).await.as_deref(), Some("new"));
 }
 
 async fn create_only_when_absent(bench: Bench) {

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod flannel;
 pub mod overlay;
 pub mod podman;
 

@@ -204,6 +204,25 @@ impl Store for DirStore {
         Ok(holds)
     }
 
+    async fn replace(&self, key: &KeyPath, expected: &Value, value: &Value, lease: Option<&Lease>) -> Result<bool> {
+        let Some((folder, name)) = self.place(key, false)? else { return Ok(false) };
+        let holds = match folder.read(name, READ_LIMIT) {
+            Ok(Contents::Bytes(bytes)) => decode(key.as_str(), &bytes).ok().flatten().is_some_and(|s| {
+                s.value.trimmed() == expected.trimmed() && s.expires.is_none_or(|at| at > SystemTime::now())
+            }),
+            _ => false,
+        };
+        if !holds {
+            return Ok(false);
+        }
+        // Renamed over the key, which never looks absent to a reader. A change another
+        // writer makes between the look and the rename is lost: the window create's
+        // fallback has too; writers of leases only create, over expired values only.
+        folder.write(name, &encode(key, value, lease)?)?;
+        self.remember(key, value, lease);
+        Ok(true)
+    }
+
     async fn list(&self, folder: &str) -> Result<Vec<(KeyPath, Value)>> {
         Ok(watch::scan_folder(&self.root, folder)?
             .values

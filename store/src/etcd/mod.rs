@@ -270,6 +270,33 @@ impl Store for EtcdStore {
         .map(|response| response.succeeded())
     }
 
+    async fn replace(&self, key: &KeyPath, expected: &Value, value: &Value, lease: Option<&Lease>) -> Result<bool> {
+        let full = self.full(key);
+        // Compared and written in one transaction; a retry after a lost answer finds
+        // our own value under our own lease, and that is a success.
+        let put = TxnOp::put(full.clone(), value.as_str(), lease.map(|l| PutOptions::new().with_lease(l.id)));
+        let txn = Txn::new()
+            .when([Compare::value(full.clone(), CompareOp::Equal, expected.as_str())])
+            .and_then([put])
+            .or_else([TxnOp::get(full.clone(), None)]);
+        let response = self
+            .with_client("replace", &full, |mut client| {
+                let txn = txn.clone();
+                async move { client.txn(txn).await }
+            })
+            .await?;
+        if response.succeeded() {
+            return Ok(true);
+        }
+        Ok(response.op_responses().into_iter().any(|answer| match answer {
+            etcd_client::TxnOpResponse::Get(found) => found
+                .kvs()
+                .first()
+                .is_some_and(|kv| kv.value() == value.as_str().as_bytes() && lease.is_none_or(|l| kv.lease() == l.id)),
+            _ => false,
+        }))
+    }
+
     async fn list(&self, folder: &str) -> Result<Vec<(KeyPath, Value)>> {
         let range = follow::Range::new(&self.prefix, &[folder]);
         // A list starts over on each member.

@@ -97,6 +97,16 @@ impl Kernel {
         Ok(self.link(name)?.filter(ours).and_then(|l| l.mac).map(Mac::from_octets))
     }
 
+    /// Refused when a link called `name` exists that the daemon did not make.
+    pub fn check_free(&self, name: &str) -> Result<(), String> {
+        match self.link(name)? {
+            Some(link) if !ours(&link) => {
+                Err(format!("{name} exists and was not made by vxlan-agent node; refused (remove it or pick --device)"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Make the device as `spec` says, or bring an existing one of the daemon's in
     /// line (made again when its VXLAN parameters differ). Someone else's link of the
     /// same name is refused.

@@ -68,14 +68,20 @@ pub async fn acquire(
         let candidates = match choice {
             Choice::Full => return Err(LeaseError::Full(config.network)),
             Choice::Keep(subnet) => {
+                // Moved to a fresh store lease by compare-and-swap: the key never goes
+                // away, so the other nodes never see this node's routes withdrawn.
+                // Someone else's newer value stays, and the next round looks again.
                 let key = subnet.key();
-                // Someone else's newer value stays; the next round looks again.
-                if let Some(old) = store.get(&key).await? {
-                    if !store.delete_if(&key, &old).await? {
-                        continue;
-                    }
+                let value = attrs.to_value(&key);
+                let lease = store.grant(ttl).await?;
+                let taken = match store.get(&key).await? {
+                    Some(old) => store.replace(&key, &old, &value, Some(&lease)).await?,
+                    None => store.create(&key, &value, Some(&lease)).await?,
+                };
+                if taken {
+                    return Ok(Held { subnet, lease, value });
                 }
-                vec![subnet]
+                continue;
             }
             Choice::Try(order) => order,
         };

@@ -71,6 +71,10 @@ struct Node<S> {
     /// changes are planned against it; anything that may have changed the kernel
     /// behind the daemon's back (a notification, a resync, a failed change) drops it.
     installed: Option<(plan::Entries, std::collections::BTreeSet<plan::Slot>)>,
+    /// The subnet last held, tried first when a lease is taken again.
+    last_subnet: Option<Subnet>,
+    /// Renewals failing since: reported once, and once more when they work again.
+    renewal_failing: bool,
 }
 
 /// Run until `shutdown` completes. Leases, routes and the subnet file stay (a restart
@@ -102,6 +106,8 @@ pub async fn run<S: Store>(store: S, options: Options, shutdown: impl Future<Out
         status: NodeStatus { pid: std::process::id(), ..NodeStatus::default() },
         full: true,
         installed: None,
+        last_subnet: None,
+        renewal_failing: false,
     };
     node.status.public_ip = node.options.public_ip.to_string();
     tokio::pin!(shutdown);
@@ -174,21 +180,28 @@ impl<S: Store> Node<S> {
     async fn renew(&mut self) {
         let Some(held) = &self.held else { return };
         match self.store.keep_alive(&held.lease).await {
-            Ok(()) => {}
+            Ok(()) => {
+                if std::mem::take(&mut self.renewal_failing) {
+                    tracing::info!("lease of {} renewed again", held.subnet);
+                }
+            }
             Err(netlab_store::Error::LeaseExpired(_)) => {
                 tracing::warn!("lease of {} expired; taking a subnet again", held.subnet);
                 self.lose_lease();
             }
             Err(problem) => {
                 self.status.counters.renewal_errors += 1;
-                tracing::warn!("renew lease of {}: {problem}; retrying, routes kept", held.subnet);
+                if !std::mem::replace(&mut self.renewal_failing, true) {
+                    tracing::warn!("renew lease of {}: {problem}; retrying, routes kept", held.subnet);
+                }
             }
         }
     }
 
     /// No CNI ADD may use a subnet the node no longer holds.
     fn lose_lease(&mut self) {
-        self.held = None;
+        self.last_subnet = self.held.take().map(|held| held.subnet).or(self.last_subnet);
+        self.renewal_failing = false;
         self.status.subnet = None;
         self.status.counters.leases_lost += 1;
         if let Err(problem) = subnet_file::remove(&self.options.subnet_file) {
@@ -213,11 +226,23 @@ impl<S: Store> Node<S> {
                 return self.report(format!("no network config at {}; waiting (vxlan-agent network set)", config_key()))
             }
         };
-        if let Some(held) = &self.held {
-            let now = self.known.get(&held.key());
-            if !lease::still_ours(held, now) {
-                tracing::warn!("lease of {} is gone from the store or taken; taking a subnet again", held.subnet);
-                self.lose_lease();
+        if let Some(held) = self.held.clone() {
+            // The watch can lag behind the daemon's own writes (an event from before
+            // the lease was taken): the store itself is asked before letting go.
+            if !lease::still_ours(&held, self.known.get(&held.key())) {
+                match self.store.get(&held.key()).await {
+                    Ok(now) if lease::still_ours(&held, now.as_ref()) => {
+                        self.known.insert(held.key(), held.value.clone());
+                    }
+                    Ok(_) => {
+                        tracing::warn!(
+                            "lease of {} is gone from the store or taken; taking a subnet again",
+                            held.subnet
+                        );
+                        self.lose_lease();
+                    }
+                    Err(problem) => return self.report(format!("check lease of {}: {problem}; retrying", held.subnet)),
+                }
             }
         }
         if self.serving.as_ref() != Some(&config) {
@@ -236,10 +261,15 @@ impl<S: Store> Node<S> {
     async fn reconfigure(&mut self, config: &NetworkConfig) {
         if let Some(held) = self.held.take() {
             let announced_vni = LeaseAttrs::parse(&held.key(), &held.value).map(|a| a.vni).ok();
-            if config.offers(&held.subnet) && announced_vni == Some(config.vni) {
+            if !config.offers(&held.subnet) {
+                if let Err(problem) = lease::release(&*self.store, &held).await {
+                    tracing::warn!("give back {}: {problem}", held.subnet);
+                }
+            } else if announced_vni == Some(config.vni) {
                 self.held = Some(held);
-            } else if let Err(problem) = lease::release(&*self.store, &held).await {
-                tracing::warn!("give back {}: {problem}", held.subnet);
+            } else {
+                // Taken again in place (compare-and-swap), announcing the new VNI.
+                self.last_subnet = Some(held.subnet);
             }
         }
         if let Some((name, _)) = self.device.take() {
@@ -273,6 +303,9 @@ impl<S: Store> Node<S> {
     /// The lease (taken if not held), the device, the subnet file and masquerading.
     async fn serve_fully(&mut self, config: &NetworkConfig) -> Result<(Held, u32), String> {
         let name = self.device_name(config);
+        // A link of that name made by someone else: no lease either, or the other
+        // nodes would route this subnet into a node that cannot serve it.
+        self.kernel.check_free(&name)?;
         let underlay = self.kernel.underlay(self.options.public_ip, self.options.iface.as_deref())?;
         let mac =
             self.kernel.existing_mac(&name)?.unwrap_or_else(|| plan::vtep_mac(self.options.public_ip, config.vni));
@@ -280,7 +313,8 @@ impl<S: Store> Node<S> {
             Some(held) => held.clone(),
             None => {
                 let attrs = LeaseAttrs { public_ip: self.options.public_ip, vni: config.vni, vtep_mac: mac };
-                let previous = subnet_file::read(&self.options.subnet_file).map(|env| env.subnet);
+                let previous =
+                    self.last_subnet.or_else(|| subnet_file::read(&self.options.subnet_file).map(|env| env.subnet));
                 let held = lease::acquire(&*self.store, config, attrs, previous, self.options.ttl)
                     .await
                     .map_err(|e| format!("take a lease: {e}; retrying"))?;
