@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use crate::apply::Executor;
 use crate::model::{LabName, Topology};
 use crate::observe::{observe, Scope};
-use crate::plan::{plan, Change, Desired, History, Observed, ObservedNamespace, Plan};
+use crate::plan::{plan, resolve, Change, Desired, History, Observed, ObservedNamespace, Plan};
 use crate::progress::Progress;
 use crate::record::{lock, Record};
 
@@ -30,8 +30,9 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
     let _lock = lock(lab)?;
     let mut record = Record::load(lab)?.unwrap_or_else(|| Record::new(lab.clone()));
     let history = record.history();
-    let desired = &topology.namespaces;
-    let observed = observe_for(lab, desired, &record, &history).await?;
+    let observed = observe_for(lab, &topology.namespaces, &record, &history).await?;
+    // The file completed with the facts of the devices it names but does not create.
+    let desired = &resolve(&topology.namespaces, &observed)?;
     let plan = plan(desired, &observed, &history).map_err(conflicts)?;
     if dry_run {
         return Ok(Applied { plan, elapsed: started.elapsed() });
@@ -156,13 +157,14 @@ fn not_foreign(mut observed: Observed) -> Observed {
     observed
 }
 
-/// Plan against the kernel without changing anything (for status and plan).
+/// Plan against the kernel without changing anything (for status).
 pub async fn drift(topology: &Topology) -> Result<Plan> {
     let lab = &topology.name;
     let record = Record::load(lab)?.unwrap_or_else(|| Record::new(lab.clone()));
     let history = record.history();
     let observed = observe_for(lab, &topology.namespaces, &record, &history).await?;
-    plan(&topology.namespaces, &observed, &history).map_err(conflicts)
+    let desired = resolve(&topology.namespaces, &observed)?;
+    plan(&desired, &observed, &history).map_err(conflicts)
 }
 
 /// Counts of a plan's changes by kind of action, for summaries.

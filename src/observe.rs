@@ -13,7 +13,7 @@ use netns::{blocking, Netlink};
 
 use crate::model::{FdbSpec, IfName, LabName, Mac, NeighbourSpec, Place, RouteSpec, SysctlKey};
 use crate::ownership;
-use crate::plan::{Desired, NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace};
+use crate::plan::{Desired, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace};
 
 /// What to look at: the namespaces of the file and of the record.
 pub struct Scope {
@@ -27,6 +27,8 @@ pub struct Scope {
     /// Namespaces and host links an interrupted run may have left without their mark.
     pub adoptable: Desired,
     pub sysctls: BTreeMap<Place, BTreeSet<SysctlKey>>,
+    /// Devices the file names but netlab does not create: their facts are read.
+    pub existing: BTreeMap<Place, BTreeSet<IfName>>,
 }
 
 impl Scope {
@@ -44,7 +46,12 @@ impl Scope {
             .filter(|(_, spec)| !spec.neighbours.is_empty() || !spec.fdb.is_empty())
             .map(|(p, _)| p.clone())
             .collect();
-        Scope { places, nat, forwarding, entries, adoptable: pending.cloned().unwrap_or_default(), sysctls }
+        let existing = desired
+            .iter()
+            .filter(|(_, spec)| !spec.existing.is_empty())
+            .map(|(place, spec)| (place.clone(), spec.existing.clone()))
+            .collect();
+        Scope { places, nat, forwarding, entries, adoptable: pending.cloned().unwrap_or_default(), sysctls, existing }
     }
 
     pub fn with_originals(mut self, originals: &BTreeMap<Place, BTreeMap<SysctlKey, String>>) -> Scope {
@@ -114,7 +121,8 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
         match namespace_owner(&place, &dump, &mark, scope.adoptable.contains_key(&place)) {
             Owner::Lab => {
                 let adoptable = scope.adoptable.get(&place);
-                let state = dump.into_state(&place, &mark, group, adoptable, sysctls);
+                let existing = scope.existing.get(&place);
+                let state = dump.into_state(&place, &mark, group, adoptable, existing, sysctls);
                 observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
             }
             Owner::HalfMade => {
@@ -191,6 +199,7 @@ impl Dump {
         mark: &str,
         group: u32,
         adoptable: Option<&crate::model::NamespaceSpec>,
+        existing: Option<&BTreeSet<IfName>>,
         sysctls: BTreeMap<SysctlKey, Option<String>>,
     ) -> NamespaceState {
         let names: HashMap<u32, &str> = self.links.iter().map(|l| (l.index, l.name.as_str())).collect();
@@ -199,6 +208,18 @@ impl Dump {
             addresses.entry(address.index).or_default().insert(address.network);
         }
         let mut state = NamespaceState { sysctls, ..NamespaceState::default() };
+        // Devices the file names but netlab does not create: read, never owned.
+        for link in &self.links {
+            let Some(name) = existing.and_then(|names| names.iter().find(|n| n.as_str() == link.name)) else {
+                continue;
+            };
+            let facts = ObservedExisting {
+                mtu: link.mtu,
+                addresses: addresses.get(&link.index).cloned().unwrap_or_default(),
+                ours: link.alias.as_deref() == Some(mark),
+            };
+            state.existing.insert(name.clone(), facts);
+        }
         for link in &self.links {
             let marked = link.alias.as_deref() == Some(mark);
             let loopback = *place != Place::Host && link.name == "lo";

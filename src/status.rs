@@ -67,6 +67,10 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
                 ));
             }
         }
+        // Checked when the plan was made (it fails otherwise), and never changed.
+        for name in &spec.existing {
+            report.push(entry(format!("existing device {name} in {place}"), State::Ok, None));
+        }
         for route in &spec.routes {
             let missing = changes
                 .iter()

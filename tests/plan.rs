@@ -6,7 +6,8 @@ use std::path::Path;
 
 use netlab::model::{parse, Endpoint, LinkKind, Place, Topology};
 use netlab::plan::{
-    plan, Desired, History, NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace, Plan,
+    plan, resolve, Desired, History, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink,
+    ObservedNamespace, Plan,
 };
 use netlab::status::{status, State};
 
@@ -267,4 +268,138 @@ fn forward_accepts_only_where_the_policy_drops_and_the_nat_table_only_when_it_di
             "+ iptables FORWARD rule in host: accept forwarding to 198.51.100.0/24",
         ]
     );
+}
+
+/// The host as a VM with its own card: `eth1` (not netlab's) with `mtu` and `addresses`.
+fn with_card(mut observed: Observed, mtu: u32, addresses: &[&str]) -> Observed {
+    let card = ObservedExisting { mtu, addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(), ours: false };
+    let host = observed.namespaces.entry(Place::Host).or_insert_with(|| ObservedNamespace::Owned(Default::default()));
+    if let ObservedNamespace::Owned(state) = host {
+        state.foreign_links.insert("eth1".into());
+        state.existing.insert("eth1".parse().unwrap(), card);
+    }
+    observed
+}
+
+fn resolve_errors(desired: &Desired, observed: &Observed) -> Vec<String> {
+    resolve(desired, observed).unwrap_err().0.iter().map(ToString::to_string).collect()
+}
+
+/// host1's half of part 6 on a VM whose eth1 has 192.168.104.2/24: the overlay takes
+/// eth1's MTU less 50, the VXLAN device is made over eth1, and nothing else touches it;
+/// once applied, nothing changes and status is all ok.
+#[test]
+fn a_half_file_plans_its_overlay_over_the_existing_card() {
+    let lab = load("vm/host1-static.yaml");
+    let observed = with_card(Observed::default(), 1500, &["192.168.104.2/24"]);
+    let desired = resolve(&lab.namespaces, &observed).unwrap();
+    let first = plan(&desired, &observed, &History::default()).unwrap();
+    assert_eq!(
+        lines(&first),
+        [
+            "+ namespace ct1",
+            "+ namespace ov1",
+            "+ bridge ov1:br0",
+            "+ veth ct1:eth0 mtu 1450 mac 02:42:c0:a8:00:02 <-> ov1:veth-ct1 mtu 1450 master br0",
+            "+ vxlan ov1:vxlan1 vni 42 dstport 4789 local 192.168.104.2 dev eth1 mtu 1450 master br0",
+            "+ address 11.11.11.2/24 on ct1:eth0",
+            "+ address 11.11.11.1/24 on ov1:br0",
+            "~ neighbour 11.11.11.3 lladdr 02:42:c0:a8:00:03 on ov1:vxlan1",
+            "~ fdb 02:42:c0:a8:00:03 dst 192.168.104.3 on ov1:vxlan1",
+        ]
+    );
+    assert!(!lines(&first).iter().any(|l| l.contains(" eth1") && !l.contains("dev eth1")), "eth1 is never changed");
+
+    let history = history_of(&desired);
+    let observed = with_card(applied(&desired), 1500, &["192.168.104.2/24"]);
+    let again = plan(&resolve(&lab.namespaces, &observed).unwrap(), &observed, &history).unwrap();
+    assert_eq!(lines(&again), Vec::<String>::new());
+    let report = status(&desired, &again);
+    assert!(report.iter().all(|o| o.state == State::Ok), "{report:?}");
+    assert!(report.iter().any(|o| o.object == "existing device eth1 in host"), "{report:?}");
+
+    // Destroy removes the lab's namespaces and never names eth1.
+    let destroy = plan(&Desired::new(), &observed, &history).unwrap();
+    assert_eq!(lines(&destroy), ["- namespace ct1", "- namespace ov1"]);
+}
+
+/// The overlay follows the card: a jumbo-frame card over IPv6 gives 9000 - 70, spread
+/// over the bridge and the container's far end; a card whose MTU changed later is
+/// followed by the next plan (the device and the ports are set, not made again).
+#[test]
+fn the_overlay_mtu_follows_the_existing_cards() {
+    let source = std::fs::read_to_string("topologies/vm/host1-static.yaml").unwrap();
+    let v6 = source.replace("local: 192.168.104.2", "local: 'fd00::2'").replace("dst: 192.168.104.3", "dst: 'fd00::3'");
+    let lab = parse("v6.yaml", &v6).unwrap();
+    let observed = with_card(Observed::default(), 9000, &["fd00::2/64"]);
+    let desired = resolve(&lab.namespaces, &observed).unwrap();
+    let mtu = |node: &str, name: &str| desired[&node.parse::<Place>().unwrap()].links[&name.parse().unwrap()].mtu;
+    assert_eq!([mtu("ov1", "vxlan1"), mtu("ov1", "veth-ct1"), mtu("ct1", "eth0")], [Some(8930); 3]);
+    assert_eq!(mtu("ov1", "br0"), None, "the bridge follows its ports");
+
+    let lab = load("vm/host1-static.yaml");
+    let before = resolve(&lab.namespaces, &with_card(Observed::default(), 1500, &["192.168.104.2/24"])).unwrap();
+    let observed = with_card(applied(&before), 1400, &["192.168.104.2/24"]);
+    let after = resolve(&lab.namespaces, &observed).unwrap();
+    assert_eq!(
+        lines(&plan(&after, &observed, &history_of(&before)).unwrap()),
+        ["~ link ct1:eth0: mtu 1350", "~ link ov1:veth-ct1: mtu 1350", "~ link ov1:vxlan1: mtu 1350"]
+    );
+}
+
+/// What validation could not check fails at plan time, every problem at once, naming
+/// the existing device: it is missing, the VTEP address is not its, an MTU the file
+/// sets is larger than it carries, a route's gateway is off its subnets, or it is a
+/// link this lab made.
+#[test]
+fn plan_time_errors_name_the_existing_device() {
+    let lab = load("vm/host1-static.yaml");
+    assert_eq!(resolve_errors(&lab.namespaces, &Observed::default()), ["existing device `eth1` in host: no such link"]);
+
+    let elsewhere = with_card(Observed::default(), 1500, &["192.168.104.9/24"]);
+    assert_eq!(
+        resolve_errors(&lab.namespaces, &elsewhere),
+        ["VTEP address 192.168.104.2 of `ov1:vxlan1` is not an address of existing device `eth1` in host (it has 192.168.104.9/24)"]
+    );
+    let bare = with_card(Observed::default(), 1500, &[]);
+    assert!(resolve_errors(&lab.namespaces, &bare)[0].ends_with("(it has no address)"));
+
+    let source = std::fs::read_to_string("topologies/vm/host1-static.yaml").unwrap();
+    let sized = source
+        .replace("learning: true, bridge: br0}", "learning: true, bridge: br0, mtu: 1450}")
+        .replace("mac: '02:42:c0:a8:00:02'}", "mac: '02:42:c0:a8:00:02', mtu: 1500}");
+    let sized = parse("sized.yaml", &sized).unwrap();
+    let small = with_card(Observed::default(), 1400, &["192.168.104.2/24"]);
+    assert_eq!(
+        resolve_errors(&sized.namespaces, &small),
+        ["mtu 1450 of `ov1:vxlan1` is larger than 1350 carries over existing device `eth1` in host (its mtu 1400 less 50)"]
+    );
+    let fits = with_card(Observed::default(), 1500, &["192.168.104.2/24"]);
+    assert_eq!(
+        resolve_errors(&sized.namespaces, &fits),
+        ["mtu 1500 of `ct1:eth0` is larger than the overlay carries (1450 through `ov1:vxlan1` over existing device `eth1` in host): packets would be lost"]
+    );
+
+    let routed =
+        parse("routed.yaml", "name: x\nhost:\n  routes:\n    - {to: 10.0.0.0/8, via: 10.1.0.1, dev: eth1}\n").unwrap();
+    assert_eq!(
+        resolve_errors(&routed.namespaces, &fits),
+        ["gateway 10.1.0.1 of route `10.0.0.0/8 via 10.1.0.1 dev eth1` in host is not on any subnet of existing device `eth1` (it has 192.168.104.2/24)"]
+    );
+    let on_subnet = with_card(Observed::default(), 1500, &["10.1.0.2/16"]);
+    assert!(resolve(&routed.namespaces, &on_subnet).is_ok());
+
+    let mut ours = fits.clone();
+    if let Some(ObservedNamespace::Owned(host)) = ours.namespaces.get_mut(&Place::Host) {
+        host.existing.get_mut(&"eth1".parse().unwrap()).unwrap().ours = true;
+    }
+    assert!(resolve_errors(&lab.namespaces, &ours)[0]
+        .starts_with("existing device `eth1` in host: it is a link this lab made"));
+
+    // All at once, as one error; a single one without a heading.
+    let elsewhere_and_small = with_card(Observed::default(), 1400, &["192.168.104.9/24"]);
+    let all = resolve(&sized.namespaces, &elsewhere_and_small).unwrap_err();
+    assert_eq!(all.0.len(), 2, "{all}");
+    assert!(all.to_string().starts_with("existing devices do not fit the file:\n  VTEP address"), "{all}");
+    assert_eq!(resolve(&sized.namespaces, &small).unwrap_err().to_string().lines().count(), 1);
 }

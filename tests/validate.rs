@@ -19,6 +19,13 @@ const BASE_NOVTEP: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {
 const BASE_BIGMTU: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0, mtu: 1480}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
 const BASE_CLASH: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0}\n      vx2: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
 
+/// A VXLAN device over an undeclared `eth1` of a node: an error (only the host has
+/// existing devices).
+const EXISTING_IN_NODE: &str =
+    "name: x\nnodes:\n  A: {}\n  ov:\n    vxlans:\n      vx: {vni: 42, underlay: A, dev: eth1, local: 192.168.104.2}\n";
+/// Two VXLAN devices over the host's existing eth1 with the same VNI, port and local.
+const EXISTING_CLASH: &str = "name: x\nnodes:\n  ov:\n    bridges: {br0: {}}\n    vxlans:\n      vx: {vni: 42, underlay: host, dev: eth1, local: 192.168.104.2, bridge: br0}\n  ov2:\n    vxlans:\n      vx: {vni: 42, underlay: host, dev: eth1, local: 192.168.104.2}\n";
+
 /// (file, expected "line:column: message" fragments, in order)
 const BASE_STORE: &str = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\n  ov:\n    bridges:\n      br0: {}\n    vxlans:\n      vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0, store: 'STORE'}\n    interfaces:\n      p: {bridge: br0}\n  ct:\n    interfaces:\n      eth0: {addresses: [11.0.0.2/24]}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n  - endpoints: [ct:eth0, ov:p]\n";
 
@@ -124,6 +131,18 @@ const INVALID: &[(&str, &[&str])] = &[
         "name: x\nhost:\n  nat:\n    publish:\n      - {protocol: sctp, on: '192.0.2.1:80', to: '10.0.0.2:80'}\n",
         &["5:20: protocol `sctp` is not tcp or udp"],
     ),
+    // Existing devices are the host's only: in a namespace netlab creates, an undeclared
+    // name stays an error, as lower device and as a route's device.
+    (EXISTING_IN_NODE, &["6:39: no lower device `eth1` in A"]),
+    ("name: x\nnodes:\n  A:\n    routes:\n      - {to: 10.1.0.0/16, dev: eth1}\n", &["5:32: no interface `eth1` in A"]),
+    // A host interface declared (so netlab's own veth end) but linked nowhere says how to
+    // name an existing device instead.
+    (
+        "name: x\nhost:\n  interfaces:\n    eth1: {addresses: [192.168.104.2/24]}\n",
+        &["4:5: interface `eth1` is not an endpoint of any link; to use a host device netlab does not create, name it without declaring it"],
+    ),
+    // What needs no facts of the existing device is still checked at validation.
+    (EXISTING_CLASH, &["9:7: vni 42 on port 4789 from 192.168.104.2 is already `vx`'s in host"]),
 ];
 
 #[test]
@@ -265,10 +284,7 @@ fn store_tls_is_for_etcd_with_absolute_paths_and_cert_with_key() {
 /// Mutations of the lab files never panic: they parse or they are reported.
 #[test]
 fn no_input_panics() {
-    let mut sources = Vec::new();
-    for entry in std::fs::read_dir("topologies").unwrap() {
-        sources.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
-    }
+    let sources: Vec<String> = lab_files().iter().map(|path| std::fs::read_to_string(path).unwrap()).collect();
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         seed ^= seed << 13;
@@ -336,4 +352,93 @@ fn an_overlay_without_mtus_gets_the_right_ones() {
     assert_eq!(mtu("ov", "p"), Some(1450));
     assert_eq!(mtu("ct", "eth0"), Some(1450), "the far end of a veth on the overlay bridge");
     assert_eq!(mtu("h", "eth0"), None, "the underlay keeps its own");
+}
+
+/// Every lab file: topologies/ and its subfolders (the two-VM half-files in vm/).
+fn lab_files() -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    let mut folders = vec![std::path::PathBuf::from("topologies")];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn every_lab_file_is_valid() {
+    let files = lab_files();
+    assert!(files.iter().any(|f| f.starts_with("topologies/vm")), "{files:?}");
+    for file in files {
+        if let Err(e) = netlab::model::load(&file) {
+            panic!("{}: {e}", file.display());
+        }
+    }
+}
+
+/// The two-VM half-files name the VM's own card, eth1, without declaring it: it is
+/// accepted without the kernel, recorded as an existing device of the host, and what
+/// needs its facts (the VTEP address on it, the overlay's MTU) is left to plan time.
+#[test]
+fn the_half_files_name_the_vms_card_as_an_existing_device() {
+    for (file, overlay, container, local) in [
+        ("host1-static.yaml", "ov1", "ct1", "192.168.104.2"),
+        ("host2-static.yaml", "ov2", "ct2", "192.168.104.3"),
+        ("host1-dynamic.yaml", "ov1", "ct1", "192.168.104.2"),
+        ("host2-dynamic.yaml", "ov2", "ct2", "192.168.104.3"),
+        ("host1-etcd.yaml", "ov1", "ct1", "192.168.104.2"),
+        ("host2-etcd.yaml", "ov2", "ct2", "192.168.104.3"),
+    ] {
+        let lab = netlab::model::load(&std::path::Path::new("topologies/vm").join(file)).unwrap();
+        let host = &lab.namespaces[&Place::Host];
+        assert_eq!(host.existing.iter().map(ToString::to_string).collect::<Vec<_>>(), ["eth1"], "{file}");
+        assert!(host.links.is_empty(), "{file}: netlab makes nothing in the host");
+        let ov = &lab.namespaces[&overlay.parse::<Place>().unwrap()];
+        let vxlan1 = &ov.links[&"vxlan1".parse().unwrap()];
+        let LinkKind::Vxlan(spec) = &vxlan1.kind else { panic!("{file}: vxlan1 is {:?}", vxlan1.kind) };
+        assert_eq!(
+            (spec.underlay.clone(), spec.dev.to_string(), spec.local.to_string()),
+            (Place::Host, "eth1".into(), local.into())
+        );
+        assert_eq!(vxlan1.mtu, None, "{file}: the overlay's MTU waits for eth1's");
+        let eth0 = &lab.namespaces[&container.parse::<Place>().unwrap()].links[&"eth0".parse().unwrap()];
+        assert_eq!(eth0.mtu, None, "{file}");
+        assert_eq!(spec.store.is_some(), !file.contains("static"), "{file}");
+    }
+    // Publication does not depend on the lower device: the VTEP is `local`.
+    let lab = netlab::model::load(std::path::Path::new("topologies/vm/host2-etcd.yaml")).unwrap();
+    let attached: Vec<String> =
+        lab.attachments().iter().map(|a| format!("{} {:?} {} {}", a.interface, a.ips, a.vtep, a.store)).collect();
+    assert_eq!(attached, ["ct2:eth0 [11.11.11.3] 192.168.104.3 etcd://192.168.104.2:2379/netlab/vxlan"]);
+}
+
+/// A host route through an existing device: accepted, its gateway checked at plan time.
+#[test]
+fn a_host_route_may_go_through_an_existing_device() {
+    let yaml = "name: x\nhost:\n  routes:\n    - {to: 10.0.0.0/8, via: 192.168.104.1, dev: eth1}\n    - {to: 10.9.0.0/16, dev: eth2}\n";
+    let lab = parse("lab.yaml", yaml).unwrap();
+    let host = &lab.namespaces[&Place::Host];
+    assert_eq!(host.existing.iter().map(ToString::to_string).collect::<Vec<_>>(), ["eth1", "eth2"]);
+    let routes: Vec<String> = host.routes.iter().map(ToString::to_string).collect();
+    assert_eq!(routes, ["10.0.0.0/8 via 192.168.104.1 dev eth1", "10.9.0.0/16 dev eth2"]);
+    // Without `dev`, the gateway must still be on a subnet the file declares.
+    let errors = errors("name: x\nhost:\n  routes:\n    - {to: 10.0.0.0/8, via: 192.168.104.1}\n");
+    assert_eq!(errors, ["4:29: gateway `192.168.104.1` is not on any subnet of host"]);
+}
+
+/// A VXLAN device of the host itself (its underlay by default) over an existing card.
+#[test]
+fn a_vxlan_device_of_the_host_may_sit_on_an_existing_device() {
+    let yaml = "name: x\nhost:\n  vxlans:\n    vx0: {vni: 7, dev: eth1, local: 192.168.104.2}\n";
+    let lab = parse("lab.yaml", yaml).unwrap();
+    let host = &lab.namespaces[&Place::Host];
+    assert_eq!(host.existing.iter().map(ToString::to_string).collect::<Vec<_>>(), ["eth1"]);
+    assert!(matches!(&host.links[&"vx0".parse().unwrap()].kind, LinkKind::Vxlan(v) if v.underlay == Place::Host));
 }

@@ -2,6 +2,7 @@
 //! `Topology`. Pure: no kernel, no I/O beyond what the caller reads.
 
 pub mod diagnostic;
+pub mod mtu;
 
 pub mod names;
 pub mod raw;

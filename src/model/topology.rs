@@ -34,6 +34,11 @@ pub struct NamespaceSpec {
     pub neighbours: BTreeSet<NeighbourSpec>,
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub fdb: BTreeSet<FdbSpec>,
+    /// Devices the file names here without declaring them: devices netlab does not
+    /// create (the host's own cards, in the host only). Never changed, moved or deleted;
+    /// their facts (addresses, MTU) are checked at plan time (see `plan::existing`).
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub existing: BTreeSet<IfName>,
 }
 
 /// A static neighbour entry: `ip neigh replace IP lladdr MAC dev DEV nud permanent`.

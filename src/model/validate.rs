@@ -1,6 +1,9 @@
 //! Raw file -> `Topology`. Every rule reports at the offending value and validation
 //! goes on, so that a file's errors are all reported at once.
 
+mod existing;
+mod overlays;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
@@ -47,6 +50,9 @@ pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Diagnostic>> {
         namespaces.insert(place.clone(), v.finish_namespace(place, node, draft));
     }
     v.overlays(&mut namespaces);
+    if let Some(host) = namespaces.get_mut(&Place::Host) {
+        host.existing = std::mem::take(&mut v.existing);
+    }
     v.unique_macs(&namespaces);
     let checks = raw.checks.iter().filter_map(|check| v.check(check, &known, &namespaces)).collect();
 
@@ -81,6 +87,8 @@ struct Validator {
     vxlan_sites: Vec<VxlanSite>,
     /// Where each interface was declared.
     declared: HashMap<(Place, IfName), Location>,
+    /// Host devices the file names without declaring them (see `existing`).
+    existing: BTreeSet<IfName>,
 }
 
 struct VxlanSite {
@@ -429,7 +437,9 @@ impl Validator {
         }
         for (name, link) in draft.links.iter_mut() {
             if link.unlinked {
-                self.error(&link.at, format!("interface `{}` is not an endpoint of any link", place.qualify(name)));
+                let hint = if *place == Place::Host { existing::HINT } else { "" };
+                let message = format!("interface `{}` is not an endpoint of any link{hint}", place.qualify(name));
+                self.error(&link.at, message);
                 continue;
             }
             let Some(bridge_ref) = &link.bridge_ref else { continue };
@@ -460,7 +470,7 @@ impl Validator {
         let sysctls = self.sysctls(node);
         let nat = self.nat(place, node, &links);
         let (neighbours, fdb) = self.entries(place, node, &links);
-        let spec = NamespaceSpec { links, routes, sysctls, nat, neighbours, fdb };
+        let spec = NamespaceSpec { links, routes, sysctls, nat, neighbours, fdb, existing: BTreeSet::new() };
         if !spec.nat.is_empty() && !spec.forwards_ipv4() {
             let at = node.nat.as_ref().and_then(|n| {
                 n.masquerade.first().map(|m| m.from.referenced).or(n.publish.first().map(|p| p.on.referenced))
@@ -525,83 +535,6 @@ impl Validator {
             fdb.insert(FdbSpec { dev, mac, dst });
         }
         (neighbours, fdb)
-    }
-
-    /// Across namespaces: each VXLAN device's lower device and VTEP address exist in its
-    /// underlay, no two devices share VNI, port and local address there, and nothing on
-    /// its bridge (nor the far end of a veth on it) is larger than the overlay carries:
-    /// the lower device's MTU less 50 bytes of IPv4 encapsulation (70 for IPv6). Where
-    /// the file gives no MTU, that one is chosen.
-    fn overlays(&mut self, namespaces: &mut BTreeMap<Place, NamespaceSpec>) {
-        let sites = std::mem::take(&mut self.vxlan_sites);
-        let mut tunnels: BTreeMap<(Place, u32, u16, IpAddr), IfName> = BTreeMap::new();
-        for site in &sites {
-            let LinkKind::Vxlan(vxlan) = namespaces[&site.place].links[&site.name].kind.clone() else { continue };
-            let Some(underlay) = namespaces.get(&vxlan.underlay) else {
-                self.error(&site.at, format!("unknown underlay `{}`", vxlan.underlay));
-                continue;
-            };
-            let Some(lower) = underlay.links.get(&vxlan.dev) else {
-                self.error(&site.dev_at, format!("no lower device `{}` in {}", vxlan.dev, vxlan.underlay));
-                continue;
-            };
-            if !lower.addresses.iter().any(|a| a.ip() == vxlan.local) {
-                let lower_name = vxlan.underlay.qualify(&vxlan.dev);
-                self.error(&site.local_at, format!("VTEP address {} is not an address of {lower_name}", vxlan.local));
-            }
-            let key = (vxlan.underlay.clone(), vxlan.vni, vxlan.port, vxlan.local);
-            if let Some(other) = tunnels.insert(key, site.name.clone()) {
-                self.error(
-                    &site.at,
-                    format!(
-                        "vni {} on port {} from {} is already `{other}`'s in {}",
-                        vxlan.vni, vxlan.port, vxlan.local, vxlan.underlay
-                    ),
-                );
-            }
-            let overhead = if vxlan.local.is_ipv4() { 50 } else { 70 };
-            let carried = lower.mtu.unwrap_or(1500).saturating_sub(overhead);
-            let effective = match &site.mtu {
-                Some(mtu) if mtu.value > carried => {
-                    self.error(
-                        &mtu.referenced,
-                        format!(
-                            "mtu {} is larger than {} carries over {} (its mtu less {overhead})",
-                            mtu.value,
-                            carried,
-                            vxlan.underlay.qualify(&vxlan.dev)
-                        ),
-                    );
-                    continue;
-                }
-                Some(mtu) => mtu.value,
-                None => carried,
-            };
-            let here = namespaces.get_mut(&site.place).expect("known place");
-            here.links.get_mut(&site.name).expect("the device").mtu = Some(effective);
-            let Some(bridge) = here.links[&site.name].master.clone() else { continue };
-            // The bridge's ports, and the far ends of its veth ports.
-            let mut ends: Vec<Endpoint> = Vec::new();
-            for (name, link) in &here.links {
-                if link.master.as_ref() == Some(&bridge) && *name != site.name {
-                    ends.push(Endpoint { place: site.place.clone(), name: name.clone() });
-                    if let LinkKind::Veth { peer } = &link.kind {
-                        ends.push(peer.clone());
-                    }
-                }
-            }
-            for end in ends {
-                let link = namespaces.get_mut(&end.place).and_then(|ns| ns.links.get_mut(&end.name)).expect("declared");
-                match link.mtu {
-                    Some(mtu) if mtu > effective => {
-                        let at = self.declared.get(&(end.place.clone(), end.name.clone())).copied().unwrap_or(site.at);
-                        self.error(&at, format!("mtu {mtu} of `{end}` is larger than the overlay carries ({effective} through `{}`): packets would be lost", site.place.qualify(&site.name)));
-                    }
-                    Some(_) => {}
-                    None => link.mtu = Some(effective),
-                }
-            }
-        }
     }
 
     fn nat(&mut self, place: &Place, node: &RawNode, links: &BTreeMap<IfName, LinkSpec>) -> NatSpec {
@@ -735,9 +668,14 @@ impl Validator {
                 },
                 None => None,
             };
+            let mut existing = false;
             let dev = match &raw.dev {
                 Some(text) => match self.parse::<IfName>(text) {
                     Some(name) if links.contains_key(&name) => Some(name),
+                    Some(name) if self.existing(place, &name) => {
+                        existing = true;
+                        Some(name)
+                    }
                     Some(name) => {
                         self.error(&text.referenced, format!("no interface `{name}` in {place}"));
                         continue;
@@ -784,11 +722,13 @@ impl Validator {
                     );
                     continue;
                 }
-                let on_subnet = links
-                    .iter()
-                    .filter(|(name, _)| dev.as_ref().is_none_or(|d| d == *name))
-                    .flat_map(|(_, l)| l.addresses.iter())
-                    .any(|net| net.contains(gateway) && net.ip() != gateway);
+                // Through an existing device, its subnets are known at plan time only.
+                let on_subnet = existing
+                    || links
+                        .iter()
+                        .filter(|(name, _)| dev.as_ref().is_none_or(|d| d == *name))
+                        .flat_map(|(_, l)| l.addresses.iter())
+                        .any(|net| net.contains(gateway) && net.ip() != gateway);
                 if !on_subnet {
                     let at = raw.via.as_ref().expect("via given").referenced;
                     self.error(&at, format!("gateway `{gateway}` is not on any subnet of {place}"));

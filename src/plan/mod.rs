@@ -2,6 +2,7 @@
 //! inputs always give the same plan, so plans are golden-tested without root.
 
 mod change;
+mod existing;
 mod observed;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,7 +11,8 @@ use ipnetwork::IpNetwork;
 use serde::Serialize;
 
 pub use change::{Change, LinkSettings, LinkUpdate, Phase, VethEnd};
-pub use observed::{NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace};
+pub use existing::{resolve, ExistingError, ExistingErrors};
+pub use observed::{NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace};
 
 use crate::firewall;
 use crate::model::{Endpoint, IfName, LinkKind, LinkSpec, NamespaceSpec, Place, RouteSpec, SysctlKey};

@@ -46,6 +46,18 @@ pub struct NamespaceState {
     /// iptables' FORWARD chain of each variant present, where the lab forwards
     /// (empty: not looked at, or no iptables installed).
     pub forward: BTreeMap<Backend, Forward>,
+    /// The devices the file names here but netlab does not create, as they are (a name
+    /// the kernel does not have is absent). Only ever read, never changed.
+    pub existing: BTreeMap<IfName, ObservedExisting>,
+}
+
+/// What the checks of an existing device need: its MTU and addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedExisting {
+    pub mtu: u32,
+    pub addresses: BTreeSet<IpNetwork>,
+    /// It carries this lab's mark: the lab made it, and would delete it.
+    pub ours: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
