@@ -18,7 +18,7 @@ use std::process::Command;
 use std::sync::Mutex;
 
 /// The scenarios of vm/guest/, each with its test below.
-const SCENARIOS: &[&str] = &["smoke"];
+const SCENARIOS: &[&str] = &["smoke", "static", "dir", "etcd", "flannel"];
 
 /// One pair of VMs at a time: each takes a CPU for its qemu, and the machines running
 /// the suite may have two.
@@ -135,6 +135,55 @@ fn smoke() {
     assert!(output.contains("vm/run smoke: PASS"), "{output}");
 }
 
+/// The Debian package the demo scenarios install in the VMs, packed once from the
+/// binaries `cargo test --workspace` built (packaging/build-deb --no-build).
+fn package() {
+    static PACKED: std::sync::Once = std::sync::Once::new();
+    PACKED.call_once(|| {
+        let output =
+            Command::new(repo().join("packaging/build-deb")).arg("--no-build").output().expect("run build-deb");
+        assert!(output.status.success(), "packaging/build-deb: {}", String::from_utf8_lossy(&output.stderr));
+    });
+}
+
+/// A demo of the tutorial in the two VMs: provisioned as Vagrant would, the overlay
+/// pings the other VM's container, `netlab check` passes, teardown leaves eth1 as it was.
+fn demo(name: &str) {
+    package();
+    let Some(output) = scenario(name) else { return };
+    for host in ["host1", "host2"] {
+        let log = log_of(&output, host);
+        assert!(log.contains("installing netlab_"), "{host} did not install the package:\n{log}");
+        assert!(log.contains("3 packets transmitted, 3 received"), "{host}: the overlay lost pings:\n{log}");
+        if name != "flannel" {
+            assert!(log.contains(" passed, 0 failed"), "{host}: netlab check did not pass:\n{log}");
+        }
+        assert!(log.contains("eth1 as it was"), "{host}: eth1 changed:\n{log}");
+        assert!(log.contains(&format!("{name} passed")), "{host} did not finish:\n{log}");
+    }
+    assert!(output.contains(&format!("vm/run {name}: PASS")), "{output}");
+}
+
+#[test]
+fn static_overlay() {
+    demo("static");
+}
+
+#[test]
+fn dynamic_overlay_with_the_folder_store() {
+    demo("dir");
+}
+
+#[test]
+fn dynamic_overlay_with_etcd_on_host1() {
+    demo("etcd");
+}
+
+#[test]
+fn flannel_mode() {
+    demo("flannel");
+}
+
 /// Every vm/guest/NAME.sh has its test here (and every test its script).
 #[test]
 fn every_scenario_has_a_test() {
@@ -142,7 +191,8 @@ fn every_scenario_has_a_test() {
         .expect("read vm/guest")
         .flatten()
         .filter_map(|entry| entry.file_name().to_string_lossy().strip_suffix(".sh").map(str::to_string))
-        .filter(|name| name != "lib")
+        // Libraries the scenarios source, not scenarios.
+        .filter(|name| name != "lib" && name != "demo")
         .collect();
     found.sort();
     let mut listed: Vec<String> = SCENARIOS.iter().map(|s| s.to_string()).collect();

@@ -3,7 +3,10 @@
 #   NETLAB_HOST   host1 | host2
 #   NETLAB_DEMO   static | dynamic | flannel
 #   NETLAB_STORE  dir | etcd (dynamic and flannel)
-#   NETLAB_SHARED the folder both VMs share live (default /vagrant)
+#   NETLAB_SHARED the folder both VMs share live (default /vagrant): the folder store
+#   NETLAB_REPO   the repository: half-files, and the package in target/debian
+#                 (default: the shared folder, as Vagrant shares the repository)
+#   NETLAB_PACKAGE the package to install (default: the newest in NETLAB_REPO/target/debian)
 #   NETLAB_OFFLINE=1  the packages are there already: no apt-get (the CI VMs)
 # It installs netlab from the Debian package in $NETLAB_SHARED/target/debian (build it
 # on the host: packaging/build-deb --out target/debian), applies the host's half of the
@@ -15,6 +18,7 @@ host=${NETLAB_HOST:?NETLAB_HOST: host1 or host2}
 demo=${NETLAB_DEMO:-dynamic}
 store=${NETLAB_STORE:-dir}
 shared=${NETLAB_SHARED:-/vagrant}
+repo=${NETLAB_REPO:-$shared}
 case "$host" in host1) address=192.168.104.2 n=1 ;; host2) address=192.168.104.3 n=2 ;; *) echo "NETLAB_HOST=$host: host1 or host2" >&2; exit 2 ;; esac
 case "$demo" in static|dynamic|flannel) ;; *) echo "NETLAB_DEMO=$demo: static, dynamic or flannel" >&2; exit 2 ;; esac
 case "$store" in dir|etcd) ;; *) echo "NETLAB_STORE=$store: dir or etcd" >&2; exit 2 ;; esac
@@ -29,9 +33,9 @@ if [ "${NETLAB_OFFLINE:-0}" != 1 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${packages[@]}"
 fi
-package=$(ls -t "$shared"/target/debian/netlab_*.deb 2>/dev/null | head -1 || true)
-if [ -z "$package" ]; then
-  echo "provision $host: no netlab package in $shared/target/debian: run packaging/build-deb --out target/debian on the host first" >&2
+package=${NETLAB_PACKAGE:-$(ls -t "$repo"/target/debian/netlab_*.deb 2>/dev/null | head -1 || true)}
+if [ -z "$package" ] || [ ! -f "$package" ]; then
+  echo "provision $host: no netlab package in $repo/target/debian: run packaging/build-deb on the host first" >&2
   exit 1
 fi
 say "installing $(basename "$package")"
@@ -48,6 +52,12 @@ say "private network on $card ($address)"
 
 systemd_running() { [ -d /run/systemd/system ]; }
 
+# NAME's value in an environment file as systemd reads it (quotes around it dropped);
+# read, never sourced.
+env_value() {
+  sed -n "s/^$2=//p" "$1" | tail -1 | sed 's/^"\(.*\)"$/\1/'
+}
+
 # A unit of the package: enabled and started under systemd; elsewhere the same command
 # line the unit runs, in the background, with a pid file.
 start_unit() {
@@ -60,9 +70,9 @@ start_unit() {
   local -a command
   # As systemd does with $VARIABLE in ExecStart, the arguments are split on spaces.
   case "$unit" in
-    netlab@*) command=(netlab apply "/etc/netlab/${unit#netlab@}.yaml") ;;
-    vxlan-agent) . /etc/netlab/vxlan-agent.env; read -ra args <<<"$VXLAN_AGENT_ARGS"; command=(vxlan-agent run "${args[@]}") ;;
-    vxlan-agent-node) . /etc/netlab/node.env; read -ra args <<<"$NODE_ARGS"; command=(vxlan-agent node "${args[@]}") ;;
+    netlab@*) command=(/usr/bin/netlab apply "/etc/netlab/${unit#netlab@}.yaml") ;;
+    vxlan-agent) read -ra args <<<"$(env_value /etc/netlab/vxlan-agent.env VXLAN_AGENT_ARGS)"; command=(/usr/bin/vxlan-agent run "${args[@]}") ;;
+    vxlan-agent-node) read -ra args <<<"$(env_value /etc/netlab/node.env NODE_ARGS)"; command=(/usr/bin/vxlan-agent node "${args[@]}") ;;
   esac
   local name=${unit//@/-}
   nohup "${command[@]}" >"/var/log/$name.log" 2>&1 &
@@ -98,7 +108,7 @@ wait_for_etcd() {
 
 # The host's half of a demo, with its card's name if it is not eth1.
 install_half() {
-  sed "s/\\bdev: eth1\\b/dev: $card/" "$shared/topologies/vm/$host-$1.yaml" >/etc/netlab/overlay.yaml
+  sed "s/\\bdev: eth1\\b/dev: $card/" "$repo/topologies/vm/$host-$1.yaml" >/etc/netlab/overlay.yaml
   start_unit netlab@overlay
   if ! systemd_running; then wait "$(cat /run/netlab-overlay.pid)"; fi
 }
@@ -113,20 +123,20 @@ fi
 case "$demo" in
   static)
     install_half static
-    say "part 6 (static): try ip netns exec ct$n ping 11.11.11.$((5 - n))"
+    say "part 6 (static): try ip netns exec ct$n ping 11.11.11.$((4 - n))"
     ;;
   dynamic)
     mkdir -p "$shared/overlaynet/storage"
     if [ "$store" = etcd ]; then install_half etcd; else install_half dynamic; fi
     # A shared folder's other writer is invisible to inotify: rescan every second.
-    echo "VXLAN_AGENT_ARGS=--netns ov$n --device vxlan1 --store $store_url --poll 1" >/etc/netlab/vxlan-agent.env
+    echo "VXLAN_AGENT_ARGS=\"--netns ov$n --device vxlan1 --store $store_url --poll 1\"" >/etc/netlab/vxlan-agent.env
     start_unit vxlan-agent
-    say "part 7 ($store store): try ip netns exec ct$n ping 11.11.11.$((5 - n))"
+    say "part 7 ($store store): try ip netns exec ct$n ping 11.11.11.$((4 - n))"
     ;;
   flannel)
     if [ "$store" = dir ]; then store_url=dir:$shared/overlaynet/flannel; mkdir -p "$shared/overlaynet/flannel"; fi
-    if [ "$host" = host1 ]; then vxlan-agent network set --store "$store_url" --network 10.244.0.0/16; fi
-    echo "NODE_ARGS=--store $store_url --public-ip $address --iface $card --poll 1" >/etc/netlab/node.env
+    if [ "$host" = host1 ]; then /usr/bin/vxlan-agent network set --store "$store_url" --network 10.244.0.0/16; fi
+    echo "NODE_ARGS=\"--store $store_url --public-ip $address --iface $card --poll 1\"" >/etc/netlab/node.env
     start_unit vxlan-agent-node
     for _ in $(seq 1 120); do [ -s /run/flannel/subnet.env ] && break; sleep 0.5; done
     [ -s /run/flannel/subnet.env ] || { echo "provision $host: no subnet lease after 60 s" >&2; exit 1; }
@@ -136,6 +146,7 @@ case "$demo" in
       CNI_COMMAND=ADD CNI_CONTAINERID=ct$n CNI_NETNS=/var/run/netns/ct$n CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
       /usr/lib/cni/netlab-cni)
     container=$(echo "$result" | sed -n 's/.*"address":"\([0-9.]*\)\/.*/\1/p')
+    mkdir -p "$shared/overlaynet"
     echo "$container" >"$shared/overlaynet/$host.container"
     say "flannel mode: $(grep FLANNEL_SUBNET /run/flannel/subnet.env); ct$n is $container; the other host's is in $shared/overlaynet/"
     ;;
