@@ -166,6 +166,8 @@ impl<S: Store> Node<S> {
                 if let Some(snapshot) = self.incoming.take() {
                     self.known = snapshot;
                     self.status.counters.store_snapshots += 1;
+                    // Continuity was lost: everything is looked at again, the kernel too.
+                    self.full = true;
                 }
                 self.synced = true;
             }
