@@ -30,6 +30,7 @@ pub async fn run_all(topology: &Topology, report: impl FnMut(&Outcome)) -> Vec<O
     run_each(&topology.checks, run, report).await
 }
 
+/// The order of `run_all`, apart from what a check does: run one, report it, go on.
 async fn run_each<'a, C: std::fmt::Display, F: std::future::Future<Output = Result<()>>>(
     checks: &'a [C],
     mut run: impl FnMut(&'a C) -> F,

@@ -42,6 +42,19 @@ fn a_closed_pipe_ends_netlab_quietly_without_a_kernel() {
     let mut help = Command::new(NETLAB);
     help.arg("--help");
     assert_quiet_end("--help", &with_closed_stdout(help));
+
+    // The same for a message to a closed stderr.
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let missing = Command::new(NETLAB)
+        .args(["validate", "/nonexistent/lab.yaml"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(writer))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.signal(), Some(Signal::SIGPIPE as i32), "{:?}", missing.status);
+    assert!(missing.stdout.is_empty(), "{}", text(&missing.stdout));
 }
 
 #[test]

@@ -29,7 +29,9 @@ impl Status {
         let plan = lab::drift(&topology).await?;
         let objects = status(&topology.namespaces, &plan);
         let in_sync = plan.is_empty();
-        let applied = in_sync || Record::load(&topology.name)?.is_some() || !creates_every_node(&topology, &plan);
+        // A record that cannot be read still says the lab was applied here.
+        let recorded = !matches!(Record::load(&topology.name), Ok(None));
+        let applied = in_sync || recorded || !creates_every_node(&topology, &plan);
         let code = if in_sync { ExitCode::SUCCESS } else { ExitCode::from(1) };
         if self.output == Output::Json {
             print_json(&json!({ "lab": topology.name, "applied": applied, "in_sync": in_sync, "objects": objects }))?;
