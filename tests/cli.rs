@@ -319,3 +319,26 @@ fn logs_are_in_colour_on_a_terminal_unless_no_color() {
     assert!(on_terminal("apply", None), "no colour on a terminal");
     assert!(!on_terminal("destroy", Some("1")), "colour despite NO_COLOR");
 }
+
+/// vxlan-agent on a terminal (a pty from `script`): its logs are in colour, and not
+/// with NO_COLOR set.
+#[test]
+fn agent_logs_honour_no_color_on_a_terminal() {
+    let sandbox = Sandbox::new();
+    let agent = support::agent_binary();
+    let coloured = |device: &str, no_color: &str| {
+        let command: Vec<String> =
+            [&agent, "run", "--device", device, "--store", "dir:/run/vxlan-agent/store"].map(String::from).into();
+        let _cleanup = KillOnDrop(command.clone());
+        let terminal = sandbox.spawn(
+            "",
+            "env",
+            &[&format!("NO_COLOR={no_color}"), "script", "-q", "-e", "-c", &command.join(" "), "/dev/null"],
+        );
+        // The line that says so is whole once "started" shows.
+        assert!(eventually(10.0, || terminal.output().contains("started")), "{}", terminal.output());
+        terminal.output().contains('\u{1b}')
+    };
+    assert!(coloured("vxlan8", ""), "no colour on a terminal");
+    assert!(!coloured("vxlan9", "1"), "colour despite NO_COLOR");
+}
