@@ -5,7 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -24,15 +24,28 @@ pub struct Outcome {
     pub detail: Option<String>,
 }
 
-pub async fn run_all(topology: &Topology) -> Vec<Outcome> {
+/// Run the checks one after the other, handing each outcome to `report` as soon as
+/// it is known; every check has released what it opened (sockets, processes) by then.
+pub async fn run_all(topology: &Topology, report: impl FnMut(&Outcome)) -> Vec<Outcome> {
+    run_each(&topology.checks, run, report).await
+}
+
+/// The order of `run_all`, apart from what a check does: run one, report it, go on.
+async fn run_each<'a, C: std::fmt::Display, F: std::future::Future<Output = Result<()>>>(
+    checks: &'a [C],
+    mut run: impl FnMut(&'a C) -> F,
+    mut report: impl FnMut(&Outcome),
+) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
-    for check in &topology.checks {
+    for check in checks {
         let result = run(check).await;
-        outcomes.push(Outcome {
+        let outcome = Outcome {
             check: check.to_string(),
             passed: result.is_ok(),
             detail: result.err().map(|e| crate::error_text(&e)),
-        });
+        };
+        report(&outcome);
+        outcomes.push(outcome);
     }
     outcomes
 }
@@ -70,9 +83,9 @@ async fn ping(from: &Place, to: IpAddr) -> Result<()> {
 }
 
 /// Connect from `from` to `to`; with a listener, also prove the connection reached it
-/// by an exchange of bytes.
+/// by an exchange of bytes. One thread does it all (the kernel completes the
+/// handshake before accept), so the sockets close on every way out of here.
 fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>) -> Result<()> {
-    let token = format!("netlab-{}", std::process::id());
     let listener = match &listen {
         Some((place, on)) => {
             let on = *on;
@@ -82,88 +95,89 @@ fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>) -> Res
         }
         None => None,
     };
-    let server = listener.map(|listener| {
-        let token = token.clone();
-        std::thread::spawn(move || -> Result<()> {
-            listener.set_nonblocking(true)?;
-            let deadline = Instant::now() + TIMEOUT;
-            let mut stream = loop {
-                match listener.accept() {
-                    Ok((stream, _)) => break stream,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    Err(e) => bail!("listener got no connection: {e}"),
-                }
-            };
-            stream.set_nonblocking(false)?;
-            stream.set_read_timeout(Some(TIMEOUT))?;
-            let mut got = vec![0u8; token.len()];
-            stream.read_exact(&mut got)?;
-            stream.write_all(&got)?;
-            Ok(())
-        })
-    });
-    let client = netns::thread::in_one(from.to_netns(), move |_| {
+    let mut client = netns::thread::in_one(from.to_netns(), move |_| {
         TcpStream::connect_timeout(&to, TIMEOUT).map_err(|e| netns::Error::io(format!("connect to {to}"), e))
-    });
-    let result = client.map_err(anyhow::Error::from).and_then(|mut stream| {
-        if server.is_some() {
-            stream.set_read_timeout(Some(TIMEOUT))?;
-            stream.write_all(token.as_bytes())?;
-            let mut echo = vec![0u8; token.len()];
-            stream.read_exact(&mut echo).context("read the listener's echo")?;
-            if echo != token.as_bytes() {
-                bail!("the listener answered something else");
-            }
-        }
-        Ok(())
-    });
-    if let Some(server) = server {
-        let served = server.join().map_err(|_| anyhow::anyhow!("listener thread panicked"))?;
-        result?;
-        return served;
+    })?;
+    let Some(listener) = listener else { return Ok(()) };
+    if !readable_within(&listener, TIMEOUT)? {
+        bail!("listener got no connection");
     }
-    result
+    let (mut served, _) = listener.accept().context("accept the connection")?;
+    served.set_read_timeout(Some(TIMEOUT))?;
+    client.set_read_timeout(Some(TIMEOUT))?;
+    let token = token();
+    client.write_all(token.as_bytes())?;
+    let mut got = vec![0u8; token.len()];
+    served.read_exact(&mut got).context("the listener got no bytes")?;
+    served.write_all(&got)?;
+    let mut echo = vec![0u8; token.len()];
+    client.read_exact(&mut echo).context("read the listener's echo")?;
+    if echo != token.as_bytes() {
+        bail!("the listener answered something else");
+    }
+    Ok(())
 }
 
 /// Send a datagram from `from` to `to` and wait for the echo of the listener netlab
-/// opened in `listen`: proof that the datagram arrived, and the reply came back.
+/// opened in `listen`: proof that the datagram arrived, and the reply came back. One
+/// thread holds both sockets, so the listener is closed when the check ends, pass or
+/// fail, and the next check may listen on the same port.
 fn udp(from: &Place, to: SocketAddr, (place, on): (Place, SocketAddr)) -> Result<()> {
-    let token = format!("netlab-{}", std::process::id());
     let listener = netns::thread::in_one(place.to_netns(), move |_| {
         UdpSocket::bind(on).map_err(|e| netns::Error::io(format!("listen on udp {on}"), e))
     })?;
-    listener.set_read_timeout(Some(TIMEOUT))?;
-    let server = std::thread::spawn(move || -> Result<()> {
-        let mut buffer = [0u8; 64];
-        let (length, sender) = listener.recv_from(&mut buffer).context("the listener got no datagram")?;
-        listener.send_to(&buffer[..length], sender)?;
-        Ok(())
-    });
     let client = netns::thread::in_one(from.to_netns(), move |_| {
         let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
         UdpSocket::bind(any).map_err(|e| netns::Error::io("open a udp socket", e))
     })?;
-    client.connect(to)?;
+    client.connect(to).with_context(|| format!("send to udp {to}"))?;
     // A few tries: the first datagram may wait for neighbour resolution.
     let tries = 3;
+    listener.set_read_timeout(Some(TIMEOUT / tries))?;
     client.set_read_timeout(Some(TIMEOUT / tries))?;
-    let mut echo = [0u8; 64];
-    let mut answered = None;
+    let token = token();
+    let (mut buffer, mut echo) = ([0u8; 64], [0u8; 64]);
+    let mut heard = false;
     for _ in 0..tries {
-        client.send(token.as_bytes())?;
-        if let Ok(length) = client.recv(&mut echo) {
-            answered = Some(length);
-            break;
+        client.send(token.as_bytes()).with_context(|| format!("send to udp {to}"))?;
+        match listener.recv_from(&mut buffer) {
+            Ok((length, sender)) => {
+                heard = true;
+                listener.send_to(&buffer[..length], sender).context("the listener's echo")?;
+            }
+            Err(e) if timed_out(&e) => continue,
+            Err(e) => return Err(e).context("the listener"),
+        }
+        match client.recv(&mut echo) {
+            Ok(length) if &echo[..length] == token.as_bytes() => return Ok(()),
+            Ok(_) => bail!("the listener answered something else"),
+            Err(e) if timed_out(&e) => continue,
+            Err(e) => return Err(e).with_context(|| format!("receive from udp {to}")),
         }
     }
-    let served = server.join().map_err(|_| anyhow::anyhow!("listener thread panicked"))?;
-    match answered {
-        Some(length) if &echo[..length] == token.as_bytes() => served,
-        Some(_) => bail!("the listener answered something else"),
-        None => served.and(Err(anyhow::anyhow!("no answer from udp {to}"))),
+    if heard {
+        bail!("no answer from udp {to}: the listener's echo did not come back");
     }
+    bail!("no answer from udp {to}: the listener got no datagram")
+}
+
+/// What a socket read with a timeout returns when the time is up.
+fn timed_out(error: &std::io::Error) -> bool {
+    matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+}
+
+/// Whether a connection is waiting on `listener` within `limit`.
+fn readable_within(listener: &TcpListener, limit: Duration) -> Result<bool> {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(listener.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let millis = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
+    let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)).context("wait for a connection")?;
+    Ok(ready > 0)
+}
+
+/// The bytes a check sends and expects back.
+fn token() -> String {
+    format!("netlab-{}", std::process::id())
 }
 
 /// A ping that must have gone through the VXLAN device (of the right VNI) and out of
@@ -210,4 +224,33 @@ async fn fdb(bridge: &Endpoint, learned: &[Endpoint]) -> Result<()> {
         bail!("not in the fdb of {bridge}: {}", missing.join(", "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn each_outcome_is_reported_before_the_next_check_runs() {
+        let log = RefCell::new(Vec::new());
+        let outcomes = run_each(
+            &["first", "second"],
+            |check| {
+                log.borrow_mut().push(format!("run {check}"));
+                let failing = *check == "second";
+                async move {
+                    if failing {
+                        bail!("no reply");
+                    }
+                    Ok(())
+                }
+            },
+            |outcome| log.borrow_mut().push(format!("report {} {}", outcome.check, outcome.passed)),
+        )
+        .await;
+        assert_eq!(log.into_inner(), ["run first", "report first true", "run second", "report second false"]);
+        assert_eq!(outcomes[1].detail.as_deref(), Some("no reply"));
+    }
 }

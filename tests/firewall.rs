@@ -99,7 +99,9 @@ fn the_accept_rules_are_what_lets_bridged_traffic_through() {
     }
     let failed = sandbox.netlab(&["check", &file]);
     assert_eq!(failed.status.code(), Some(1), "pings must fail without the accepts: {}", text(&failed.stdout));
-    let status = sandbox.netlab_ok(&["status", &file]);
+    let status = sandbox.netlab(&["status", &file]);
+    assert_eq!(status.status.code(), Some(1), "status exits 1 on drift");
+    let status = text(&status.stdout);
     assert!(
         status.contains("missing    iptables FORWARD rule in host: accept forwarding from 11.11.11.0/24"),
         "{status}"
@@ -124,7 +126,9 @@ fn the_masquerade_is_what_reaches_the_outside_and_drift_is_repaired() {
     sandbox.ok("nft", &["delete", "table", "ip", "netlab-nat"]);
     let failed = sandbox.netlab(&["check", &file]);
     assert!(text(&failed.stdout).contains("FAIL  ping from RED to 203.0.113.1"), "{}", text(&failed.stdout));
-    assert!(sandbox.netlab_ok(&["status", &file]).contains("differs    nat table in host"));
+    let status = sandbox.netlab(&["status", &file]);
+    assert_eq!(status.status.code(), Some(1), "status exits 1 on drift");
+    assert!(text(&status.stdout).contains("differs    nat table in host"));
     sandbox.netlab_ok(&["apply", &file]);
     assert!(sandbox.netlab_ok(&["check", &file]).contains("4 passed, 0 failed"));
 

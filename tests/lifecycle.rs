@@ -60,7 +60,9 @@ fn veth_pair_lab_lifecycle() {
     // Drift made by hand.
     sandbox.ok("ip", &["-n", "RED", "addr", "del", "11.11.11.2/24", "dev", "veth0"]);
     sandbox.ok("ip", &["-n", "BLUE", "link", "set", "veth1", "down"]);
-    let status = json(&sandbox.netlab_ok(&["status", &file, "--output", "json"]));
+    let drift = sandbox.netlab(&["status", &file, "--output", "json"]);
+    assert_eq!(drift.status.code(), Some(1), "status exits 1 on drift");
+    let status = json(&text(&drift.stdout));
     assert_eq!(status["in_sync"], false);
     let drifted: Vec<(String, String)> = status["objects"]
         .as_array()

@@ -137,7 +137,9 @@ fn routes_sysctls_and_ipv6_on_the_host_are_restored_by_destroy() {
 
     // A route deleted by hand is drift, repaired by apply.
     sandbox.ok("ip", &["-n", "RED", "route", "del", "default"]);
-    let status = sandbox.netlab_ok(&["status", &file]);
+    let status = sandbox.netlab(&["status", &file]);
+    assert_eq!(status.status.code(), Some(1), "status exits 1 on drift");
+    let status = text(&status.stdout);
     assert!(status.contains("missing    route default via 11.11.11.1 in RED"), "{status}");
     sandbox.netlab_ok(&["apply", &file]);
     assert!(sandbox.netlab_ok(&["check", &file]).contains("5 passed, 0 failed"));

@@ -5,6 +5,7 @@
 pub mod address;
 pub mod blocking;
 mod error;
+pub mod exec;
 pub mod link;
 pub mod mac;
 pub mod name;

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use netlab::check::Outcome;
 use serde_json::json;
 
 use super::{load, print_json, Output};
@@ -17,22 +18,31 @@ pub struct CheckCmd {
 impl CheckCmd {
     pub async fn run(self) -> Result<ExitCode> {
         let topology = load(&self.file)?;
-        let outcomes = netlab::check::run_all(&topology).await;
+        let text = self.output == Output::Text;
+        // In text each result is printed as soon as its check ends; JSON is one
+        // document, printed at the end.
+        let outcomes = netlab::check::run_all(&topology, |outcome| {
+            if text {
+                print_outcome(outcome);
+            }
+        })
+        .await;
         let failed = outcomes.iter().filter(|o| !o.passed).count();
-        if self.output == Output::Json {
+        if text {
+            println!("{} passed, {failed} failed", outcomes.len() - failed);
+        } else {
             print_json(
                 &json!({ "lab": topology.name, "passed": outcomes.len() - failed, "failed": failed, "checks": outcomes }),
             )?;
-        } else {
-            for outcome in &outcomes {
-                match (&outcome.passed, &outcome.detail) {
-                    (true, _) => println!("pass  {}", outcome.check),
-                    (false, Some(detail)) => println!("FAIL  {}: {detail}", outcome.check),
-                    (false, None) => println!("FAIL  {}", outcome.check),
-                }
-            }
-            println!("{} passed, {failed} failed", outcomes.len() - failed);
         }
         Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    }
+}
+
+fn print_outcome(outcome: &Outcome) {
+    match (&outcome.passed, &outcome.detail) {
+        (true, _) => println!("pass  {}", outcome.check),
+        (false, Some(detail)) => println!("FAIL  {}: {detail}", outcome.check),
+        (false, None) => println!("FAIL  {}", outcome.check),
     }
 }

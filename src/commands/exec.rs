@@ -1,9 +1,15 @@
+//! `netlab exec FILE NODE -- CMD...`: what `ip netns exec NODE CMD...` does, for a
+//! namespace this lab made. netlab's process becomes the command, so signals reach it
+//! directly and its exit status is the command's own (128+n when a signal ends it).
+
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use netlab::model::Place;
+use netlab::model::{LabName, NodeName, Place};
+use netns::namespace::Presence;
 
 use super::load;
 
@@ -14,10 +20,12 @@ pub struct Exec {
     pub node: String,
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
-    pub command: Vec<String>,
+    pub command: Vec<OsString>,
 }
 
 impl Exec {
+    /// Call while the process has one thread: it enters the node's namespaces and, on
+    /// success, never returns.
     pub fn run(self) -> Result<ExitCode> {
         let topology = load(&self.file)?;
         let place: Place = match self.node.parse() {
@@ -27,13 +35,58 @@ impl Exec {
                 return Ok(ExitCode::from(2));
             }
         };
-        let (program, args) = self.command.split_first().expect("clap requires a command");
-        let mut command = netns::process::command_in(&place.to_netns(), program)
-            .with_context(|| format!("is lab {} applied?", topology.name))?;
-        let status = command.args(args).status().with_context(|| format!("run {program} in {place}"))?;
-        match status.code() {
-            Some(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
-            None => bail!("{program} was killed by a signal"),
+        if let Place::Node(node) = &place {
+            enter(&topology.name, node)?;
         }
+        let errno = netns::exec::exec(&self.command);
+        let program = self.command[0].to_string_lossy();
+        let (code, reason) = shell_failure(errno);
+        eprintln!("netlab: {program}: {reason}");
+        Ok(ExitCode::from(code))
+    }
+}
+
+/// Move into the node's network namespace, after proving it is this lab's (its `lo`
+/// carries the lab's mark), then into a mount namespace of its own.
+fn enter(lab: &LabName, node: &NodeName) -> Result<()> {
+    let name = node.as_str();
+    if netns::namespace::presence(name) != Presence::Mounted {
+        bail!("no namespace {name}: lab {lab} is not applied here (netlab apply)");
+    }
+    netns::namespace::enter(&netns::Netns::Named(name.to_string()))?;
+    let socket = netns::Netlink::open_socket_here()?;
+    let links = netns::blocking::links(&socket).with_context(|| format!("read namespace {name}"))?;
+    let alias = links.iter().find(|l| l.name == "lo").and_then(|l| l.alias.as_deref());
+    if alias != Some(netlab::ownership::mark(lab).as_str()) {
+        let owner = match alias.and_then(netlab::ownership::lab_of) {
+            Some(other) => format!("belongs to lab {other}, not to lab {lab}"),
+            None => format!("was not created by netlab (lab {lab})"),
+        };
+        bail!("namespace {name} {owner}: refusing to run in it");
+    }
+    for uncovered in netns::exec::isolate_mounts(name)? {
+        eprintln!("netlab: warning: {}", uncovered.error);
+    }
+    Ok(())
+}
+
+/// The exit code and message a shell gives when it cannot start a command: 127 when
+/// there is no such command, 126 when it is there but cannot be run.
+fn shell_failure(errno: nix::Error) -> (u8, String) {
+    match errno {
+        nix::Error::ENOENT => (127, "command not found".to_string()),
+        other => (126, netns::errno_text(other as i32)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_to_start_exit_as_in_a_shell() {
+        assert_eq!(shell_failure(nix::Error::ENOENT), (127, "command not found".to_string()));
+        assert_eq!(shell_failure(nix::Error::EACCES), (126, "permission denied".to_string()));
+        assert_eq!(shell_failure(nix::Error::ENOEXEC).0, 126);
     }
 }

@@ -8,6 +8,7 @@ mod list;
 mod status;
 mod validate;
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -16,7 +17,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use netlab::model::{self, Topology};
 
 #[derive(Parser)]
-#[command(name = "netlab", version, about = "Declarative network namespace labs: apply, check, destroy")]
+#[command(
+    name = "netlab",
+    version,
+    about = "Declarative network namespace labs: apply, check, destroy",
+    after_help = "Exit codes: 0 success, 1 runtime failure (for status also: the lab differs from the file or is \
+                  not applied), 2 invalid input."
+)]
 pub struct Cli {
     /// Log what netlab does (repeat for more detail).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -34,10 +41,15 @@ pub enum Command {
     /// Remove everything the lab created, and nothing else.
     Destroy(destroy::Destroy),
     /// Show each object of the lab and whether it matches the file.
+    #[command(after_help = "Exit codes: 0 the lab matches the file, 1 it differs (netlab apply repairs it) or is \
+                            not applied here, 2 invalid input.")]
     Status(status::Status),
     /// Check the file without touching the kernel.
     Validate(validate::Validate),
-    /// Run a command inside a node's namespace.
+    /// Run a command inside a node's namespace, as `ip netns exec` does.
+    #[command(after_help = "netlab becomes the command: its exit code is the command's (128+N when signal N \
+                            ends it), 127 when there is no such command, 126 when it cannot be run, 1 when the \
+                            namespace is missing or not the lab's, 2 invalid input.")]
     Exec(exec::Exec),
     /// Run the file's checks.
     Check(check::CheckCmd),
@@ -90,5 +102,13 @@ pub fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("NETLAB_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colour only for a person at a terminal, and not even then with NO_COLOR set
+    // (https://no-color.org): logs sent to a file or a journal stay plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_target(false)
+        .init();
 }

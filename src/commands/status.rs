@@ -1,9 +1,16 @@
+//! `netlab status FILE`: each object of the lab against the kernel. Exit code 0 when
+//! the lab matches the file, 1 when it differs or is not applied here (no record and
+//! none of its namespaces), so scripts can test it.
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
 use netlab::lab;
+use netlab::model::Topology;
+use netlab::plan::{Change, Plan};
+use netlab::record::Record;
 use netlab::status::{status, State};
 use serde_json::json;
 
@@ -22,9 +29,17 @@ impl Status {
         let plan = lab::drift(&topology).await?;
         let objects = status(&topology.namespaces, &plan);
         let in_sync = plan.is_empty();
+        // A record that cannot be read still says the lab was applied here.
+        let recorded = !matches!(Record::load(&topology.name), Ok(None));
+        let applied = in_sync || recorded || !creates_every_node(&topology, &plan);
+        let code = if in_sync { ExitCode::SUCCESS } else { ExitCode::from(1) };
         if self.output == Output::Json {
-            print_json(&json!({ "lab": topology.name, "in_sync": in_sync, "objects": objects }))?;
-            return Ok(ExitCode::SUCCESS);
+            print_json(&json!({ "lab": topology.name, "applied": applied, "in_sync": in_sync, "objects": objects }))?;
+            return Ok(code);
+        }
+        if !applied {
+            println!("lab {} is not applied here (netlab apply {})", topology.name, self.file.display());
+            return Ok(code);
         }
         for object in &objects {
             let state = match object.state {
@@ -48,6 +63,15 @@ impl Status {
                 plan.changes.len()
             );
         }
-        Ok(ExitCode::SUCCESS)
+        Ok(code)
     }
+}
+
+/// Whether the plan makes every node's namespace: none of the lab is in the kernel.
+fn creates_every_node(topology: &Topology, plan: &Plan) -> bool {
+    topology.nodes().all(|place| {
+        plan.changes
+            .iter()
+            .any(|c| matches!(c, Change::CreateNamespace { namespace } if place.node() == Some(namespace)))
+    })
 }
