@@ -7,10 +7,45 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::model::{Check, Endpoint, Place, Topology};
+
+/// Why a check failed: the lab does not behave as the file says (`Failed`), or the
+/// check could not look (a namespace, a socket, ping itself).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Kernel(#[from] netns::Error),
+    #[error("{step}")]
+    Io {
+        step: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("check task")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+type Result<T, E = CheckError> = std::result::Result<T, E>;
+
+/// `bail!` for a verdict.
+fn failed<T>(reason: impl Into<String>) -> Result<T> {
+    Err(CheckError::Failed(reason.into()))
+}
+
+/// Context for an I/O error: the step that failed.
+trait Step<T> {
+    fn step(self, step: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Step<T> for std::io::Result<T> {
+    fn step(self, step: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| CheckError::Io { step: step(), source })
+    }
+}
 
 /// Budget of each check: long enough for a first ARP exchange, short enough to keep a
 /// failing lab quick to diagnose.
@@ -42,7 +77,7 @@ async fn run_each<'a, C: std::fmt::Display, F: std::future::Future<Output = Resu
         let outcome = Outcome {
             check: check.to_string(),
             passed: result.is_ok(),
-            detail: result.err().map(|e| crate::error_text(&e)),
+            detail: result.err().map(|e| crate::chain_text(&e)),
         };
         report(&outcome);
         outcomes.push(outcome);
@@ -72,12 +107,13 @@ async fn ping(from: &Place, to: IpAddr) -> Result<()> {
     let deadline = TIMEOUT.as_secs().to_string();
     command.args([family, "-n", "-q", "-c", "1", "-W", "1", "-w", &deadline]).arg(to.to_string());
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
-    let output =
-        tokio::task::spawn_blocking(move || command.output()).await?.context("run ping (install iputils-ping)")?;
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await?
+        .step(|| "run ping (install iputils-ping)".into())?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let reason = stderr.lines().next().filter(|l| !l.is_empty()).unwrap_or("no reply");
-        bail!("{}", reason.to_lowercase());
+        return failed(reason.to_lowercase());
     }
     Ok(())
 }
@@ -100,20 +136,20 @@ fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>) -> Res
     })?;
     let Some(listener) = listener else { return Ok(()) };
     if !readable_within(&listener, TIMEOUT)? {
-        bail!("listener got no connection");
+        return failed("listener got no connection");
     }
-    let (mut served, _) = listener.accept().context("accept the connection")?;
-    served.set_read_timeout(Some(TIMEOUT))?;
-    client.set_read_timeout(Some(TIMEOUT))?;
+    let (mut served, _) = listener.accept().step(|| "accept the connection".into())?;
+    served.set_read_timeout(Some(TIMEOUT)).step(|| "set a timeout".into())?;
+    client.set_read_timeout(Some(TIMEOUT)).step(|| "set a timeout".into())?;
     let token = token();
-    client.write_all(token.as_bytes())?;
+    client.write_all(token.as_bytes()).step(|| format!("send to {to}"))?;
     let mut got = vec![0u8; token.len()];
-    served.read_exact(&mut got).context("the listener got no bytes")?;
-    served.write_all(&got)?;
+    served.read_exact(&mut got).step(|| "the listener got no bytes".into())?;
+    served.write_all(&got).step(|| "the listener's echo".into())?;
     let mut echo = vec![0u8; token.len()];
-    client.read_exact(&mut echo).context("read the listener's echo")?;
+    client.read_exact(&mut echo).step(|| "read the listener's echo".into())?;
     if echo != token.as_bytes() {
-        bail!("the listener answered something else");
+        return failed("the listener answered something else");
     }
     Ok(())
 }
@@ -130,35 +166,35 @@ fn udp(from: &Place, to: SocketAddr, (place, on): (Place, SocketAddr)) -> Result
         let any = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
         UdpSocket::bind(any).map_err(|e| netns::Error::io("open a udp socket", e))
     })?;
-    client.connect(to).with_context(|| format!("send to udp {to}"))?;
+    client.connect(to).step(|| format!("send to udp {to}"))?;
     // A few tries: the first datagram may wait for neighbour resolution.
     let tries = 3;
-    listener.set_read_timeout(Some(TIMEOUT / tries))?;
-    client.set_read_timeout(Some(TIMEOUT / tries))?;
+    listener.set_read_timeout(Some(TIMEOUT / tries)).step(|| "set a timeout".into())?;
+    client.set_read_timeout(Some(TIMEOUT / tries)).step(|| "set a timeout".into())?;
     let token = token();
     let (mut buffer, mut echo) = ([0u8; 64], [0u8; 64]);
     let mut heard = false;
     for _ in 0..tries {
-        client.send(token.as_bytes()).with_context(|| format!("send to udp {to}"))?;
+        client.send(token.as_bytes()).step(|| format!("send to udp {to}"))?;
         match listener.recv_from(&mut buffer) {
             Ok((length, sender)) => {
                 heard = true;
-                listener.send_to(&buffer[..length], sender).context("the listener's echo")?;
+                listener.send_to(&buffer[..length], sender).step(|| "the listener's echo".into())?;
             }
             Err(e) if timed_out(&e) => continue,
-            Err(e) => return Err(e).context("the listener"),
+            Err(e) => return Err(e).step(|| "the listener".into()),
         }
         match client.recv(&mut echo) {
             Ok(length) if &echo[..length] == token.as_bytes() => return Ok(()),
-            Ok(_) => bail!("the listener answered something else"),
+            Ok(_) => return failed("the listener answered something else"),
             Err(e) if timed_out(&e) => continue,
-            Err(e) => return Err(e).with_context(|| format!("receive from udp {to}")),
+            Err(e) => return Err(e).step(|| format!("receive from udp {to}")),
         }
     }
     if heard {
-        bail!("no answer from udp {to}: the listener's echo did not come back");
+        return failed(format!("no answer from udp {to}: the listener's echo did not come back"));
     }
-    bail!("no answer from udp {to}: the listener got no datagram")
+    failed(format!("no answer from udp {to}: the listener got no datagram"))
 }
 
 /// What a socket read with a timeout returns when the time is up.
@@ -171,7 +207,8 @@ fn readable_within(listener: &TcpListener, limit: Duration) -> Result<bool> {
     use std::os::fd::AsFd;
     let mut fds = [nix::poll::PollFd::new(listener.as_fd(), nix::poll::PollFlags::POLLIN)];
     let millis = u16::try_from(limit.as_millis()).unwrap_or(u16::MAX);
-    let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis)).context("wait for a connection")?;
+    let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(millis))
+        .map_err(|e| CheckError::Io { step: "wait for a connection".into(), source: e.into() })?;
     Ok(ready > 0)
 }
 
@@ -185,43 +222,49 @@ fn token() -> String {
 async fn overlay(from: &Place, to: IpAddr, vxlan: &Endpoint, vni: u32, lower: &Endpoint) -> Result<()> {
     let counted = |end: Endpoint| async move {
         let netlink = netns::Netlink::open(end.place.to_netns()).await?;
-        netlink.link_by_name(end.name.as_str()).await?.with_context(|| format!("no interface {end}"))
+        netlink.link_by_name(end.name.as_str()).await?.ok_or_else(|| CheckError::Failed(format!("no interface {end}")))
     };
     let device = counted(vxlan.clone()).await?;
-    let actual = device.vxlan.as_ref().map(|v| v.vni).with_context(|| format!("{vxlan} is not a vxlan device"))?;
+    let Some(actual) = device.vxlan.as_ref().map(|v| v.vni) else {
+        return failed(format!("{vxlan} is not a vxlan device"));
+    };
     if actual != vni {
-        bail!("{vxlan} has vni {actual}, not {vni}");
+        return failed(format!("{vxlan} has vni {actual}, not {vni}"));
     }
     let underlay_before = counted(lower.clone()).await?.tx_packets.unwrap_or(0);
     ping(from, to).await?;
     let device_after = counted(vxlan.clone()).await?;
     let underlay_after = counted(lower.clone()).await?.tx_packets.unwrap_or(0);
     if device_after.tx_packets <= device.tx_packets {
-        bail!("nothing went out through {vxlan}");
+        return failed(format!("nothing went out through {vxlan}"));
     }
     if underlay_after <= underlay_before {
-        bail!("nothing went out through the underlay device {lower}");
+        return failed(format!("nothing went out through the underlay device {lower}"));
     }
     Ok(())
 }
 
 async fn fdb(bridge: &Endpoint, learned: &[Endpoint]) -> Result<()> {
     let netlink = netns::Netlink::open(bridge.place.to_netns()).await?;
-    let bridge_index =
-        netlink.link_by_name(bridge.name.as_str()).await?.with_context(|| format!("no bridge {bridge}"))?.index;
+    let Some(bridge_link) = netlink.link_by_name(bridge.name.as_str()).await? else {
+        return failed(format!("no bridge {bridge}"));
+    };
+    let bridge_index = bridge_link.index;
     let entries =
         netns::thread::in_one(bridge.place.to_netns(), |_| netns::blocking::fdb(&netns::Netlink::open_socket_here()?))?;
     let mut missing = Vec::new();
     for end in learned {
         let here = netns::Netlink::open(end.place.to_netns()).await?;
-        let link = here.link_by_name(end.name.as_str()).await?.with_context(|| format!("no interface {end}"))?;
-        let mac = link.mac.with_context(|| format!("{end} has no MAC address"))?;
+        let Some(link) = here.link_by_name(end.name.as_str()).await? else {
+            return failed(format!("no interface {end}"));
+        };
+        let Some(mac) = link.mac else { return failed(format!("{end} has no MAC address")) };
         if !entries.iter().any(|e| e.mac == mac && e.bridge == Some(bridge_index)) {
             missing.push(format!("{end} ({})", crate::model::Mac::from_octets(mac)));
         }
     }
     if !missing.is_empty() {
-        bail!("not in the fdb of {bridge}: {}", missing.join(", "));
+        return failed(format!("not in the fdb of {bridge}: {}", missing.join(", ")));
     }
     Ok(())
 }
@@ -242,7 +285,7 @@ mod tests {
                 let failing = *check == "second";
                 async move {
                     if failing {
-                        bail!("no reply");
+                        return failed("no reply");
                     }
                     Ok(())
                 }

@@ -7,6 +7,14 @@ pub fn error_text(err: &anyhow::Error) -> String {
     err.chain().map(|cause| tidy(&cause.to_string())).collect::<Vec<_>>().join(": ")
 }
 
+/// The same for a library's typed error: it and each of its sources.
+pub fn chain_text(err: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(err), |e| e.source())
+        .map(|cause| tidy(&cause.to_string()))
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
 fn tidy(text: &str) -> String {
     let text = match text.find(" (os error ") {
         Some(cut) if text.ends_with(')') => &text[..cut],
@@ -24,7 +32,7 @@ fn tidy(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::error_text;
+    use super::{chain_text, error_text};
 
     #[test]
     fn causes_are_lowercase_without_os_error_numbers() {
@@ -33,5 +41,14 @@ mod tests {
         assert_eq!(error_text(&err), "read lab.yaml: no such file or directory");
         let err = anyhow::anyhow!("RED is busy");
         assert_eq!(error_text(&err), "RED is busy");
+    }
+
+    #[test]
+    fn a_typed_error_reads_like_its_anyhow_chain() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("read lab.yaml")]
+        struct Read(#[source] std::io::Error);
+        let err = Read(std::io::Error::from_raw_os_error(2));
+        assert_eq!(chain_text(&err), "read lab.yaml: no such file or directory");
     }
 }

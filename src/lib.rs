@@ -16,4 +16,4 @@ pub mod publish;
 pub mod record;
 pub mod status;
 
-pub use error_text::error_text;
+pub use error_text::{chain_text, error_text};
