@@ -1,8 +1,10 @@
 //! Execute a plan against the kernel. Deletions run first, phase by phase; creation
 //! follows a dependency graph (see `graph`), namespace by namespace, while namespaces
-//! are created ahead on a thread of their own; sysctls and routes come last. If a
-//! change fails, the work under way is let finish, then what this run created is
-//! removed again, newest first.
+//! are created ahead on a thread of their own; sysctls and routes come last. A
+//! failed deletion does not stop the others: every deletion is tried and every error
+//! reported (nothing is created after one failed). If a creating change fails, the
+//! work under way is let finish, then what this run created is removed again, newest
+//! first.
 //!
 //! Connections: one per namespace, opened when first needed and closed after that
 //! namespace's last change, so a large lab never holds them all at once (netlink-proto
@@ -82,7 +84,7 @@ impl Executor {
         {
             let mut remaining = self.remaining.lock().expect("unpoisoned");
             for change in changes {
-                for place in changes::talks_to(change) {
+                for place in change.connections() {
                     *remaining.entry(place.clone()).or_default() += 1;
                 }
             }
@@ -111,8 +113,14 @@ impl Executor {
     async fn run_all(&self, changes: &[Change]) -> Result<()> {
         let first_creation = changes.partition_point(|c| c.phase() < Phase::CreateNamespaces);
         let after_creation = changes.partition_point(|c| c.phase() <= Phase::AddAddresses);
+        let mut failures = Vec::new();
         for group in changes[..first_creation].chunk_by(|a, b| a.phase() == b.phase()) {
-            self.phase(group).await?;
+            if let Err(e) = self.phase(group).await {
+                failures.push(e);
+            }
+        }
+        if !failures.is_empty() {
+            return Err(combine(failures));
         }
         self.create(&changes[first_creation..after_creation]).await?;
         for group in changes[after_creation..].chunk_by(|a, b| a.phase() == b.phase()) {
@@ -219,7 +227,7 @@ impl Executor {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         self.progress.update(done);
         let mut remaining = self.remaining.lock().expect("unpoisoned");
-        for place in changes::talks_to(change) {
+        for place in change.connections() {
             let left = remaining.entry(place.clone()).or_default();
             *left = left.saturating_sub(1);
             if *left == 0 && *place != Place::Host {
@@ -261,15 +269,19 @@ impl Executor {
     }
 
     fn delete_namespaces(&self, group: &[Change]) -> Result<()> {
+        let mut failures = Vec::new();
         for change in group {
             if let Change::DeleteNamespace { namespace } = change {
-                netns::namespace::delete(namespace.as_str())?;
+                if let Err(e) = netns::namespace::delete(namespace.as_str()) {
+                    failures.push(e.into());
+                    continue;
+                }
                 let place = Place::Node(namespace.clone());
                 self.connections.lock().expect("unpoisoned").remove(&place);
                 self.finished(change);
             }
         }
-        Ok(())
+        failures.is_empty().then_some(()).ok_or_else(|| combine(failures))
     }
 
     /// Links are deleted per namespace in one request when every link of the lab's
@@ -286,32 +298,38 @@ impl Executor {
             }
         }
         let nothing = BTreeSet::new();
+        let mut failures = Vec::new();
         for (place, changes) in by_place {
-            let names: BTreeSet<&str> = changes
-                .iter()
-                .filter_map(|c| if let Change::DeleteLink { name, .. } = c { Some(name.as_str()) } else { None })
-                .collect();
-            let wanted = self.wanted.get(place).unwrap_or(&nothing);
-            let links = netns::thread::in_one(place.to_netns(), |_| {
-                netns::blocking::links(&netns::Netlink::open_socket_here()?)
-            })?;
-            let grouped: Vec<&netns::link::LinkState> = links.iter().filter(|l| l.group == self.group).collect();
-            let may_go = |l: &&netns::link::LinkState| {
-                names.contains(l.name.as_str())
-                    || (l.alias.as_deref() == Some(self.mark.as_str()) && !wanted.iter().any(|w| w.as_str() == l.name))
-            };
-            if grouped.len() >= 2 && grouped.iter().all(may_go) {
-                changes::ignore_missing(self.netlink(place).await?.delete_group(self.group).await)?;
-                tracing::debug!(%place, links = grouped.len(), group = self.group, "deleted links in one request");
-                for change in &changes {
-                    if let Change::DeleteLink { name, .. } = change {
-                        self.forget(place, name);
-                    }
-                    self.finished(change);
-                }
-            } else {
-                all(changes.into_iter().map(|change| self.tracked(change))).await?;
+            if let Err(e) = self.delete_links_in(place, changes, self.wanted.get(place).unwrap_or(&nothing)).await {
+                failures.push(e);
             }
+        }
+        failures.is_empty().then_some(()).ok_or_else(|| combine(failures))
+    }
+
+    async fn delete_links_in(&self, place: &Place, changes: Vec<&Change>, wanted: &BTreeSet<IfName>) -> Result<()> {
+        let names: BTreeSet<&str> = changes
+            .iter()
+            .filter_map(|c| if let Change::DeleteLink { name, .. } = c { Some(name.as_str()) } else { None })
+            .collect();
+        let links =
+            netns::thread::in_one(place.to_netns(), |_| netns::blocking::links(&netns::Netlink::open_socket_here()?))?;
+        let grouped: Vec<&netns::link::LinkState> = links.iter().filter(|l| l.group == self.group).collect();
+        let may_go = |l: &&netns::link::LinkState| {
+            names.contains(l.name.as_str())
+                || (l.alias.as_deref() == Some(self.mark.as_str()) && !wanted.iter().any(|w| w.as_str() == l.name))
+        };
+        if grouped.len() >= 2 && grouped.iter().all(may_go) {
+            changes::ignore_missing(self.netlink(place).await?.delete_group(self.group).await)?;
+            tracing::debug!(%place, links = grouped.len(), group = self.group, "deleted links in one request");
+            for change in &changes {
+                if let Change::DeleteLink { name, .. } = change {
+                    self.forget(place, name);
+                }
+                self.finished(change);
+            }
+        } else {
+            all(changes.into_iter().map(|change| self.tracked(change))).await?;
         }
         Ok(())
     }
@@ -355,9 +373,19 @@ impl Executor {
     }
 }
 
-/// Run at most IN_FLIGHT at a time, every one to its end, then report the first error:
+/// Run at most IN_FLIGHT at a time, every one to its end, then report every error:
 /// nothing this run made may escape the undo list.
 async fn all<F: Future<Output = Result<()>>>(futures: impl Iterator<Item = F>) -> Result<()> {
     let results: Vec<Result<()>> = stream::iter(futures).buffer_unordered(IN_FLIGHT).collect().await;
-    results.into_iter().collect()
+    let failures: Vec<anyhow::Error> = results.into_iter().filter_map(Result::err).collect();
+    failures.is_empty().then_some(()).ok_or_else(|| combine(failures))
+}
+
+/// One error for several: each on its own line.
+fn combine(mut failures: Vec<anyhow::Error>) -> anyhow::Error {
+    if failures.len() == 1 {
+        return failures.remove(0);
+    }
+    let lines: Vec<String> = failures.iter().map(crate::error_text).collect();
+    anyhow!("{} changes failed:\n  {}", failures.len(), lines.join("\n  "))
 }
