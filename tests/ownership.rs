@@ -232,6 +232,16 @@ fn sysctls_of_the_labs_own_links_apply_again_and_destroy() {
         sandbox.netlab_ok(&["destroy", &proxied]);
         assert_eq!(sandbox.snapshot(), before);
     }
+
+    // The links dropped from the file with their keys: the recorded values went with
+    // the links, and no apply tries to restore them.
+    let unlinked = sandbox.file("unlinked.yaml", "name: proxy\nnodes:\n  RED: {}\n");
+    sandbox.netlab_ok(&["apply", &plain]);
+    sandbox.netlab_ok(&["apply", &proxied]);
+    sandbox.netlab_ok(&["apply", &unlinked]);
+    assert_eq!(sandbox.netlab_ok(&["apply", &unlinked]).trim(), "no changes");
+    sandbox.netlab_ok(&["destroy", &unlinked]);
+    assert_eq!(sandbox.snapshot(), before);
 }
 
 #[test]
