@@ -132,6 +132,20 @@ impl Record {
     /// Every lab with a record here, sorted by name; a corrupt record is listed as such
     /// and does not hide the others.
     pub fn list() -> Result<Vec<Listed>, RecordError> {
+        let mut listed = Vec::new();
+        for lab in Self::labs()? {
+            match Self::load(&lab) {
+                Ok(Some(record)) => listed.push(Listed::Record(Box::new(record))),
+                Ok(None) => {}
+                Err(error @ RecordError::Corrupt { .. }) => listed.push(Listed::Corrupt { lab, error }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(listed)
+    }
+
+    /// The labs with a record here, sorted, without reading the records.
+    fn labs() -> Result<Vec<LabName>, RecordError> {
         let entries = match std::fs::read_dir(STATE_DIR) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -142,16 +156,7 @@ impl Record {
             .filter_map(|entry| entry.file_name().to_str()?.strip_suffix(".json")?.parse().ok())
             .collect();
         labs.sort();
-        let mut listed = Vec::new();
-        for lab in labs {
-            match Self::load(&lab) {
-                Ok(Some(record)) => listed.push(Listed::Record(Box::new(record))),
-                Ok(None) => {}
-                Err(error @ RecordError::Corrupt { .. }) => listed.push(Listed::Corrupt { lab, error }),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(listed)
+        Ok(labs)
     }
 
     /// Everything the lab may have made: what was applied and what was being applied.
@@ -185,11 +190,8 @@ fn corrupt(lab: &LabName, path: PathBuf, reason: String) -> RecordError {
 pub fn other_labs(lab: &LabName) -> Result<(OtherLabs, BTreeMap<SysctlKey, String>), RecordError> {
     let mut others = OtherLabs::default();
     let mut originals = BTreeMap::new();
-    for listed in Record::list()? {
-        let Listed::Record(record) = listed else { continue };
-        if record.lab == *lab {
-            continue;
-        }
+    for other in Record::labs()?.into_iter().filter(|other| other != lab) {
+        let Ok(Some(record)) = Record::load(&other) else { continue };
         let history = record.history();
         if let Some(host) = history.previous.get(&Place::Host) {
             others.sysctls.extend(host.sysctls.keys().cloned());
