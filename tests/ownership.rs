@@ -113,8 +113,13 @@ fn host_objects_two_labs_declare_go_only_with_the_last_of_them() {
         let sandbox = Sandbox::new();
         sandbox.ok("ip", &["link", "add", "ext0", "type", "veth", "peer", "name", "ext0p"]);
         sandbox.ok("ip", &["addr", "add", "192.0.2.1/24", "dev", "ext0"]);
-        sandbox.ok("ip", &["link", "set", "ext0", "up"]);
-        sandbox.ok("ip", &["link", "set", "ext0p", "up"]);
+        for end in ["ext0", "ext0p"] {
+            // No IPv6 link-local address appearing later, and carrier before the snapshot.
+            sandbox.ok("ip", &["link", "set", end, "addrgenmode", "none"]);
+            sandbox.ok("ip", &["link", "set", end, "up"]);
+        }
+        let carrier = || !sandbox.ok("ip", &["-o", "link", "show"]).contains("NO-CARRIER");
+        assert!(support::eventually(5.0, carrier), "the card never got carrier");
         let before = sandbox.snapshot();
         assert_eq!(sandbox.ok("sysctl", &["-n", "net.ipv4.ip_forward"]).trim(), "0");
         let one = sandbox.file("one.yaml", &routing_lab("one", 1));
