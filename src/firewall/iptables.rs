@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
+use super::{FirewallError, Result};
 
 use crate::model::{LabName, Place};
 use crate::ownership;
@@ -39,7 +39,8 @@ fn program(backend: Backend) -> Option<PathBuf> {
 fn legacy_filter_exists(place: &Place) -> Result<bool> {
     let names = netns::thread::in_one(place.to_netns(), |_| {
         Ok(std::fs::read_to_string("/proc/thread-self/net/ip_tables_names").unwrap_or_default())
-    })?;
+    })
+    .map_err(|source| FirewallError::Run { program: "iptables", place: place.clone(), source })?;
     Ok(names.lines().any(|table| table == "filter"))
 }
 
@@ -122,7 +123,7 @@ fn rule(lab: &LabName, accept: &ForwardAccept) -> Vec<String> {
 }
 
 fn change(place: &Place, lab: &LabName, accept: &ForwardAccept, action: &str) -> Result<()> {
-    let program = program(accept.backend).ok_or_else(|| anyhow!("iptables not found: install the iptables package"))?;
+    let program = program(accept.backend).ok_or(FirewallError::Missing("iptables", "iptables"))?;
     let mut args = vec!["-w".to_string(), action.to_string()];
     args.extend(rule(lab, accept));
     run(place, program, args).map(|_| ())
@@ -130,10 +131,16 @@ fn change(place: &Place, lab: &LabName, accept: &ForwardAccept, action: &str) ->
 
 /// Run iptables inside the namespace; arguments go to execve, never to a shell.
 fn run(place: &Place, program: PathBuf, args: Vec<String>) -> Result<String> {
-    let mut command = netns::process::command_in(&place.to_netns(), &program.to_string_lossy())?;
-    let output = command.args(&args).output()?;
+    let run_error = |source| FirewallError::Run { program: "iptables", place: place.clone(), source };
+    let mut command = netns::process::command_in(&place.to_netns(), &program.to_string_lossy()).map_err(run_error)?;
+    let output = command.args(&args).output().map_err(|e| run_error(netns::Error::io("run iptables", e)))?;
     if !output.status.success() {
-        bail!("iptables {} in {place}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        return Err(FirewallError::Failed {
+            program: "iptables",
+            args: args.join(" "),
+            place: place.clone(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use anyhow::{anyhow, bail, Context, Result};
+use super::{FirewallError, Result};
 use nftables::schema::Nftables;
 use serde_json::{json, Value};
 
@@ -20,7 +20,7 @@ use crate::plan::firewall::{table_name, ChainRules, ObservedTable, Table, CHAINS
 
 /// `nft`, or an error naming the package, before anything changes.
 pub fn program() -> Result<PathBuf> {
-    super::program("nft").ok_or_else(|| anyhow!("nft not found: install the nftables package"))
+    super::program("nft").ok_or(FirewallError::Missing("nft", "nftables"))
 }
 
 /// The table of the lab's name in the namespace, and whose it is.
@@ -37,12 +37,12 @@ pub fn read(place: &Place, lab: &LabName) -> Result<ObservedTable> {
 pub fn prepare(place: &Place, lab: &LabName) -> Result<Prepared> {
     let name = table_name(lab);
     match inspect(place, lab)? {
-        Found::Foreign => bail!("{}", foreign(place, &name)),
+        Found::Foreign => Err(FirewallError::Foreign { name, place: place.clone() }),
         Found::Owned { table, .. } => Ok(Prepared { created: false, chains: table.into_keys().collect() }),
         Found::Absent => {
             // `create` fails if a table of that name appeared meanwhile: never
             // filled unless it is the one made here, with the mark.
-            script(place, &create_script(lab)).with_context(|| format!("create nft table ip {name} in {place}"))?;
+            script(place, &create_script(lab))?;
             Ok(Prepared { created: true, chains: Vec::new() })
         }
     }
@@ -65,16 +65,11 @@ pub fn fill(place: &Place, lab: &LabName, prepared: &Prepared, wanted: &Table) -
 pub fn delete(place: &Place, lab: &LabName) -> Result<()> {
     match inspect(place, lab)? {
         Found::Owned { handle, .. } => {
-            script(place, &format!("delete table ip handle {handle}\n"))
-                .with_context(|| format!("delete nft table ip {} in {place}", table_name(lab)))?;
+            script(place, &format!("delete table ip handle {handle}\n"))?;
         }
         Found::Absent | Found::Foreign => {}
     }
     Ok(())
-}
-
-fn foreign(place: &Place, name: &str) -> String {
-    format!("nft table ip {name} in {place} exists and was not created by netlab")
 }
 
 enum Found {
@@ -90,7 +85,8 @@ fn inspect(place: &Place, lab: &LabName) -> Result<Found> {
         return Ok(Found::Foreign);
     }
     let Some(listed) = list(place, &name, true)? else { return Ok(Found::Absent) };
-    let (table, handle) = parse(listed.as_bytes()).with_context(|| format!("read nft table {name} in {place}"))?;
+    let listing = |reason| FirewallError::Listing { name: name.clone(), place: place.clone(), reason };
+    let (table, handle) = parse(listed.as_bytes()).map_err(listing)?;
     Ok(Found::Owned { table, handle })
 }
 
@@ -106,7 +102,12 @@ fn list(place: &Place, name: &str, as_json: bool) -> Result<Option<String>> {
         Ok(listing) => Ok(Some(listing)),
         Err(e) => {
             let tables = run(place, &["-j", "list", "tables", "ip"], None)?;
-            if table_names(tables.as_bytes())?.iter().any(|t| t == name) {
+            let names = table_names(tables.as_bytes()).map_err(|reason| FirewallError::Listing {
+                name: name.to_string(),
+                place: place.clone(),
+                reason,
+            })?;
+            if names.iter().any(|t| t == name) {
                 Err(e)
             } else {
                 Ok(None)
@@ -131,9 +132,15 @@ fn run(place: &Place, args: &[&str], input: Option<String>) -> Result<String> {
             stdin.write_all(input.as_bytes()).map_err(|e| netns::Error::io("write to nft", e))?;
         }
         child.wait_with_output().map_err(|e| netns::Error::io("run nft", e))
-    })?;
+    })
+    .map_err(|source| FirewallError::Run { program: "nft", place: place.clone(), source })?;
     if !output.status.success() {
-        bail!("nft {} in {place}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        return Err(FirewallError::Failed {
+            program: "nft",
+            args: args.join(" "),
+            place: place.clone(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
@@ -146,12 +153,12 @@ fn script(place: &Place, text: &str) -> Result<()> {
 /// Apply a batch through the crate's typed schema, inside the namespace.
 fn batch(place: &Place, commands: Vec<Value>) -> Result<()> {
     program()?;
-    let batch: Nftables<'static> =
-        serde_json::from_value(json!({"nftables": commands})).context("build the nftables batch")?;
+    let batch: Nftables<'static> = serde_json::from_value(json!({"nftables": commands}))
+        .map_err(|e| FirewallError::Batch { place: place.clone(), reason: e.to_string() })?;
     netns::thread::in_one(place.to_netns(), move |_| {
         nftables::helper::apply_ruleset(&batch).map_err(|e| netns::Error::other("apply nftables batch", e))
     })
-    .with_context(|| format!("nft in {place}"))
+    .map_err(|source| FirewallError::Run { program: "nft", place: place.clone(), source })
 }
 
 /// The table made with the lab's mark. Names are validated (letters, digits, `_`,
@@ -185,25 +192,23 @@ fn fill_batch(name: &str, chains: &[String], wanted: &Table) -> Vec<Value> {
     commands
 }
 
-fn objects(output: &[u8]) -> Result<Vec<Value>> {
-    let listed: Value = serde_json::from_slice(output)?;
+/// Listing problems are reasons: the caller names the table and namespace.
+fn objects(output: &[u8]) -> Result<Vec<Value>, String> {
+    let listed: Value = serde_json::from_slice(output).map_err(|e| e.to_string())?;
     match listed.get("nftables") {
         Some(Value::Array(objects)) => Ok(objects.clone()),
-        _ => bail!("no nftables array in nft's listing"),
+        _ => Err("no nftables array".into()),
     }
 }
 
-fn table_names(output: &[u8]) -> Result<Vec<String>> {
+fn table_names(output: &[u8]) -> Result<Vec<String>, String> {
     Ok(objects(output)?.iter().filter_map(|o| Some(o.get("table")?.get("name")?.as_str()?.to_string())).collect())
 }
 
 /// A table's chains and rules, and its handle, from nft's JSON listing.
-fn parse(output: &[u8]) -> Result<(Table, u64)> {
+fn parse(output: &[u8]) -> Result<(Table, u64), String> {
     let objects = objects(output)?;
-    let handle = objects
-        .iter()
-        .find_map(|o| o.get("table")?.get("handle")?.as_u64())
-        .ok_or_else(|| anyhow!("no table handle in nft's listing"))?;
+    let handle = objects.iter().find_map(|o| o.get("table")?.get("handle")?.as_u64()).ok_or("no table handle")?;
     let mut table = Table::new();
     for object in &objects {
         if let Some(chain) = object.get("chain") {
