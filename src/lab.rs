@@ -119,7 +119,7 @@ async fn observe_for(
     if recovering {
         scope = scope.with_host_firewall();
     }
-    observe(lab, &scope).await
+    Ok(observe(lab, &scope).await?)
 }
 
 fn conflicts(list: Vec<String>) -> anyhow::Error {

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use anyhow::{Context, Result};
 use netns::address::AddressState;
 use netns::link::LinkState;
 use netns::namespace::Presence;
@@ -19,6 +18,26 @@ use crate::plan::firewall::ObservedTable;
 use crate::plan::{
     Desired, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace, ObservedVxlan,
 };
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("observe namespace {place}")]
+    Namespace {
+        place: Place,
+        #[source]
+        source: netns::Error,
+    },
+    #[error("observe the namespaces")]
+    Visit(#[source] netns::Error),
+    #[error("list the namespaces")]
+    List(#[source] netns::Error),
+    #[error(transparent)]
+    Firewall(#[from] crate::firewall::FirewallError),
+    #[error("observe: a reading thread failed")]
+    Thread(#[from] tokio::task::JoinError),
+}
+
+type Result<T, E = ObserveError> = std::result::Result<T, E>;
 
 /// What to look at: the namespaces of the file and of the record.
 pub struct Scope {
@@ -83,7 +102,8 @@ impl Scope {
 /// and stay; so do the values of host sysctls the lab changed, which only the
 /// record knew.
 pub async fn discover(lab: &LabName) -> Result<Desired> {
-    let nodes: Vec<NodeName> = netns::namespace::list()?
+    let nodes: Vec<NodeName> = netns::namespace::list()
+        .map_err(ObserveError::List)?
         .into_iter()
         .filter_map(|name| name.parse::<NodeName>().ok())
         .filter(|node| netns::namespace::presence(node.as_str()) == Presence::Mounted)
@@ -97,7 +117,8 @@ pub async fn discover(lab: &LabName) -> Result<Desired> {
             Ok((blocking::links(&socket)?, routes))
         })
     })
-    .await??;
+    .await?
+    .map_err(ObserveError::Visit)?;
     let mark = ownership::mark(lab);
     let mut found = Desired::new();
     for (place, visit) in places.into_iter().zip(visits) {
@@ -176,12 +197,14 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
             Ok(Visit { sysctls, dump })
         })
     })
-    .await??;
+    .await?
+    .map_err(ObserveError::Visit)?;
 
     let mark = ownership::mark(lab);
     let group = ownership::group(lab);
     for (place, visit) in visit.into_iter().zip(visits) {
-        let Visit { sysctls, dump } = visit.with_context(|| format!("observe namespace {place}"))?;
+        let Visit { sysctls, dump } =
+            visit.map_err(|source| ObserveError::Namespace { place: place.clone(), source })?;
         match namespace_owner(&place, &dump, &mark, scope.adoptable.contains_key(&place)) {
             Owner::Lab => {
                 let adoptable = scope.adoptable.get(&place);
