@@ -2,7 +2,7 @@
 
 use std::os::fd::AsRawFd;
 
-use anyhow::{anyhow, Result};
+use super::error::{ApplyError, Result};
 use netns::link::{LinkChange, LinkRef, NewLink};
 use netns::route::RouteRequest;
 
@@ -67,7 +67,7 @@ impl Executor {
             }
             Change::DeleteForwardAccept { place, accept } => firewall::iptables::delete(place, &self.lab, accept)?,
             Change::CreateNamespace { .. } => {
-                return Err(anyhow!("internal error: {change} is made by the namespace thread"));
+                return Err(ApplyError::Internal(format!("{change} is made by the namespace thread")));
             }
             // Batched per namespace in a phase; one at a time only when rolling back.
             Change::SetSysctl { place, key, value, .. } => {

@@ -17,6 +17,7 @@
 //! not netlab's to change.
 
 mod changes;
+mod error;
 mod graph;
 mod namespaces;
 
@@ -25,7 +26,8 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Result};
+pub use error::ApplyError;
+use error::{combine, Result};
 use futures::stream::FuturesUnordered;
 use futures::{stream, Future, StreamExt};
 use netns::socket::Opener;
@@ -100,13 +102,13 @@ impl Executor {
         let mut failures = Vec::new();
         for change in &undo {
             if let Err(e) = self.one(change).await {
-                failures.push(crate::error_text(&e));
+                failures.push(error::chain(&e));
             }
         }
         if failures.is_empty() {
-            Err(err.context("rolled back what this run created"))
+            Err(ApplyError::RolledBack(Box::new(err)))
         } else {
-            Err(err.context(format!("rollback incomplete: {}", failures.join("; "))))
+            Err(ApplyError::RollbackIncomplete(Box::new(err), failures.join("; ")))
         }
     }
 
@@ -163,9 +165,10 @@ impl Executor {
             .collect();
         let mut creating = batch.len();
         let cancel = Arc::new(AtomicBool::new(false));
-        let (creator, mut created) = namespaces::spawn(batch, self.mark.clone(), cancel.clone())?;
+        let (creator, mut created) =
+            namespaces::spawn(batch, self.mark.clone(), cancel.clone()).map_err(ApplyError::Spawn)?;
         let mut running = FuturesUnordered::new();
-        let mut failure: Option<anyhow::Error> = None;
+        let mut failure: Option<ApplyError> = None;
         loop {
             while failure.is_none() && running.len() < IN_FLIGHT {
                 let Some(i) = graph.next_ready() else { break };
@@ -205,12 +208,12 @@ impl Executor {
                 },
             }
         }
-        creator.join().map_err(|_| anyhow!("namespace thread panicked"))?;
+        creator.join().map_err(|_| ApplyError::Panicked)?;
         if let Some(e) = failure {
             return Err(e);
         }
         if graph.unfinished() > 0 {
-            bail!("internal error: {} changes were never ready", graph.unfinished());
+            return Err(ApplyError::Internal(format!("{} changes were never ready", graph.unfinished())));
         }
         tracing::debug!(changes = changes.len(), elapsed_ms = started.elapsed().as_millis() as u64, "creation done");
         Ok(())
@@ -259,7 +262,7 @@ impl Executor {
             return Ok(*index);
         }
         let link = self.netlink(place).await?.link_by_name(name.as_str()).await?;
-        let index = link.ok_or_else(|| anyhow!("link {} not found", place.qualify(name)))?.index;
+        let index = link.ok_or_else(|| ApplyError::LinkNotFound(place.qualify(name)))?.index;
         self.indexes.lock().expect("unpoisoned").insert(key, index);
         Ok(index)
     }
@@ -377,15 +380,6 @@ impl Executor {
 /// nothing this run made may escape the undo list.
 async fn all<F: Future<Output = Result<()>>>(futures: impl Iterator<Item = F>) -> Result<()> {
     let results: Vec<Result<()>> = stream::iter(futures).buffer_unordered(IN_FLIGHT).collect().await;
-    let failures: Vec<anyhow::Error> = results.into_iter().filter_map(Result::err).collect();
+    let failures: Vec<ApplyError> = results.into_iter().filter_map(Result::err).collect();
     failures.is_empty().then_some(()).ok_or_else(|| combine(failures))
-}
-
-/// One error for several: each on its own line.
-fn combine(mut failures: Vec<anyhow::Error>) -> anyhow::Error {
-    if failures.len() == 1 {
-        return failures.remove(0);
-    }
-    let lines: Vec<String> = failures.iter().map(crate::error_text).collect();
-    anyhow!("{} changes failed:\n  {}", failures.len(), lines.join("\n  "))
 }
