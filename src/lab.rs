@@ -5,14 +5,33 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
-
-use crate::apply::Executor;
+use crate::apply::{ApplyError, Executor};
 use crate::model::{LabName, Place, SysctlKey, Topology};
-use crate::observe::{discover, observe, Scope};
-use crate::plan::{plan, resolve, Change, Desired, Effect, History, Observed, ObservedNamespace, Plan};
+use crate::observe::{discover, observe, ObserveError, Scope};
+use crate::plan::{plan, resolve, Change, Desired, Effect, ExistingErrors, History, Observed, ObservedNamespace, Plan};
 use crate::progress::Progress;
 use crate::record::{lock, other_labs, Record, RecordError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    /// The host does not fit the file (its existing devices).
+    #[error(transparent)]
+    Existing(#[from] ExistingErrors),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
+    #[error("cannot apply without taking over what netlab did not create:\n  {}", .0.join("\n  "))]
+    Conflicts(Vec<String>),
+    #[error("destroy left objects of lab {lab} behind: {}", .objects.join(", "))]
+    LeftBehind { lab: LabName, objects: Vec<String> },
+}
+
+type Result<T, E = LabError> = std::result::Result<T, E>;
 
 /// How long destroy waits for the kernel to finish removing what it deleted (links
 /// of a deleted namespace go asynchronously).
@@ -122,8 +141,8 @@ async fn observe_for(
     Ok(observe(lab, &scope).await?)
 }
 
-fn conflicts(list: Vec<String>) -> anyhow::Error {
-    anyhow::anyhow!("cannot apply without taking over what netlab did not create:\n  {}", list.join("\n  "))
+fn conflicts(list: Vec<String>) -> LabError {
+    LabError::Conflicts(list)
 }
 
 pub struct Destroyed {
@@ -173,7 +192,8 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
         // An unreachable store does not keep the lab's namespaces alive: its stale
         // keys point at nothing, and agents drop them once they are removed.
         if let Err(e) = crate::publish::withdraw(&record.publications).await {
-            eprintln!("netlab: warning: {e:#}; the lab's endpoints stay in the store");
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+            eprintln!("netlab: warning: {e}{cause}; the lab's endpoints stay in the store");
         }
     }
     let observed = observe_for(lab, &empty, &record, &history, recovering).await?;
@@ -190,8 +210,8 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
             break;
         }
         if Instant::now() >= deadline {
-            let names: Vec<String> = left.changes.iter().map(Change::object).collect();
-            bail!("destroy left objects of lab {lab} behind: {}", names.join(", "));
+            let objects = left.changes.iter().map(Change::object).collect();
+            return Err(LabError::LeftBehind { lab: lab.clone(), objects });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
