@@ -1,5 +1,6 @@
 //! The lab operations behind the commands: apply (or plan) a topology, destroy a lab,
-//! report its status. Each holds the lab's lock for its whole run.
+//! report its status. Apply and destroy hold the lab's lock for their whole run; a
+//! plan (dry run) and status only read.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -55,7 +56,7 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
     let observed = observe_for(lab, &topology.namespaces, &record, &history, false).await?;
     // The file completed with the facts of the devices it names but does not create.
     let desired = &resolve(&topology.namespaces, &observed)?;
-    let plan = plan(desired, &observed, &history).map_err(conflicts)?;
+    let plan = plan(desired, &observed, &history).map_err(LabError::Conflicts)?;
     if dry_run {
         return Ok(Applied { plan, elapsed: started.elapsed() });
     }
@@ -141,10 +142,6 @@ async fn observe_for(
     Ok(observe(lab, &scope).await?)
 }
 
-fn conflicts(list: Vec<String>) -> LabError {
-    LabError::Conflicts(list)
-}
-
 pub struct Destroyed {
     pub plan: Plan,
     pub elapsed: Duration,
@@ -197,7 +194,7 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
         }
     }
     let observed = observe_for(lab, &empty, &record, &history, recovering).await?;
-    let plan = plan(&empty, &not_foreign(observed), &history).map_err(conflicts)?;
+    let plan = plan(&empty, &not_foreign(observed), &history).map_err(LabError::Conflicts)?;
     let executor = Executor::new(lab, &empty, Progress::new(plan.changes.len()))?;
     executor.run(&plan.changes).await?;
 
@@ -205,7 +202,7 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
     let deadline = Instant::now() + SETTLE;
     loop {
         let observed = observe_for(lab, &empty, &record, &history, recovering).await?;
-        let left = crate::plan::plan(&empty, &not_foreign(observed), &history).map_err(conflicts)?;
+        let left = crate::plan::plan(&empty, &not_foreign(observed), &history).map_err(LabError::Conflicts)?;
         if left.is_empty() {
             break;
         }
@@ -234,7 +231,7 @@ pub async fn drift(topology: &Topology) -> Result<Plan> {
     history.others = other_labs(lab)?.0;
     let observed = observe_for(lab, &topology.namespaces, &record, &history, false).await?;
     let desired = resolve(&topology.namespaces, &observed)?;
-    plan(&desired, &observed, &history).map_err(conflicts)
+    plan(&desired, &observed, &history).map_err(LabError::Conflicts)
 }
 
 /// Counts of a plan's changes by kind of action, for summaries.
