@@ -185,6 +185,15 @@ fn a_corrupt_record_is_named_with_the_way_out_and_hides_no_other_lab() {
         listed.lines().any(|l| l.starts_with("bridge ") && l.contains("corrupt") && l.contains(way_out)),
         "{listed}"
     );
+    let rows: serde_json::Value = serde_json::from_str(&sandbox.netlab_ok(&["list", "--output", "json"])).unwrap();
+    let corrupt: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.get("corrupt").is_some())
+        .map(|r| r["lab"].as_str().unwrap())
+        .collect();
+    assert_eq!(corrupt, ["bridge"], "{rows}");
 
     let destroyed = sandbox.netlab(&["destroy", "--name", "bridge"]);
     assert!(destroyed.status.success(), "{}", text(&destroyed.stderr));

@@ -49,3 +49,19 @@ pub fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_failures_are_all_reported_with_their_causes() {
+        let busy = |name: &str| ApplyError::Kernel(netns::Error::other(format!("delete namespace {name}"), "busy"));
+        assert_eq!(combine(vec![busy("A")]).to_string(), busy("A").to_string());
+        let both = combine(vec![busy("A"), ApplyError::RolledBack(Box::new(busy("B")))]);
+        assert_eq!(
+            both.to_string(),
+            format!("2 changes failed:\n  {}\n  rolled back what this run created: {}", busy("A"), busy("B"))
+        );
+    }
+}
