@@ -1,18 +1,38 @@
 //! The lab operations behind the commands: apply (or plan) a topology, destroy a lab,
-//! report its status. Each holds the lab's lock for its whole run.
+//! report its status. Apply and destroy hold the lab's lock for their whole run; a
+//! plan (dry run) and status only read.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
-
-use crate::apply::Executor;
-use crate::model::{LabName, Topology};
-use crate::observe::{observe, Scope};
-use crate::plan::{plan, resolve, Change, Desired, History, Observed, ObservedNamespace, Plan};
+use crate::apply::{ApplyError, Executor};
+use crate::model::{LabName, Place, SysctlKey, Topology};
+use crate::observe::{discover, observe, ObserveError, Scope};
+use crate::plan::{plan, resolve, Change, Desired, Effect, ExistingErrors, History, Observed, ObservedNamespace, Plan};
 use crate::progress::Progress;
-use crate::record::{lock, Record};
+use crate::record::{lock, other_labs, Record, RecordError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Observe(#[from] ObserveError),
+    /// The host does not fit the file (its existing devices).
+    #[error(transparent)]
+    Existing(#[from] ExistingErrors),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+    #[error(transparent)]
+    Publish(#[from] crate::publish::PublishError),
+    #[error("cannot apply without taking over what netlab did not create:\n  {}", .0.join("\n  "))]
+    Conflicts(Vec<String>),
+    #[error("destroy left objects of lab {lab} behind: {}", .objects.join(", "))]
+    LeftBehind { lab: LabName, objects: Vec<String> },
+}
+
+type Result<T, E = LabError> = std::result::Result<T, E>;
 
 /// How long destroy waits for the kernel to finish removing what it deleted (links
 /// of a deleted namespace go asynchronously).
@@ -23,24 +43,27 @@ pub struct Applied {
     pub elapsed: Duration,
 }
 
-/// Compare the topology with the kernel and, unless `dry_run`, make them equal.
+/// Compare the topology with the kernel and, unless `dry_run`, make them equal. A dry
+/// run writes nothing, not even the lock file: like `status`, it only reads.
 pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> Result<Applied> {
     let started = Instant::now();
     let lab = &topology.name;
-    let _lock = lock(lab)?;
+    let _lock = if dry_run { None } else { Some(lock(lab)?) };
     let mut record = Record::load(lab)?.unwrap_or_else(|| Record::new(lab.clone()));
-    let history = record.history();
-    let observed = observe_for(lab, &topology.namespaces, &record, &history).await?;
+    let (others, others_originals) = other_labs(lab)?;
+    let mut history = record.history();
+    history.others = others;
+    let observed = observe_for(lab, &topology.namespaces, &record, &history, false).await?;
     // The file completed with the facts of the devices it names but does not create.
     let desired = &resolve(&topology.namespaces, &observed)?;
-    let plan = plan(desired, &observed, &history).map_err(conflicts)?;
+    let plan = plan(desired, &observed, &history).map_err(LabError::Conflicts)?;
     if dry_run {
         return Ok(Applied { plan, elapsed: started.elapsed() });
     }
     if !plan.is_empty() || record.pending.is_some() || record.applied != *desired {
         record.pending = Some(desired.clone());
         record.file = file.map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf()));
-        remember_originals(&mut record, &plan);
+        remember_originals(&mut record, &plan, desired, &others_originals);
         record.save()?;
         let executor = Executor::new(lab, desired, Progress::new(plan.changes.len()))?;
         executor.run(&plan.changes).await?;
@@ -78,7 +101,22 @@ async fn publish(topology: &Topology, record: &mut Record) -> Result<()> {
 }
 
 /// The first value a sysctl had before this lab changed it is what destroy restores.
-fn remember_originals(record: &mut Record, plan: &Plan) {
+/// A host sysctl another lab set first keeps that lab's original: every lab that
+/// declares it holds the value from before any of them, and the last to go restores it.
+fn remember_originals(
+    record: &mut Record,
+    plan: &Plan,
+    desired: &Desired,
+    others_originals: &BTreeMap<SysctlKey, String>,
+) {
+    if let Some(host) = desired.get(&Place::Host) {
+        for key in host.sysctls.keys() {
+            if let Some(original) = others_originals.get(key) {
+                let originals = record.sysctl_originals.entry(Place::Host).or_default();
+                originals.entry(key.clone()).or_insert_with(|| original.clone());
+            }
+        }
+    }
     for change in &plan.changes {
         if let Change::SetSysctl { place, key, previous: Some(previous), .. } = change {
             let originals = record.sysctl_originals.entry(place.clone()).or_default();
@@ -87,14 +125,21 @@ fn remember_originals(record: &mut Record, plan: &Plan) {
     }
 }
 
-async fn observe_for(lab: &LabName, desired: &Desired, record: &Record, history: &History) -> Result<Observed> {
-    let scope =
+/// `recovering`: the record is missing or corrupt, so the host's firewall is read
+/// whatever the record says.
+async fn observe_for(
+    lab: &LabName,
+    desired: &Desired,
+    record: &Record,
+    history: &History,
+    recovering: bool,
+) -> Result<Observed> {
+    let mut scope =
         Scope::new(desired, &history.previous, record.pending.as_ref()).with_originals(&record.sysctl_originals);
-    observe(lab, &scope).await
-}
-
-fn conflicts(list: Vec<String>) -> anyhow::Error {
-    anyhow::anyhow!("cannot apply without taking over what netlab did not create:\n  {}", list.join("\n  "))
+    if recovering {
+        scope = scope.with_host_firewall();
+    }
+    Ok(observe(lab, &scope).await?)
 }
 
 pub struct Destroyed {
@@ -104,13 +149,26 @@ pub struct Destroyed {
     pub existed: bool,
 }
 
-/// Remove everything the lab made, then check that nothing of it is left. `topology`
-/// widens the search when the record is gone.
+/// Remove everything the lab made, then check that nothing of it is left. Without a
+/// usable record (missing or corrupt), what the lab made is found by its kernel marks
+/// (see `observe::discover`); `topology` widens the search to where the file says.
 pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destroyed> {
     let started = Instant::now();
-    let _lock = lock(lab)?;
-    let record = Record::load(lab)?;
-    let existed = record.is_some();
+    let lock = lock(lab)?;
+    // `recovering`: no usable record; the lab counts as applied if its record exists.
+    let (record, recovering, existed) = match Record::load(lab) {
+        Ok(Some(record)) => (Some(record), false, true),
+        Ok(None) => (None, true, false),
+        Err(RecordError::Corrupt { path, reason, .. }) => {
+            eprintln!(
+                "netlab: warning: the record of lab {lab}, {}, is corrupt ({reason}): destroying the lab by its \
+                 kernel marks; host sysctls it changed keep their values (only the record knew the earlier ones)",
+                path.display()
+            );
+            (None, true, true)
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut record = record.unwrap_or_else(|| Record::new(lab.clone()));
     if let Some(topology) = topology {
         // Destroy by file with no record: look where the file says, adopt nothing.
@@ -118,36 +176,44 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
             record.applied.entry(place.clone()).or_insert_with(|| spec.clone());
         }
     }
-    let history = record.history();
+    if recovering {
+        for (place, spec) in discover(lab).await? {
+            let known = record.applied.entry(place).or_default();
+            known.routes.extend(spec.routes);
+        }
+    }
+    let mut history = record.history();
+    history.others = other_labs(lab)?.0;
     let empty = Desired::new();
     if !record.publications.is_empty() {
         // An unreachable store does not keep the lab's namespaces alive: its stale
         // keys point at nothing, and agents drop them once they are removed.
         if let Err(e) = crate::publish::withdraw(&record.publications).await {
-            eprintln!("netlab: warning: {e:#}; the lab's endpoints stay in the store");
+            let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+            eprintln!("netlab: warning: {e}{cause}; the lab's endpoints stay in the store");
         }
     }
-    let observed = observe_for(lab, &empty, &record, &history).await?;
-    let plan = plan(&empty, &not_foreign(observed), &history).map_err(conflicts)?;
+    let observed = observe_for(lab, &empty, &record, &history, recovering).await?;
+    let plan = plan(&empty, &not_foreign(observed), &history).map_err(LabError::Conflicts)?;
     let executor = Executor::new(lab, &empty, Progress::new(plan.changes.len()))?;
     executor.run(&plan.changes).await?;
 
     // Verify: nothing of the lab may remain.
     let deadline = Instant::now() + SETTLE;
     loop {
-        let observed = observe_for(lab, &empty, &record, &history).await?;
-        let left = crate::plan::plan(&empty, &not_foreign(observed), &history).map_err(conflicts)?;
+        let observed = observe_for(lab, &empty, &record, &history, recovering).await?;
+        let left = crate::plan::plan(&empty, &not_foreign(observed), &history).map_err(LabError::Conflicts)?;
         if left.is_empty() {
             break;
         }
         if Instant::now() >= deadline {
-            let names: Vec<String> =
-                left.changes.iter().map(|c| c.to_string().trim_start_matches("- ").to_string()).collect();
-            bail!("destroy left objects of lab {lab} behind: {}", names.join(", "));
+            let objects = left.changes.iter().map(Change::object).collect();
+            return Err(LabError::LeftBehind { lab: lab.clone(), objects });
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Record::remove(lab)?;
+    lock.remove()?;
     Ok(Destroyed { existed: existed || !plan.is_empty(), plan, elapsed: started.elapsed() })
 }
 
@@ -161,20 +227,21 @@ fn not_foreign(mut observed: Observed) -> Observed {
 pub async fn drift(topology: &Topology) -> Result<Plan> {
     let lab = &topology.name;
     let record = Record::load(lab)?.unwrap_or_else(|| Record::new(lab.clone()));
-    let history = record.history();
-    let observed = observe_for(lab, &topology.namespaces, &record, &history).await?;
+    let mut history = record.history();
+    history.others = other_labs(lab)?.0;
+    let observed = observe_for(lab, &topology.namespaces, &record, &history, false).await?;
     let desired = resolve(&topology.namespaces, &observed)?;
-    plan(&desired, &observed, &history).map_err(conflicts)
+    plan(&desired, &observed, &history).map_err(LabError::Conflicts)
 }
 
 /// Counts of a plan's changes by kind of action, for summaries.
 pub fn summary(plan: &Plan) -> BTreeMap<&'static str, usize> {
     let mut counts = BTreeMap::new();
     for change in &plan.changes {
-        let verb = match change.to_string().chars().next() {
-            Some('+') => "created",
-            Some('-') => "deleted",
-            _ => "changed",
+        let verb = match change.effect() {
+            Effect::Create => "created",
+            Effect::Delete => "deleted",
+            Effect::Change => "changed",
         };
         *counts.entry(verb).or_default() += 1;
     }

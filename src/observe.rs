@@ -4,16 +4,40 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use anyhow::{Context, Result};
 use netns::address::AddressState;
 use netns::link::LinkState;
 use netns::namespace::Presence;
 use netns::route::RouteState;
 use netns::{blocking, Netlink};
 
-use crate::model::{FdbSpec, IfName, LabName, Mac, NeighbourSpec, Place, RouteSpec, SysctlKey};
+use crate::model::{
+    FdbSpec, IfName, LabName, Mac, NamespaceSpec, NeighbourSpec, NodeName, Place, RouteSpec, SysctlKey,
+};
 use crate::ownership;
-use crate::plan::{Desired, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace};
+use crate::plan::firewall::ObservedTable;
+use crate::plan::{
+    Desired, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace, ObservedVxlan,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ObserveError {
+    #[error("observe namespace {place}")]
+    Namespace {
+        place: Place,
+        #[source]
+        source: netns::Error,
+    },
+    #[error("observe the namespaces")]
+    Visit(#[source] netns::Error),
+    #[error("list the namespaces")]
+    List(#[source] netns::Error),
+    #[error(transparent)]
+    Firewall(#[from] crate::firewall::FirewallError),
+    #[error("observe: a reading thread failed")]
+    Thread(#[from] tokio::task::JoinError),
+}
+
+type Result<T, E = ObserveError> = std::result::Result<T, E>;
 
 /// What to look at: the namespaces of the file and of the record.
 pub struct Scope {
@@ -54,12 +78,73 @@ impl Scope {
         Scope { places, nat, forwarding, entries, adoptable: pending.cloned().unwrap_or_default(), sysctls, existing }
     }
 
+    /// Where a destroy without a usable record looks for the lab's firewall: the host
+    /// (the nodes' tables and rules go with their namespaces).
+    pub fn with_host_firewall(mut self) -> Scope {
+        self.nat.insert(Place::Host);
+        self.forwarding.insert(Place::Host);
+        self
+    }
+
     pub fn with_originals(mut self, originals: &BTreeMap<Place, BTreeMap<SysctlKey, String>>) -> Scope {
         for (place, keys) in originals {
             self.sysctls.entry(place.clone()).or_default().extend(keys.keys().cloned());
         }
         self
     }
+}
+
+/// What the kernel marks as the lab's, for a destroy whose record is missing or corrupt:
+/// the namespaces whose `lo` carries the lab's mark, and the host routes of netlab's
+/// protocol through host links that carry it. (The marked host links, the marked nft
+/// table and the commented iptables rules are found by `observe` itself.) Host
+/// routes through devices netlab did not make cannot be told apart from other labs'
+/// and stay; so do the values of host sysctls the lab changed, which only the
+/// record knew.
+pub async fn discover(lab: &LabName) -> Result<Desired> {
+    let nodes: Vec<NodeName> = netns::namespace::list()
+        .map_err(ObserveError::List)?
+        .into_iter()
+        .filter_map(|name| name.parse::<NodeName>().ok())
+        .filter(|node| netns::namespace::presence(node.as_str()) == Presence::Mounted)
+        .collect();
+    let places: Vec<Place> = std::iter::once(Place::Host).chain(nodes.into_iter().map(Place::Node)).collect();
+    let namespaces: Vec<netns::Netns> = places.iter().map(Place::to_netns).collect();
+    let visits = tokio::task::spawn_blocking(move || {
+        netns::thread::in_each(namespaces, |ns| {
+            let socket = Netlink::open_socket_here()?;
+            let routes = if *ns == netns::Netns::Host { blocking::routes(&socket)? } else { Vec::new() };
+            Ok((blocking::links(&socket)?, routes))
+        })
+    })
+    .await?
+    .map_err(ObserveError::Visit)?;
+    let mark = ownership::mark(lab);
+    let mut found = Desired::new();
+    for (place, visit) in places.into_iter().zip(visits) {
+        // A namespace that vanished or cannot be entered is not the lab's to judge.
+        let Ok((links, routes)) = visit else { continue };
+        let marked: HashMap<u32, &str> = links
+            .iter()
+            .filter(|l| l.alias.as_deref() == Some(mark.as_str()))
+            .map(|l| (l.index, l.name.as_str()))
+            .collect();
+        match &place {
+            Place::Node(_) => {
+                if marked.values().any(|name| *name == "lo") {
+                    found.insert(place, NamespaceSpec::default());
+                }
+            }
+            Place::Host => {
+                let host = found.entry(Place::Host).or_default();
+                for route in routes.iter().filter(|r| r.protocol == ownership::PROTOCOL) {
+                    let Some(dev) = route.oif.and_then(|i| marked.get(&i)?.parse::<IfName>().ok()) else { continue };
+                    host.routes.insert(RouteSpec { to: route.destination, via: route.gateway, dev: Some(dev) });
+                }
+            }
+        }
+    }
+    Ok(found)
 }
 
 struct Visit {
@@ -112,12 +197,14 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
             Ok(Visit { sysctls, dump })
         })
     })
-    .await??;
+    .await?
+    .map_err(ObserveError::Visit)?;
 
     let mark = ownership::mark(lab);
     let group = ownership::group(lab);
     for (place, visit) in visit.into_iter().zip(visits) {
-        let Visit { sysctls, dump } = visit.with_context(|| format!("observe namespace {place}"))?;
+        let Visit { sysctls, dump } =
+            visit.map_err(|source| ObserveError::Namespace { place: place.clone(), source })?;
         match namespace_owner(&place, &dump, &mark, scope.adoptable.contains_key(&place)) {
             Owner::Lab => {
                 let adoptable = scope.adoptable.get(&place);
@@ -139,16 +226,15 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
 
 /// The lab's nftables table and iptables FORWARD accepts, where they matter.
 async fn read_firewall(lab: &LabName, scope: &Scope, observed: &mut Observed) -> Result<()> {
-    let table = crate::firewall::table_name(lab);
     for (place, namespace) in observed.namespaces.iter_mut() {
         let ObservedNamespace::Owned(state) = namespace else { continue };
-        let (place, lab, table) = (place.clone(), lab.clone(), table.clone());
+        let (place, lab) = (place.clone(), lab.clone());
         let (read_nat, read_forward) = (scope.nat.contains(&place), scope.forwarding.contains(&place));
         if !read_nat && !read_forward {
             continue;
         }
         let (nat_table, forward) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let nat_table = if read_nat { crate::firewall::nft::read(&place, &table)? } else { None };
+            let nat_table = if read_nat { crate::firewall::nft::read(&place, &lab)? } else { ObservedTable::Absent };
             let forward =
                 if read_forward { crate::firewall::iptables::read(&place, &lab)? } else { Default::default() };
             Ok((nat_table, forward))
@@ -235,7 +321,7 @@ impl Dump {
                         _ if loopback => ObservedKind::Loopback,
                         Some("bridge") => ObservedKind::Bridge,
                         Some("veth") => ObservedKind::Veth { peer_index: link.peer_index },
-                        Some("vxlan") => ObservedKind::Vxlan(link.vxlan.clone().unwrap_or_default()),
+                        Some("vxlan") => ObservedKind::Vxlan(vxlan(link.vxlan.as_ref())),
                         other => ObservedKind::Other(other.unwrap_or("device").to_string()),
                     };
                     let observed = ObservedLink {
@@ -290,5 +376,20 @@ impl Dump {
             state.routes.insert(RouteSpec { to: route.destination, via: route.gateway, dev });
         }
         state
+    }
+}
+
+fn vxlan(reported: Option<&netns::link::Vxlan>) -> ObservedVxlan {
+    let Some(v) = reported else { return ObservedVxlan::default() };
+    ObservedVxlan {
+        vni: v.vni,
+        port: v.port,
+        local: v.local,
+        group: v.group,
+        learning: v.learning,
+        proxy: v.proxy,
+        l2miss: v.l2miss,
+        l3miss: v.l3miss,
+        ttl: v.ttl,
     }
 }

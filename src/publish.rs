@@ -6,12 +6,43 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::{anyhow, Context, Result};
 use netlab_store::endpoints::{self, Endpoint, Mac};
 use netlab_store::{AnyStore, StoreUrl, Tls};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Attachment, Topology};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("read the MAC of {0}: no such link")]
+    NoSuchLink(String),
+    #[error("read the MAC of {what}")]
+    ReadMac {
+        what: String,
+        #[source]
+        source: netns::Error,
+    },
+    #[error("read the MAC of an interface: a thread failed")]
+    Thread(#[from] tokio::task::JoinError),
+    #[error("open {url}")]
+    Open {
+        url: Box<StoreUrl>,
+        #[source]
+        source: Box<netlab_store::Error>,
+    },
+    #[error("{verb} {ip} ({mac}) {preposition} {url}")]
+    Store {
+        verb: &'static str,
+        preposition: &'static str,
+        ip: std::net::IpAddr,
+        mac: Mac,
+        url: Box<StoreUrl>,
+        #[source]
+        source: Box<netlab_store::Error>,
+    },
+}
+
+type Result<T, E = PublishError> = std::result::Result<T, E>;
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Publication {
@@ -45,13 +76,14 @@ async fn kernel_mac(attachment: &Attachment) -> Result<Mac> {
     let links = tokio::task::spawn_blocking(move || {
         netns::thread::in_one(place.to_netns(), |_| netns::blocking::links(&netns::Netlink::open_socket_here()?))
     })
-    .await??;
+    .await?
+    .map_err(|source| PublishError::ReadMac { what: what.clone(), source })?;
     links
         .into_iter()
         .find(|link| link.name == name)
         .and_then(|link| link.mac)
         .map(Mac::from_octets)
-        .ok_or_else(|| anyhow!("read the MAC of {what}: no such link"))
+        .ok_or(PublishError::NoSuchLink(what))
 }
 
 type StoreAccess = (StoreUrl, Option<Tls>);
@@ -65,7 +97,8 @@ fn by_store(publications: impl IntoIterator<Item = Publication>) -> BTreeMap<Sto
 }
 
 fn open((url, tls): &StoreAccess) -> Result<AnyStore> {
-    AnyStore::open(url, tls.clone(), Duration::ZERO).with_context(|| format!("open {url}"))
+    AnyStore::open(url, tls.clone(), Duration::ZERO)
+        .map_err(|source| PublishError::Open { url: Box::new(url.clone()), source: Box::new(source) })
 }
 
 /// Publish `wanted` and withdraw what was published before but is not wanted now.
@@ -94,7 +127,14 @@ async fn change(publications: impl IntoIterator<Item = Publication>, change: Cha
                 Change::Publish => (endpoints::publish(&store, &endpoint).await, ("publish", "to")),
                 Change::Withdraw => (endpoints::withdraw(&store, &endpoint).await, ("withdraw", "from")),
             };
-            done.with_context(|| format!("{verb} {} ({}) {preposition} {url}", endpoint.ip, endpoint.mac))?;
+            done.map_err(|source| PublishError::Store {
+                verb,
+                preposition,
+                ip: endpoint.ip,
+                mac: endpoint.mac,
+                url: Box::new(url.clone()),
+                source: Box::new(source),
+            })?;
         }
     }
     Ok(())

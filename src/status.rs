@@ -129,7 +129,7 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
                 | Change::DeleteRoute { .. }
         );
         if unexpected {
-            report.push(entry(change.to_string().trim_start_matches("- ").to_string(), State::Unexpected, None));
+            report.push(entry(change.object(), State::Unexpected, None));
         }
     }
     report

@@ -1,13 +1,13 @@
 //! Golden plans, without root: the plan is a pure function of the file, what the
 //! kernel has, and what earlier applies recorded.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use netlab::model::{parse, Endpoint, LinkKind, Place, Topology};
 use netlab::plan::{
     plan, resolve, Desired, History, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink,
-    ObservedNamespace, Plan,
+    ObservedNamespace, ObservedVxlan, Plan,
 };
 use netlab::status::{status, State};
 
@@ -36,12 +36,11 @@ fn applied(desired: &Desired) -> Observed {
                 LinkKind::Loopback => ObservedKind::Loopback,
                 LinkKind::Bridge => ObservedKind::Bridge,
                 LinkKind::Veth { peer } => ObservedKind::Veth { peer_index: Some(indexes[peer]) },
-                LinkKind::Vxlan(vxlan) => ObservedKind::Vxlan(netns::link::Vxlan {
+                LinkKind::Vxlan(vxlan) => ObservedKind::Vxlan(ObservedVxlan {
                     vni: vxlan.vni,
                     port: vxlan.port,
                     local: Some(vxlan.local),
                     group: vxlan.group,
-                    lower: None,
                     learning: vxlan.learning,
                     proxy: vxlan.proxy,
                     l2miss: vxlan.l2miss,
@@ -75,7 +74,7 @@ fn applied(desired: &Desired) -> Observed {
 }
 
 fn history_of(desired: &Desired) -> History {
-    History { previous: desired.clone(), sysctl_originals: BTreeMap::new() }
+    History { previous: desired.clone(), ..History::default() }
 }
 
 #[test]
@@ -231,7 +230,7 @@ fn a_half_made_namespace_is_made_again_and_destroy_removes_it() {
     let lab = load("veth-pair.yaml");
     let mut observed = Observed::default();
     observed.namespaces.insert("RED".parse().unwrap(), ObservedNamespace::Stale);
-    let history = History { previous: lab.namespaces.clone(), sysctl_originals: BTreeMap::new() };
+    let history = History { previous: lab.namespaces.clone(), ..History::default() };
     let apply = plan(&lab.namespaces, &observed, &history).unwrap();
     assert_eq!(
         lines(&apply)[..3],
@@ -243,12 +242,11 @@ fn a_half_made_namespace_is_made_again_and_destroy_removes_it() {
 
 #[test]
 fn forward_accepts_only_where_the_policy_drops_and_the_nat_table_only_when_it_differs() {
-    use netlab::firewall::iptables::Forward;
-    use netlab::firewall::{nat_table, Backend};
+    use netlab::plan::firewall::{nat_table, Backend, Forward, ObservedTable};
     let lab = load("nat.yaml");
     let mut observed = applied(&lab.namespaces);
     if let Some(ObservedNamespace::Owned(host)) = observed.namespaces.get_mut(&Place::Host) {
-        host.nat_table = Some(nat_table(&lab.namespaces[&Place::Host].nat));
+        host.nat_table = ObservedTable::Owned(nat_table(&lab.namespaces[&Place::Host].nat));
         host.forward.insert(Backend::Nft, Forward { policy_drop: false, accepts: Default::default() });
     }
     let history = history_of(&lab.namespaces);
@@ -256,7 +254,8 @@ fn forward_accepts_only_where_the_policy_drops_and_the_nat_table_only_when_it_di
 
     if let Some(ObservedNamespace::Owned(host)) = observed.namespaces.get_mut(&Place::Host) {
         host.forward.insert(Backend::Nft, Forward { policy_drop: true, accepts: Default::default() });
-        host.nat_table.as_mut().unwrap().get_mut("postrouting").unwrap().rules.clear();
+        let ObservedTable::Owned(table) = &mut host.nat_table else { panic!("owned") };
+        table.get_mut("postrouting").unwrap().rules.clear();
     }
     assert_eq!(
         lines(&plan(&lab.namespaces, &observed, &history).unwrap()),
@@ -402,4 +401,95 @@ fn plan_time_errors_name_the_existing_device() {
     assert_eq!(all.0.len(), 2, "{all}");
     assert!(all.to_string().starts_with("existing devices do not fit the file:\n  VTEP address"), "{all}");
     assert_eq!(resolve(&sized.namespaces, &small).unwrap_err().to_string().lines().count(), 1);
+}
+
+/// nat.yaml applied, with its host sysctl's original value recorded.
+fn nat_applied_with_original() -> (Topology, Observed, History) {
+    let lab = load("nat.yaml");
+    let mut observed = applied(&lab.namespaces);
+    if let Some(ObservedNamespace::Owned(host)) = observed.namespaces.get_mut(&Place::Host) {
+        let table = netlab::plan::firewall::nat_table(&lab.namespaces[&Place::Host].nat);
+        host.nat_table = netlab::plan::firewall::ObservedTable::Owned(table);
+    }
+    let mut history = history_of(&lab.namespaces);
+    let originals = history.sysctl_originals.entry(Place::Host).or_default();
+    originals.insert("net.ipv4.ip_forward".parse().unwrap(), "0".into());
+    (lab, observed, history)
+}
+
+#[test]
+fn host_sysctls_and_routes_another_lab_declares_stay_when_this_lab_goes() {
+    let (_, observed, mut history) = nat_applied_with_original();
+    let alone = lines(&plan(&Desired::new(), &observed, &history).unwrap());
+    assert!(alone.contains(&"~ sysctl net.ipv4.ip_forward in host: 1 -> 0".to_string()), "{alone:?}");
+    assert!(alone.contains(&"- route 203.0.113.0/24 via 198.51.100.2 in host".to_string()), "{alone:?}");
+
+    history.others.sysctls.insert("net.ipv4.ip_forward".parse().unwrap());
+    history.others.routes.insert(netlab::model::RouteSpec {
+        to: "203.0.113.0/24".parse().unwrap(),
+        via: Some("198.51.100.2".parse().unwrap()),
+        dev: None,
+    });
+    let shared = lines(&plan(&Desired::new(), &observed, &history).unwrap());
+    assert!(!shared.iter().any(|l| l.contains("sysctl") || l.contains("route")), "{shared:?}");
+}
+
+#[test]
+fn a_sysctl_of_a_link_that_goes_is_not_restored() {
+    let (lab, mut observed, mut history) = nat_applied_with_original();
+    let key: netlab::model::SysctlKey = "net.ipv4.conf.vext.proxy_arp".parse().unwrap();
+    history.sysctl_originals.get_mut(&Place::Host).unwrap().insert(key.clone(), "0".into());
+    if let Some(ObservedNamespace::Owned(host)) = observed.namespaces.get_mut(&Place::Host) {
+        host.sysctls.insert(key.clone(), Some("1".into()));
+    }
+    // Destroy: vext goes, and its key with it.
+    let destroy = lines(&plan(&Desired::new(), &observed, &history).unwrap());
+    assert!(!destroy.iter().any(|l| l.contains("proxy_arp")), "{destroy:?}");
+    // Kept in the file but the key dropped: restored.
+    let kept = lines(&plan(&lab.namespaces, &observed, &history).unwrap());
+    assert_eq!(kept, ["~ sysctl net.ipv4.conf.vext.proxy_arp in host: 1 -> 0"]);
+    // Gone from the kernel already: nothing to restore.
+    if let Some(ObservedNamespace::Owned(host)) = observed.namespaces.get_mut(&Place::Host) {
+        host.sysctls.insert(key, None);
+    }
+    assert_eq!(lines(&plan(&lab.namespaces, &observed, &history).unwrap()), Vec::<String>::new());
+}
+
+#[test]
+fn declared_loopback_and_link_local_addresses_go_when_dropped_the_kernels_stay() {
+    let source = "name: l\nnodes:\n  A:\n    interfaces:\n      lo: {addresses: [127.0.0.2/8]}\n      e: {addresses: [10.0.0.1/24, 'fe80::1/64'], mac: '02:00:00:00:00:01'}\n  B: {}\nlinks:\n  - endpoints: [A:e, B:e]\n";
+    let before = parse("before.yaml", source).unwrap();
+    let after = parse("after.yaml", &source.replace("[127.0.0.2/8]", "[]").replace(", 'fe80::1/64'", "")).unwrap();
+    let mut observed = applied(&before.namespaces);
+    let a: Place = "A".parse().unwrap();
+    if let Some(ObservedNamespace::Owned(state)) = observed.namespaces.get_mut(&a) {
+        let lo = state.links.get_mut(&"lo".parse().unwrap()).unwrap();
+        lo.addresses.extend(["127.0.0.1/8", "::1/128"].map(|a| a.parse::<ipnetwork::IpNetwork>().unwrap()));
+        let e = state.links.get_mut(&"e".parse().unwrap()).unwrap();
+        e.addresses.insert("fe80::ff:fe00:1/64".parse().unwrap());
+        e.ipv6_autoconf = None;
+    }
+    assert_eq!(
+        lines(&plan(&after.namespaces, &observed, &history_of(&before.namespaces)).unwrap()),
+        ["- address fe80::1/64 on A:e", "- address 127.0.0.2/8 on A:lo"]
+    );
+    // Never declared: the lab does not know them, they stay.
+    assert_eq!(lines(&plan(&after.namespaces, &observed, &History::default()).unwrap()), Vec::<String>::new());
+}
+
+#[test]
+fn a_foreign_nat_table_is_a_conflict_and_destroy_leaves_it() {
+    use netlab::plan::firewall::ObservedTable;
+    let lab = load("nat.yaml");
+    let mut observed = applied(&lab.namespaces);
+    if let Some(ObservedNamespace::Owned(host)) = observed.namespaces.get_mut(&Place::Host) {
+        host.nat_table = ObservedTable::Foreign("netlab-nat".into());
+    }
+    let history = history_of(&lab.namespaces);
+    assert_eq!(
+        plan(&lab.namespaces, &observed, &history).unwrap_err(),
+        ["nft table ip netlab-nat in host exists and was not created by netlab"]
+    );
+    let destroy = lines(&plan(&Desired::new(), &observed, &history).unwrap());
+    assert!(!destroy.iter().any(|l| l.contains("nat table")), "{destroy:?}");
 }

@@ -170,3 +170,30 @@ fn labs_do_not_touch_each_other() {
     sandbox.netlab_ok(&["destroy", &other]);
     assert_eq!(sandbox.snapshot(), before);
 }
+
+#[test]
+fn a_failed_deletion_does_not_stop_the_others_and_every_error_is_reported() {
+    let sandbox = Sandbox::new();
+    let before = sandbox.snapshot();
+    let file = topology("nat.yaml");
+    sandbox.netlab_ok(&["apply", &file]);
+    // A second mount on a namespace's name: its name cannot be removed (busy).
+    for stuck in ["BLUE", "EXT"] {
+        let path = format!("/run/netns/{stuck}");
+        sandbox.ok("mount", &["--bind", &path, &path]);
+    }
+    let output = sandbox.netlab(&["destroy", &file]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("2 changes failed") && stderr.contains("namespace BLUE") && stderr.contains("namespace EXT"),
+        "{stderr}"
+    );
+    // The rest went: RED (after BLUE in order), the host's links.
+    assert_eq!(sandbox.ok("ls", &["/run/netns"]).split_whitespace().collect::<Vec<_>>(), ["BLUE", "EXT"]);
+    assert!(!sandbox.ok("ip", &["-o", "link", "show"]).contains("br0"));
+
+    // That destroy took the extra mounts off: the next one finishes.
+    sandbox.netlab_ok(&["destroy", &file]);
+    assert_eq!(sandbox.snapshot(), before);
+}

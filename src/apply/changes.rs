@@ -2,7 +2,7 @@
 
 use std::os::fd::AsRawFd;
 
-use anyhow::{anyhow, Result};
+use super::error::{ApplyError, Result};
 use netns::link::{LinkChange, LinkRef, NewLink};
 use netns::route::RouteRequest;
 
@@ -10,34 +10,8 @@ use super::Executor;
 use crate::firewall;
 use crate::model::{IfName, Place, RouteSpec, VxlanSpec};
 use crate::ownership;
+use crate::plan::firewall::nat_table;
 use crate::plan::{Change, LinkSettings, VethEnd};
-
-/// The namespaces whose connection a change uses.
-pub fn talks_to(change: &Change) -> Vec<&Place> {
-    match change {
-        // These run on threads or programs inside the namespace.
-        Change::CreateNamespace { .. }
-        | Change::DeleteNamespace { .. }
-        | Change::SetSysctl { .. }
-        | Change::DeleteNatTable { .. }
-        | Change::DeleteForwardAccept { .. }
-        | Change::SetNatTable { .. }
-        | Change::AddForwardAccept { .. } => Vec::new(),
-        Change::CreateVeth { a, b } => vec![&a.place, &b.place],
-        Change::CreateVxlan { place, vxlan, .. } => vec![place, &vxlan.underlay],
-        Change::DeleteNeighbour { place, .. }
-        | Change::DeleteFdb { place, .. }
-        | Change::SetNeighbour { place, .. }
-        | Change::SetFdb { place, .. } => vec![place],
-        Change::DeleteRoute { place, .. }
-        | Change::DeleteAddress { place, .. }
-        | Change::DeleteLink { place, .. }
-        | Change::CreateBridge { place, .. }
-        | Change::SetLink { place, .. }
-        | Change::AddAddress { place, .. }
-        | Change::AddRoute { place, .. } => vec![place],
-    }
-}
 
 /// Deleting what is already gone is success: a veth goes with its peer, a route with
 /// its device.
@@ -52,14 +26,13 @@ impl Executor {
     pub(super) async fn one(&self, change: &Change) -> Result<()> {
         match change {
             Change::DeleteNamespace { namespace } => netns::namespace::delete(namespace.as_str())?,
-            Change::DeleteNatTable { place } => firewall::nft::delete(place, &firewall::table_name(&self.lab))?,
+            Change::DeleteNatTable { place } => firewall::nft::delete(place, &self.lab)?,
             Change::SetNatTable { place, nat } => {
-                let table = firewall::table_name(&self.lab);
-                let existed = firewall::nft::read(place, &table)?.is_some();
-                firewall::nft::replace(place, &table, &firewall::nat_table(nat))?;
-                if !existed {
+                let prepared = firewall::nft::prepare(place, &self.lab)?;
+                if prepared.created {
                     self.remember(Change::DeleteNatTable { place: place.clone() });
                 }
+                firewall::nft::fill(place, &self.lab, &prepared, &nat_table(nat))?;
             }
             Change::CreateVxlan { place, name, settings, vxlan } => {
                 self.create_vxlan(place, name, settings, vxlan).await?
@@ -94,7 +67,7 @@ impl Executor {
             }
             Change::DeleteForwardAccept { place, accept } => firewall::iptables::delete(place, &self.lab, accept)?,
             Change::CreateNamespace { .. } => {
-                return Err(anyhow!("internal error: {change} is made by the namespace thread"));
+                return Err(ApplyError::Internal(format!("{change} is made by the namespace thread")));
             }
             // Batched per namespace in a phase; one at a time only when rolling back.
             Change::SetSysctl { place, key, value, .. } => {

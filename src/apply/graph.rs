@@ -6,14 +6,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use crate::model::{IfName, Place};
-use crate::plan::Change;
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Key {
-    Namespace(Place),
-    Link(Place, IfName),
-}
+use crate::model::Place;
+use crate::plan::{Change, Resource};
 
 pub struct Graph {
     waiting: Vec<usize>,
@@ -23,85 +17,18 @@ pub struct Graph {
     unfinished: usize,
 }
 
-fn provides(change: &Change) -> Vec<Key> {
-    match change {
-        Change::CreateNamespace { namespace } => vec![Key::Namespace(Place::Node(namespace.clone()))],
-        Change::CreateBridge { place, name, .. } | Change::CreateVxlan { place, name, .. } => {
-            vec![Key::Link(place.clone(), name.clone())]
-        }
-        Change::CreateVeth { a, b } => {
-            vec![Key::Link(a.place.clone(), a.name.clone()), Key::Link(b.place.clone(), b.name.clone())]
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn needs(change: &Change) -> Vec<Key> {
-    let namespace = |place: &Place| Key::Namespace(place.clone());
-    let link = |place: &Place, name: &IfName| Key::Link(place.clone(), name.clone());
-    match change {
-        Change::CreateBridge { place, .. } => vec![namespace(place)],
-        Change::CreateVeth { a, b } => {
-            let mut keys = vec![namespace(&a.place), namespace(&b.place)];
-            keys.extend(a.settings.master.iter().map(|m| link(&a.place, m)));
-            keys.extend(b.settings.master.iter().map(|m| link(&b.place, m)));
-            keys
-        }
-        Change::CreateVxlan { place, settings, vxlan, .. } => {
-            let mut keys = vec![namespace(place), namespace(&vxlan.underlay), link(&vxlan.underlay, &vxlan.dev)];
-            keys.extend(settings.master.iter().map(|m| link(place, m)));
-            keys
-        }
-        Change::SetLink { place, update, .. } => {
-            let mut keys = vec![namespace(place)];
-            if let Some(Some(master)) = &update.master {
-                keys.push(link(place, master));
-            }
-            keys
-        }
-        Change::AddAddress { place, link: name, .. } => vec![namespace(place), link(place, name)],
-        _ => Vec::new(),
-    }
-}
-
-/// The namespace a change belongs to, for ordering: the later of its namespaces.
-fn home(change: &Change) -> Place {
-    match change {
-        Change::CreateNamespace { namespace } => Place::Node(namespace.clone()),
-        Change::CreateVeth { a, b } => a.place.clone().max(b.place.clone()),
-        Change::CreateBridge { place, .. }
-        | Change::SetLink { place, .. }
-        | Change::AddAddress { place, .. }
-        | Change::DeleteRoute { place, .. }
-        | Change::DeleteAddress { place, .. }
-        | Change::DeleteLink { place, .. }
-        | Change::SetSysctl { place, .. }
-        | Change::AddRoute { place, .. } => place.clone(),
-        Change::DeleteNamespace { namespace } => Place::Node(namespace.clone()),
-        Change::CreateVxlan { place, .. }
-        | Change::DeleteNeighbour { place, .. }
-        | Change::DeleteFdb { place, .. }
-        | Change::SetNeighbour { place, .. }
-        | Change::SetFdb { place, .. }
-        | Change::DeleteNatTable { place }
-        | Change::DeleteForwardAccept { place, .. }
-        | Change::SetNatTable { place, .. }
-        | Change::AddForwardAccept { place, .. } => place.clone(),
-    }
-}
-
 impl Graph {
     pub fn new(changes: &[Change]) -> Graph {
-        let mut provider: HashMap<Key, usize> = HashMap::new();
+        let mut provider: HashMap<Resource, usize> = HashMap::new();
         for (i, change) in changes.iter().enumerate() {
-            for key in provides(change) {
+            for key in change.provides() {
                 provider.insert(key, i);
             }
         }
         let mut waiting = vec![0; changes.len()];
         let mut dependents = vec![Vec::new(); changes.len()];
         for (i, change) in changes.iter().enumerate() {
-            for key in needs(change) {
+            for key in change.needs() {
                 if let Some(&p) = provider.get(&key) {
                     if p != i {
                         waiting[i] += 1;
@@ -110,7 +37,7 @@ impl Graph {
                 }
             }
         }
-        let home: Vec<Place> = changes.iter().map(home).collect();
+        let home: Vec<Place> = changes.iter().map(Change::home).collect();
         let ready = (0..changes.len()).filter(|&i| waiting[i] == 0).map(|i| Reverse((home[i].clone(), i))).collect();
         Graph { waiting, dependents, home, ready, unfinished: changes.len() }
     }

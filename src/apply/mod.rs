@@ -1,8 +1,10 @@
 //! Execute a plan against the kernel. Deletions run first, phase by phase; creation
 //! follows a dependency graph (see `graph`), namespace by namespace, while namespaces
-//! are created ahead on a thread of their own; sysctls and routes come last. If a
-//! change fails, the work under way is let finish, then what this run created is
-//! removed again, newest first.
+//! are created ahead on a thread of their own; sysctls and routes come last. A
+//! failed deletion does not stop the others: every deletion is tried and every error
+//! reported (nothing is created after one failed). If a creating change fails, the
+//! work under way is let finish, then what this run created is removed again, newest
+//! first.
 //!
 //! Connections: one per namespace, opened when first needed and closed after that
 //! namespace's last change, so a large lab never holds them all at once (netlink-proto
@@ -15,6 +17,7 @@
 //! not netlab's to change.
 
 mod changes;
+mod error;
 mod graph;
 mod namespaces;
 
@@ -23,7 +26,8 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Result};
+pub use error::ApplyError;
+use error::{combine, Result};
 use futures::stream::FuturesUnordered;
 use futures::{stream, Future, StreamExt};
 use netns::socket::Opener;
@@ -82,7 +86,7 @@ impl Executor {
         {
             let mut remaining = self.remaining.lock().expect("unpoisoned");
             for change in changes {
-                for place in changes::talks_to(change) {
+                for place in change.connections() {
                     *remaining.entry(place.clone()).or_default() += 1;
                 }
             }
@@ -98,21 +102,27 @@ impl Executor {
         let mut failures = Vec::new();
         for change in &undo {
             if let Err(e) = self.one(change).await {
-                failures.push(crate::error_text(&e));
+                failures.push(error::chain(&e));
             }
         }
         if failures.is_empty() {
-            Err(err.context("rolled back what this run created"))
+            Err(ApplyError::RolledBack(Box::new(err)))
         } else {
-            Err(err.context(format!("rollback incomplete: {}", failures.join("; "))))
+            Err(ApplyError::RollbackIncomplete(Box::new(err), failures.join("; ")))
         }
     }
 
     async fn run_all(&self, changes: &[Change]) -> Result<()> {
         let first_creation = changes.partition_point(|c| c.phase() < Phase::CreateNamespaces);
         let after_creation = changes.partition_point(|c| c.phase() <= Phase::AddAddresses);
+        let mut failures = Vec::new();
         for group in changes[..first_creation].chunk_by(|a, b| a.phase() == b.phase()) {
-            self.phase(group).await?;
+            if let Err(e) = self.phase(group).await {
+                failures.push(e);
+            }
+        }
+        if !failures.is_empty() {
+            return Err(combine(failures));
         }
         self.create(&changes[first_creation..after_creation]).await?;
         for group in changes[after_creation..].chunk_by(|a, b| a.phase() == b.phase()) {
@@ -155,9 +165,10 @@ impl Executor {
             .collect();
         let mut creating = batch.len();
         let cancel = Arc::new(AtomicBool::new(false));
-        let (creator, mut created) = namespaces::spawn(batch, self.mark.clone(), cancel.clone())?;
+        let (creator, mut created) =
+            namespaces::spawn(batch, self.mark.clone(), cancel.clone()).map_err(ApplyError::Spawn)?;
         let mut running = FuturesUnordered::new();
-        let mut failure: Option<anyhow::Error> = None;
+        let mut failure: Option<ApplyError> = None;
         loop {
             while failure.is_none() && running.len() < IN_FLIGHT {
                 let Some(i) = graph.next_ready() else { break };
@@ -197,12 +208,12 @@ impl Executor {
                 },
             }
         }
-        creator.join().map_err(|_| anyhow!("namespace thread panicked"))?;
+        creator.join().map_err(|_| ApplyError::Panicked)?;
         if let Some(e) = failure {
             return Err(e);
         }
         if graph.unfinished() > 0 {
-            bail!("internal error: {} changes were never ready", graph.unfinished());
+            return Err(ApplyError::Internal(format!("{} changes were never ready", graph.unfinished())));
         }
         tracing::debug!(changes = changes.len(), elapsed_ms = started.elapsed().as_millis() as u64, "creation done");
         Ok(())
@@ -219,7 +230,7 @@ impl Executor {
         let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
         self.progress.update(done);
         let mut remaining = self.remaining.lock().expect("unpoisoned");
-        for place in changes::talks_to(change) {
+        for place in change.connections() {
             let left = remaining.entry(place.clone()).or_default();
             *left = left.saturating_sub(1);
             if *left == 0 && *place != Place::Host {
@@ -251,7 +262,7 @@ impl Executor {
             return Ok(*index);
         }
         let link = self.netlink(place).await?.link_by_name(name.as_str()).await?;
-        let index = link.ok_or_else(|| anyhow!("link {} not found", place.qualify(name)))?.index;
+        let index = link.ok_or_else(|| ApplyError::LinkNotFound(place.qualify(name)))?.index;
         self.indexes.lock().expect("unpoisoned").insert(key, index);
         Ok(index)
     }
@@ -261,15 +272,19 @@ impl Executor {
     }
 
     fn delete_namespaces(&self, group: &[Change]) -> Result<()> {
+        let mut failures = Vec::new();
         for change in group {
             if let Change::DeleteNamespace { namespace } = change {
-                netns::namespace::delete(namespace.as_str())?;
+                if let Err(e) = netns::namespace::delete(namespace.as_str()) {
+                    failures.push(e.into());
+                    continue;
+                }
                 let place = Place::Node(namespace.clone());
                 self.connections.lock().expect("unpoisoned").remove(&place);
                 self.finished(change);
             }
         }
-        Ok(())
+        failures.is_empty().then_some(()).ok_or_else(|| combine(failures))
     }
 
     /// Links are deleted per namespace in one request when every link of the lab's
@@ -286,32 +301,38 @@ impl Executor {
             }
         }
         let nothing = BTreeSet::new();
+        let mut failures = Vec::new();
         for (place, changes) in by_place {
-            let names: BTreeSet<&str> = changes
-                .iter()
-                .filter_map(|c| if let Change::DeleteLink { name, .. } = c { Some(name.as_str()) } else { None })
-                .collect();
-            let wanted = self.wanted.get(place).unwrap_or(&nothing);
-            let links = netns::thread::in_one(place.to_netns(), |_| {
-                netns::blocking::links(&netns::Netlink::open_socket_here()?)
-            })?;
-            let grouped: Vec<&netns::link::LinkState> = links.iter().filter(|l| l.group == self.group).collect();
-            let may_go = |l: &&netns::link::LinkState| {
-                names.contains(l.name.as_str())
-                    || (l.alias.as_deref() == Some(self.mark.as_str()) && !wanted.iter().any(|w| w.as_str() == l.name))
-            };
-            if grouped.len() >= 2 && grouped.iter().all(may_go) {
-                changes::ignore_missing(self.netlink(place).await?.delete_group(self.group).await)?;
-                tracing::debug!(%place, links = grouped.len(), group = self.group, "deleted links in one request");
-                for change in &changes {
-                    if let Change::DeleteLink { name, .. } = change {
-                        self.forget(place, name);
-                    }
-                    self.finished(change);
-                }
-            } else {
-                all(changes.into_iter().map(|change| self.tracked(change))).await?;
+            if let Err(e) = self.delete_links_in(place, changes, self.wanted.get(place).unwrap_or(&nothing)).await {
+                failures.push(e);
             }
+        }
+        failures.is_empty().then_some(()).ok_or_else(|| combine(failures))
+    }
+
+    async fn delete_links_in(&self, place: &Place, changes: Vec<&Change>, wanted: &BTreeSet<IfName>) -> Result<()> {
+        let names: BTreeSet<&str> = changes
+            .iter()
+            .filter_map(|c| if let Change::DeleteLink { name, .. } = c { Some(name.as_str()) } else { None })
+            .collect();
+        let links =
+            netns::thread::in_one(place.to_netns(), |_| netns::blocking::links(&netns::Netlink::open_socket_here()?))?;
+        let grouped: Vec<&netns::link::LinkState> = links.iter().filter(|l| l.group == self.group).collect();
+        let may_go = |l: &&netns::link::LinkState| {
+            names.contains(l.name.as_str())
+                || (l.alias.as_deref() == Some(self.mark.as_str()) && !wanted.iter().any(|w| w.as_str() == l.name))
+        };
+        if grouped.len() >= 2 && grouped.iter().all(may_go) {
+            changes::ignore_missing(self.netlink(place).await?.delete_group(self.group).await)?;
+            tracing::debug!(%place, links = grouped.len(), group = self.group, "deleted links in one request");
+            for change in &changes {
+                if let Change::DeleteLink { name, .. } = change {
+                    self.forget(place, name);
+                }
+                self.finished(change);
+            }
+        } else {
+            all(changes.into_iter().map(|change| self.tracked(change))).await?;
         }
         Ok(())
     }
@@ -355,9 +376,10 @@ impl Executor {
     }
 }
 
-/// Run at most IN_FLIGHT at a time, every one to its end, then report the first error:
+/// Run at most IN_FLIGHT at a time, every one to its end, then report every error:
 /// nothing this run made may escape the undo list.
 async fn all<F: Future<Output = Result<()>>>(futures: impl Iterator<Item = F>) -> Result<()> {
     let results: Vec<Result<()>> = stream::iter(futures).buffer_unordered(IN_FLIGHT).collect().await;
-    results.into_iter().collect()
+    let failures: Vec<ApplyError> = results.into_iter().filter_map(Result::err).collect();
+    failures.is_empty().then_some(()).ok_or_else(|| combine(failures))
 }

@@ -1,178 +1,45 @@
-//! The lab's firewall: its NAT as one nftables table per namespace, and, where
-//! iptables' FORWARD chain drops by default (as Docker leaves it), accept rules for the
-//! lab's prefixes in that chain. Rendering is pure; `nft` and `iptables` run the
-//! results (see the submodules).
+//! The edge of the lab's firewall: runs `nft` and `iptables` inside a namespace, reads
+//! their listings into the pure types of `plan::firewall`, and proves each object the
+//! lab's before changing it (the nft table's comment, the iptables rule's comment,
+//! each exactly the lab's mark). What the rules are is decided in `plan::firewall`.
 
 pub mod iptables;
 pub mod nft;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
-use ipnetwork::{IpNetwork, Ipv4Network};
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use crate::model::Place;
 
-use crate::model::{LabName, LinkKind, NatSpec};
-use crate::plan::Desired;
+#[derive(Debug, thiserror::Error)]
+pub enum FirewallError {
+    #[error("{0} not found: install the {1} package")]
+    Missing(&'static str, &'static str),
+    /// The program ran and failed: its arguments and what it said.
+    #[error("{program} {args} in {place}: {stderr}")]
+    Failed { program: &'static str, args: String, place: Place, stderr: String },
+    /// It could not be run there (the namespace, the process).
+    #[error("run {program} in {place}")]
+    Run {
+        program: &'static str,
+        place: Place,
+        #[source]
+        source: netns::Error,
+    },
+    #[error("nft table ip {name} in {place} exists and was not created by netlab")]
+    Foreign { name: String, place: Place },
+    #[error("read nft's listing of table {name} in {place}: {reason}")]
+    Listing { name: String, place: Place, reason: String },
+    #[error("build the nftables batch for {place}: {reason}")]
+    Batch { place: Place, reason: String },
+}
+
+pub type Result<T, E = FirewallError> = std::result::Result<T, E>;
 
 /// A program in PATH or the sbin directories (root's tools live there).
-pub fn program(name: &str) -> Option<std::path::PathBuf> {
+pub fn program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(std::path::PathBuf::from))
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-}
-
-pub fn table_name(lab: &LabName) -> String {
-    format!("netlab-{lab}")
-}
-
-/// The table's base chains: name, hook, priority (srcnat 100, dstnat -100).
-pub const CHAINS: [(&str, &str, i32); 3] =
-    [("postrouting", "postrouting", 100), ("prerouting", "prerouting", -100), ("output", "output", -100)];
-
-/// A chain as nft reports it: its hook, priority, and each rule's statements (JSON).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainRules {
-    pub hook: String,
-    pub priority: i32,
-    pub rules: Vec<Value>,
-}
-
-pub type Table = BTreeMap<String, ChainRules>;
-
-/// The table for a namespace's NAT, as nft lists it (its canonical JSON), so that
-/// what the kernel has compares equal to what the file wants.
-pub fn nat_table(nat: &NatSpec) -> Table {
-    let mut table: Table = CHAINS
-        .iter()
-        .map(|(name, hook, priority)| {
-            (name.to_string(), ChainRules { hook: hook.to_string(), priority: *priority, rules: Vec::new() })
-        })
-        .collect();
-    let matches = |protocol: &str, field: &str, right: Value| json!({"match": {"op": "==", "left": {"payload": {"protocol": protocol, "field": field}}, "right": right}});
-    let prefix = |net: &Ipv4Network| {
-        if net.prefix() == 32 {
-            json!(net.ip().to_string())
-        } else {
-            json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix()}})
-        }
-    };
-    let postrouting = &mut table.get_mut("postrouting").expect("chain").rules;
-    for m in &nat.masquerade {
-        let mut rule = vec![matches("ip", "saddr", prefix(&m.from))];
-        if let Some(out) = &m.out {
-            rule.push(json!({"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": out.as_str()}}));
-        }
-        if let Some(to) = &m.to {
-            rule.push(matches("ip", "daddr", prefix(to)));
-        }
-        rule.push(json!({"masquerade": null}));
-        postrouting.push(Value::Array(rule));
-    }
-    for p in &nat.publish {
-        let Some(subnet) = &p.hairpin else { continue };
-        postrouting.push(json!([
-            matches("ip", "saddr", prefix(subnet)),
-            matches("ip", "daddr", json!(p.to.ip().to_string())),
-            matches(p.protocol.name(), "dport", json!(p.to.port())),
-            {"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}},
-            {"masquerade": null},
-        ]));
-    }
-    for chain in ["prerouting", "output"] {
-        let rules = &mut table.get_mut(chain).expect("chain").rules;
-        for p in &nat.publish {
-            rules.push(json!([
-                matches("ip", "daddr", json!(p.on.ip().to_string())),
-                matches(p.protocol.name(), "dport", json!(p.on.port())),
-                {"dnat": {"addr": p.to.ip().to_string(), "port": p.to.port()}},
-            ]));
-        }
-    }
-    table
-}
-
-/// An accept rule in iptables' filter FORWARD chain for traffic from or to a prefix.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct ForwardAccept {
-    pub backend: Backend,
-    pub direction: Direction,
-    pub prefix: Ipv4Network,
-}
-
-/// Which iptables holds the rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Nft,
-    Legacy,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Direction {
-    From,
-    To,
-}
-
-impl std::fmt::Display for ForwardAccept {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.direction {
-            Direction::From => write!(f, "accept forwarding from {}", self.prefix)?,
-            Direction::To => write!(f, "accept forwarding to {}", self.prefix)?,
-        }
-        if self.backend == Backend::Legacy {
-            f.write_str(" (iptables-legacy)")?;
-        }
-        Ok(())
-    }
-}
-
-/// The lab's IPv4 prefixes: the subnets of the addresses on its links (loopback
-/// addresses are reached through those).
-pub fn lab_prefixes(desired: &Desired) -> BTreeSet<Ipv4Network> {
-    desired
-        .values()
-        .flat_map(|ns| ns.links.values().filter(|l| l.kind != LinkKind::Loopback))
-        .flat_map(|l| l.addresses.iter())
-        .filter_map(|a| match a {
-            IpNetwork::V4(v4) => Ipv4Network::new(v4.network(), v4.prefix()).ok(),
-            IpNetwork::V6(_) => None,
-        })
-        .collect()
-}
-
-/// Both directions for each prefix.
-pub fn forward_accepts(backend: Backend, prefixes: &BTreeSet<Ipv4Network>) -> BTreeSet<ForwardAccept> {
-    prefixes
-        .iter()
-        .flat_map(|prefix| {
-            [Direction::From, Direction::To].map(|direction| ForwardAccept { backend, direction, prefix: *prefix })
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_published_port_renders_as_nft_lists_it() {
-        let lab = crate::model::parse(
-            "lab.yaml",
-            "name: x\nhost:\n  bridges:\n    br0: {addresses: [11.11.11.1/24]}\n  interfaces:\n    e: {addresses: [198.51.100.1/24]}\n  sysctls: {net.ipv4.ip_forward: 1}\n  nat:\n    masquerade: [{from: 11.11.11.0/24, out: e}]\n    publish: [{on: '198.51.100.1:8080', to: '11.11.11.2:80'}]\nnodes:\n  A: {}\nlinks:\n  - endpoints: [A:e, e]\n",
-        )
-        .unwrap();
-        assert!(lab.warnings.is_empty(), "{:?}", lab.warnings);
-        let table = nat_table(&lab.namespaces[&crate::model::Place::Host].nat);
-        let text = |chain: &str| serde_json::to_string(&table[chain].rules).unwrap();
-        assert_eq!(
-            text("prerouting"),
-            r#"[[{"match":{"left":{"payload":{"field":"daddr","protocol":"ip"}},"op":"==","right":"198.51.100.1"}},{"match":{"left":{"payload":{"field":"dport","protocol":"tcp"}},"op":"==","right":8080}},{"dnat":{"addr":"11.11.11.2","port":80}}]]"#
-        );
-        assert_eq!(table["postrouting"].rules.len(), 2, "masquerade and hairpin");
-        assert_eq!(table["output"].rules, table["prerouting"].rules);
-    }
 }

@@ -6,7 +6,7 @@ use std::fmt;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
-use crate::firewall::ForwardAccept;
+use super::firewall::ForwardAccept;
 use crate::model::{FdbSpec, IfName, Mac, NatSpec, NeighbourSpec, NodeName, Place, RouteSpec, SysctlKey, VxlanSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,6 +171,17 @@ pub enum Phase {
     SetFirewall,
 }
 
+/// What creation is ordered by: a change that needs one waits for the change that
+/// provides it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Namespace(Place),
+    Link(Place, IfName),
+}
+
+/// Everything about a kind of change but how it is done (that is `apply`'s) is stated
+/// here: its phase, its effect (`effect`, with the text below), the connections it
+/// uses, what it provides and needs, and the namespace it belongs to.
 impl Change {
     pub fn phase(&self) -> Phase {
         match self {
@@ -194,24 +205,180 @@ impl Change {
     }
 }
 
+/// What a change does to its object: `+`, `~` or `-` in a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Effect {
+    Create,
+    Change,
+    Delete,
+}
+
+impl Effect {
+    pub fn sign(self) -> char {
+        match self {
+            Effect::Create => '+',
+            Effect::Change => '~',
+            Effect::Delete => '-',
+        }
+    }
+}
+
+impl Change {
+    pub fn effect(&self) -> Effect {
+        match self {
+            Change::DeleteNatTable { .. }
+            | Change::DeleteForwardAccept { .. }
+            | Change::DeleteNeighbour { .. }
+            | Change::DeleteFdb { .. }
+            | Change::DeleteRoute { .. }
+            | Change::DeleteAddress { .. }
+            | Change::DeleteLink { .. }
+            | Change::DeleteNamespace { .. } => Effect::Delete,
+            Change::CreateNamespace { .. }
+            | Change::CreateBridge { .. }
+            | Change::CreateVeth { .. }
+            | Change::CreateVxlan { .. }
+            | Change::AddAddress { .. }
+            | Change::AddRoute { .. }
+            | Change::AddForwardAccept { .. } => Effect::Create,
+            Change::SetLink { .. }
+            | Change::SetNeighbour { .. }
+            | Change::SetFdb { .. }
+            | Change::SetSysctl { .. }
+            | Change::SetNatTable { .. } => Effect::Change,
+        }
+    }
+
+    /// The object the change is about and what it sets, as the plan prints it after
+    /// the sign.
+    pub fn object(&self) -> String {
+        Object(self).to_string()
+    }
+}
+
+impl Change {
+    /// The namespaces whose netlink connection the change uses; none for those that
+    /// run on a thread or a program inside the namespace.
+    pub fn connections(&self) -> Vec<&Place> {
+        match self {
+            Change::CreateNamespace { .. }
+            | Change::DeleteNamespace { .. }
+            | Change::SetSysctl { .. }
+            | Change::DeleteNatTable { .. }
+            | Change::DeleteForwardAccept { .. }
+            | Change::SetNatTable { .. }
+            | Change::AddForwardAccept { .. } => Vec::new(),
+            Change::CreateVeth { a, b } => vec![&a.place, &b.place],
+            Change::CreateVxlan { place, vxlan, .. } => vec![place, &vxlan.underlay],
+            Change::DeleteNeighbour { place, .. }
+            | Change::DeleteFdb { place, .. }
+            | Change::SetNeighbour { place, .. }
+            | Change::SetFdb { place, .. }
+            | Change::DeleteRoute { place, .. }
+            | Change::DeleteAddress { place, .. }
+            | Change::DeleteLink { place, .. }
+            | Change::CreateBridge { place, .. }
+            | Change::SetLink { place, .. }
+            | Change::AddAddress { place, .. }
+            | Change::AddRoute { place, .. } => vec![place],
+        }
+    }
+
+    pub fn provides(&self) -> Vec<Resource> {
+        match self {
+            Change::CreateNamespace { namespace } => vec![Resource::Namespace(Place::Node(namespace.clone()))],
+            Change::CreateBridge { place, name, .. } | Change::CreateVxlan { place, name, .. } => {
+                vec![Resource::Link(place.clone(), name.clone())]
+            }
+            Change::CreateVeth { a, b } => {
+                vec![Resource::Link(a.place.clone(), a.name.clone()), Resource::Link(b.place.clone(), b.name.clone())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn needs(&self) -> Vec<Resource> {
+        let namespace = |place: &Place| Resource::Namespace(place.clone());
+        let link = |place: &Place, name: &IfName| Resource::Link(place.clone(), name.clone());
+        match self {
+            Change::CreateBridge { place, .. } => vec![namespace(place)],
+            Change::CreateVeth { a, b } => {
+                let mut needs = vec![namespace(&a.place), namespace(&b.place)];
+                needs.extend(a.settings.master.iter().map(|m| link(&a.place, m)));
+                needs.extend(b.settings.master.iter().map(|m| link(&b.place, m)));
+                needs
+            }
+            Change::CreateVxlan { place, settings, vxlan, .. } => {
+                let mut needs = vec![namespace(place), namespace(&vxlan.underlay), link(&vxlan.underlay, &vxlan.dev)];
+                needs.extend(settings.master.iter().map(|m| link(place, m)));
+                needs
+            }
+            Change::SetLink { place, update, .. } => {
+                let mut needs = vec![namespace(place)];
+                if let Some(Some(master)) = &update.master {
+                    needs.push(link(place, master));
+                }
+                needs
+            }
+            Change::AddAddress { place, link: name, .. } => vec![namespace(place), link(place, name)],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The namespace a change belongs to, for ordering: the later of its namespaces.
+    pub fn home(&self) -> Place {
+        match self {
+            Change::CreateNamespace { namespace } | Change::DeleteNamespace { namespace } => {
+                Place::Node(namespace.clone())
+            }
+            Change::CreateVeth { a, b } => a.place.clone().max(b.place.clone()),
+            Change::CreateBridge { place, .. }
+            | Change::SetLink { place, .. }
+            | Change::AddAddress { place, .. }
+            | Change::DeleteRoute { place, .. }
+            | Change::DeleteAddress { place, .. }
+            | Change::DeleteLink { place, .. }
+            | Change::SetSysctl { place, .. }
+            | Change::AddRoute { place, .. }
+            | Change::CreateVxlan { place, .. }
+            | Change::DeleteNeighbour { place, .. }
+            | Change::DeleteFdb { place, .. }
+            | Change::SetNeighbour { place, .. }
+            | Change::SetFdb { place, .. }
+            | Change::DeleteNatTable { place }
+            | Change::DeleteForwardAccept { place, .. }
+            | Change::SetNatTable { place, .. }
+            | Change::AddForwardAccept { place, .. } => place.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Change::DeleteNamespace { namespace } => write!(f, "- namespace {namespace}"),
-            Change::DeleteNatTable { place } => write!(f, "- nat table in {place}"),
+        write!(f, "{} {}", self.effect().sign(), Object(self))
+    }
+}
+
+struct Object<'a>(&'a Change);
+
+impl fmt::Display for Object<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Change::DeleteNamespace { namespace } => write!(f, "namespace {namespace}"),
+            Change::DeleteNatTable { place } => write!(f, "nat table in {place}"),
             Change::DeleteNeighbour { place, entry } => {
-                write!(f, "- neighbour {} on {}", entry.ip, place.qualify(&entry.dev))
+                write!(f, "neighbour {} on {}", entry.ip, place.qualify(&entry.dev))
             }
-            Change::DeleteFdb { place, entry } => write!(f, "- fdb {} on {}", entry.mac, place.qualify(&entry.dev)),
+            Change::DeleteFdb { place, entry } => write!(f, "fdb {} on {}", entry.mac, place.qualify(&entry.dev)),
             Change::SetNeighbour { place, entry } => {
-                write!(f, "~ neighbour {} lladdr {} on {}", entry.ip, entry.mac, place.qualify(&entry.dev))
+                write!(f, "neighbour {} lladdr {} on {}", entry.ip, entry.mac, place.qualify(&entry.dev))
             }
             Change::SetFdb { place, entry } => {
-                write!(f, "~ fdb {} dst {} on {}", entry.mac, entry.dst, place.qualify(&entry.dev))
+                write!(f, "fdb {} dst {} on {}", entry.mac, entry.dst, place.qualify(&entry.dev))
             }
             Change::CreateVxlan { place, name, settings, vxlan } => write!(
                 f,
-                "+ vxlan {} vni {} dstport {} local {} dev {}{}",
+                "vxlan {} vni {} dstport {} local {} dev {}{}",
                 place.qualify(name),
                 vxlan.vni,
                 vxlan.port,
@@ -219,38 +386,38 @@ impl fmt::Display for Change {
                 vxlan.underlay.qualify(&vxlan.dev),
                 settings
             ),
-            Change::DeleteForwardAccept { place, accept } => write!(f, "- iptables FORWARD rule in {place}: {accept}"),
+            Change::DeleteForwardAccept { place, accept } => write!(f, "iptables FORWARD rule in {place}: {accept}"),
             Change::SetNatTable { place, nat } => write!(
                 f,
-                "~ nat table in {place}: {} masquerade, {} published ports",
+                "nat table in {place}: {} masquerade, {} published ports",
                 nat.masquerade.len(),
                 nat.publish.len()
             ),
-            Change::AddForwardAccept { place, accept } => write!(f, "+ iptables FORWARD rule in {place}: {accept}"),
-            Change::DeleteRoute { place, route } => write!(f, "- route {route} in {place}"),
+            Change::AddForwardAccept { place, accept } => write!(f, "iptables FORWARD rule in {place}: {accept}"),
+            Change::DeleteRoute { place, route } => write!(f, "route {route} in {place}"),
             Change::DeleteAddress { place, link, address } => {
-                write!(f, "- address {address} on {}", place.qualify(link))
+                write!(f, "address {address} on {}", place.qualify(link))
             }
-            Change::DeleteLink { place, name, kind } => write!(f, "- {kind} {}", place.qualify(name)),
-            Change::CreateNamespace { namespace } => write!(f, "+ namespace {namespace}"),
+            Change::DeleteLink { place, name, kind } => write!(f, "{kind} {}", place.qualify(name)),
+            Change::CreateNamespace { namespace } => write!(f, "namespace {namespace}"),
             Change::CreateBridge { place, name, settings } => {
-                write!(f, "+ bridge {}{}", place.qualify(name), settings)
+                write!(f, "bridge {}{}", place.qualify(name), settings)
             }
             Change::CreateVeth { a, b } => write!(
                 f,
-                "+ veth {}{} <-> {}{}",
+                "veth {}{} <-> {}{}",
                 a.place.qualify(&a.name),
                 a.settings,
                 b.place.qualify(&b.name),
                 b.settings
             ),
-            Change::SetLink { place, name, update } => write!(f, "~ link {}:{update}", place.qualify(name)),
-            Change::AddAddress { place, link, address } => write!(f, "+ address {address} on {}", place.qualify(link)),
+            Change::SetLink { place, name, update } => write!(f, "link {}:{update}", place.qualify(name)),
+            Change::AddAddress { place, link, address } => write!(f, "address {address} on {}", place.qualify(link)),
             Change::SetSysctl { place, key, value, previous } => match previous {
-                Some(previous) => write!(f, "~ sysctl {key} in {place}: {previous} -> {value}"),
-                None => write!(f, "~ sysctl {key} in {place}: {value}"),
+                Some(previous) => write!(f, "sysctl {key} in {place}: {previous} -> {value}"),
+                None => write!(f, "sysctl {key} in {place}: {value}"),
             },
-            Change::AddRoute { place, route } => write!(f, "+ route {route} in {place}"),
+            Change::AddRoute { place, route } => write!(f, "route {route} in {place}"),
         }
     }
 }

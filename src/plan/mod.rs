@@ -3,6 +3,8 @@
 
 mod change;
 mod existing;
+pub mod firewall;
+mod kernel;
 mod observed;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,12 +12,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnetwork::IpNetwork;
 use serde::Serialize;
 
-pub use change::{Change, LinkSettings, LinkUpdate, Phase, VethEnd};
+pub use change::{Change, Effect, LinkSettings, LinkUpdate, Phase, Resource, VethEnd};
 pub use existing::{resolve, ExistingError, ExistingErrors};
-pub use observed::{NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace};
+pub use observed::{
+    NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace, ObservedVxlan,
+};
 
-use crate::firewall;
 use crate::model::{Endpoint, IfName, LinkKind, LinkSpec, NamespaceSpec, Place, RouteSpec, SysctlKey};
+use firewall::ObservedTable;
+use kernel::{kernel_range, kernels_own, link_of};
 
 /// The desired state of every namespace of a lab.
 pub type Desired = BTreeMap<Place, NamespaceSpec>;
@@ -28,6 +33,19 @@ pub struct History {
     pub previous: Desired,
     /// Values sysctls had before the lab changed them, restored when dropped.
     pub sysctl_originals: BTreeMap<Place, BTreeMap<SysctlKey, String>>,
+    /// What the other labs applied on this host declare there.
+    pub others: OtherLabs,
+}
+
+/// Host objects several labs may declare: each is released only by the last lab that
+/// declares it (see `record`: the original value of a sysctl is kept by every lab
+/// that declares it, so the last one restores it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OtherLabs {
+    /// Host sysctls another lab sets: left as they are when this lab drops them.
+    pub sysctls: BTreeSet<SysctlKey>,
+    /// Host routes another lab declares: never deleted by this lab.
+    pub routes: BTreeSet<RouteSpec>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -196,7 +214,7 @@ impl<'a> Planner<'a> {
         }
         self.entry_changes(place, spec, state, &recreated);
         self.route_changes(place, spec, state, &recreated);
-        self.sysctl_changes(place, spec, state, fresh);
+        self.sysctl_changes(place, spec, state, fresh, &recreated);
         self.firewall_changes(place, spec, state);
     }
 
@@ -235,10 +253,14 @@ impl<'a> Planner<'a> {
     fn firewall_changes(&mut self, place: &Place, spec: &NamespaceSpec, state: &NamespaceState) {
         let wanted = (!spec.nat.is_empty()).then(|| firewall::nat_table(&spec.nat));
         match (wanted, &state.nat_table) {
-            (Some(wanted), Some(have)) if wanted == *have => {}
+            (Some(_), ObservedTable::Foreign(name)) => {
+                self.conflicts.push(format!("nft table ip {name} in {place} exists and was not created by netlab"))
+            }
+            (Some(wanted), ObservedTable::Owned(have)) if wanted == *have => {}
             (Some(_), _) => self.changes.push(Change::SetNatTable { place: place.clone(), nat: spec.nat.clone() }),
-            (None, Some(_)) => self.changes.push(Change::DeleteNatTable { place: place.clone() }),
-            (None, None) => {}
+            (None, ObservedTable::Owned(_)) => self.changes.push(Change::DeleteNatTable { place: place.clone() }),
+            // Someone else's table is never deleted.
+            (None, ObservedTable::Absent | ObservedTable::Foreign(_)) => {}
         }
         // Only where iptables was looked at: where the lab forwards, now or before.
         for (backend, forward) in &state.forward {
@@ -341,7 +363,7 @@ impl<'a> Planner<'a> {
             self.changes.push(Change::AddAddress { place: place.clone(), link: name.clone(), address: *address });
         }
         for address in observed.addresses.difference(&link.addresses) {
-            if !kernel_made(address) {
+            if self.address_is_ours(place, name, address, observed) {
                 self.changes.push(Change::DeleteAddress {
                     place: place.clone(),
                     link: name.clone(),
@@ -349,6 +371,17 @@ impl<'a> Planner<'a> {
                 });
             }
         }
+    }
+
+    /// An address on the lab's link is the lab's, except one in the ranges the kernel
+    /// fills itself (IPv6 link-local, loopback) that the lab never declared there, and
+    /// the kernel's own (loopback's, the link-local address of the link's MAC).
+    fn address_is_ours(&self, place: &Place, name: &IfName, address: &IpNetwork, observed: &ObservedLink) -> bool {
+        if !kernel_range(address) {
+            return true;
+        }
+        let declared = self.history.previous.get(place).and_then(|ns| ns.links.get(name));
+        declared.is_some_and(|link| link.addresses.contains(address)) && !kernels_own(address, observed)
     }
 
     fn add_addresses(&mut self, place: &Place, name: &IfName, addresses: &BTreeSet<IpNetwork>) {
@@ -372,19 +405,33 @@ impl<'a> Planner<'a> {
                 self.changes.push(Change::AddRoute { place: place.clone(), route: route.clone() });
             }
         }
-        // In the host, routes of netlab's protocol may be another lab's.
+        // In the host, routes of netlab's protocol may be another lab's: this lab's
+        // are those it declared, and it leaves those another lab declares too.
         let previous = self.history.previous.get(place).map(|ns| &ns.routes);
+        let shared = |observed: &RouteSpec| {
+            *place == Place::Host && self.history.others.routes.iter().any(|r| route_matches(r, observed))
+        };
         for observed in live {
             let ours = *place != Place::Host
                 || previous.is_some_and(|routes| routes.iter().any(|r| route_matches(r, observed)));
-            if ours && !spec.routes.iter().any(|r| route_matches(r, observed)) {
+            if ours && !shared(observed) && !spec.routes.iter().any(|r| route_matches(r, observed)) {
                 self.changes.push(Change::DeleteRoute { place: place.clone(), route: observed.clone() });
             }
         }
     }
 
-    fn sysctl_changes(&mut self, place: &Place, spec: &NamespaceSpec, state: &NamespaceState, fresh: bool) {
-        let current = |key: &SysctlKey| if fresh { None } else { state.sysctls.get(key).cloned().flatten() };
+    fn sysctl_changes(
+        &mut self,
+        place: &Place,
+        spec: &NamespaceSpec,
+        state: &NamespaceState,
+        fresh: bool,
+        recreated: &BTreeSet<IfName>,
+    ) {
+        let remade = |key: &SysctlKey| link_of(key).is_some_and(|dev| recreated.iter().any(|r| r.as_str() == dev));
+        // A key of a link made (again) by this plan starts at the kernel's default.
+        let current =
+            |key: &SysctlKey| if fresh || remade(key) { None } else { state.sysctls.get(key).cloned().flatten() };
         for (key, value) in &spec.sysctls {
             let previous = current(key);
             if previous.as_ref() != Some(value) {
@@ -396,15 +443,35 @@ impl<'a> Planner<'a> {
                 });
             }
         }
+        if fresh {
+            return;
+        }
         let Some(originals) = self.history.sysctl_originals.get(place) else { return };
+        // The lab's links that go (or are made again): their keys go with them.
+        let goes = |key: &SysctlKey| {
+            link_of(key).is_some_and(|dev| {
+                let ours = state.links.keys().any(|l| l.as_str() == dev)
+                    || self.history.previous.get(place).is_some_and(|ns| ns.links.keys().any(|l| l.as_str() == dev));
+                let kept = spec.links.keys().any(|l| l.as_str() == dev) && !remade(key);
+                ours && !kept
+            })
+        };
         for (key, original) in originals {
-            let previous = current(key);
-            if !spec.sysctls.contains_key(key) && previous.as_ref() != Some(original) && !fresh {
+            if spec.sysctls.contains_key(key) || goes(key) {
+                continue;
+            }
+            // Another lab still declares it: that lab restores it when it goes.
+            if *place == Place::Host && self.history.others.sysctls.contains(key) {
+                continue;
+            }
+            // A key the kernel no longer has (its link is gone) has nothing to restore.
+            let Some(now) = current(key) else { continue };
+            if now != *original {
                 self.changes.push(Change::SetSysctl {
                     place: place.clone(),
                     key: key.clone(),
                     value: original.clone(),
-                    previous,
+                    previous: Some(now),
                 });
             }
         }
@@ -455,12 +522,4 @@ fn creates_pair(this: &Endpoint, peer: &Endpoint) -> bool {
 /// A desired route without `dev` matches a route through any device.
 pub fn route_matches(desired: &RouteSpec, observed: &RouteSpec) -> bool {
     desired.to == observed.to && desired.via == observed.via && (desired.dev.is_none() || desired.dev == observed.dev)
-}
-
-/// Addresses the kernel adds by itself: IPv6 link-local and loopback's own.
-fn kernel_made(address: &IpNetwork) -> bool {
-    match address {
-        IpNetwork::V4(v4) => v4.ip().is_loopback(),
-        IpNetwork::V6(v6) => v6.ip().is_loopback() || (v6.ip().segments()[0] & 0xffc0) == 0xfe80,
-    }
 }

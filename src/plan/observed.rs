@@ -2,11 +2,11 @@
 //! file against. Filled in by `observe`; plain data so plans can be tested without root.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use crate::firewall::iptables::Forward;
-use crate::firewall::{Backend, Table};
+use super::firewall::{Backend, Forward, ObservedTable};
 use crate::model::{FdbSpec, IfName, Mac, NeighbourSpec, Place, RouteSpec, SysctlKey};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,8 +37,8 @@ pub struct NamespaceState {
     pub routes: BTreeSet<RouteSpec>,
     /// Current values of the sysctls the lab sets or set (`None`: no such key).
     pub sysctls: BTreeMap<SysctlKey, Option<String>>,
-    /// The lab's nftables table, as nft lists it (`None`: absent or not looked at).
-    pub nat_table: Option<Table>,
+    /// The nftables table of the lab's name, and whose it is.
+    pub nat_table: ObservedTable,
     /// Static neighbour entries the lab made (protocol 77) on its links.
     pub neighbours: BTreeSet<NeighbourSpec>,
     /// Permanent FDB entries with a destination on the lab's VXLAN devices.
@@ -79,6 +79,22 @@ pub enum ObservedKind {
     Loopback,
     Bridge,
     Veth { peer_index: Option<u32> },
-    Vxlan(netns::link::Vxlan),
+    Vxlan(ObservedVxlan),
     Other(String),
+}
+
+/// A VXLAN device's parameters as the kernel reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedVxlan {
+    pub vni: u32,
+    pub port: u16,
+    pub local: Option<IpAddr>,
+    /// The remote VTEP or multicast group.
+    pub group: Option<IpAddr>,
+    pub learning: bool,
+    pub proxy: bool,
+    pub l2miss: bool,
+    pub l3miss: bool,
+    /// 0: inherit.
+    pub ttl: u8,
 }
