@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod check;
 mod error_text;
+pub mod exit;
 pub mod firewall;
 pub mod lab;
 pub mod model;

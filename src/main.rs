@@ -1,11 +1,12 @@
 //! The `netlab` command: parses arguments, dispatches to a verb, and turns errors into
-//! messages and exit codes (0 success, 1 runtime failure, 2 invalid input).
+//! messages and exit codes (one per kind of failure: see `netlab::exit`).
 
 mod commands;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use netlab::exit::Failure;
 
 fn main() -> ExitCode {
     end_quietly_when_output_closes();
@@ -29,23 +30,16 @@ fn main() -> ExitCode {
 }
 
 fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
-    match result {
-        Ok(code) => code,
-        Err(err) => match err.downcast_ref::<netlab::model::LoadError>() {
-            Some(netlab::model::LoadError::Invalid(diagnostics)) => {
-                eprintln!("{diagnostics}");
-                ExitCode::from(2)
-            }
-            Some(_) => {
-                eprintln!("netlab: {}", netlab::error_text(&err));
-                ExitCode::from(2)
-            }
-            None => {
-                eprintln!("netlab: {}", netlab::error_text(&err));
-                ExitCode::from(1)
-            }
-        },
+    let err = match result {
+        Ok(code) => return code,
+        Err(err) => err,
+    };
+    match err.downcast_ref::<netlab::model::LoadError>() {
+        Some(netlab::model::LoadError::Invalid(diagnostics)) => eprintln!("{diagnostics}"),
+        _ => eprintln!("netlab: {}", netlab::error_text(&err)),
     }
+    let failure = Failure::of(err.chain().map(|cause| cause as &(dyn std::error::Error + 'static)));
+    ExitCode::from(failure.code())
 }
 
 /// A large lab holds a socket per namespace: lift the soft limit on open files to the

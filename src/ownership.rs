@@ -19,6 +19,26 @@ pub fn lab_of(alias: &str) -> Option<&str> {
     alias.strip_prefix("netlab:")
 }
 
+/// A namespace named like one of the lab's nodes that the lab did not make.
+#[derive(Debug, thiserror::Error)]
+#[error("namespace {namespace} {owner}: refusing to run in it")]
+pub struct NotOurs {
+    namespace: String,
+    owner: String,
+}
+
+/// Whether a namespace whose `lo` has `alias` is the lab's.
+pub fn check_namespace(lab: &LabName, namespace: &str, alias: Option<&str>) -> Result<(), NotOurs> {
+    if alias == Some(mark(lab).as_str()) {
+        return Ok(());
+    }
+    let owner = match alias.and_then(lab_of) {
+        Some(other) => format!("belongs to lab {other}, not to lab {lab}"),
+        None => format!("was not created by netlab (lab {lab})"),
+    };
+    Err(NotOurs { namespace: namespace.to_string(), owner })
+}
+
 /// FNV-1a of the name, kept away from small numbers people use for groups by hand and
 /// below 2^31, which is as far as iproute2 reads (`ip link show group N`). Two labs
 /// may share a group; the group is never trusted alone (see `apply`).

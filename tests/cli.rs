@@ -240,14 +240,14 @@ fn exec_refuses_a_namespace_the_lab_does_not_own() {
     let file = topology("veth-pair.yaml");
     sandbox.ok("ip", &["netns", "add", "RED"]);
     let foreign = sandbox.netlab(&["exec", &file, "RED", "--", "touch", "/run/netlab/ran"]);
-    assert_eq!(foreign.status.code(), Some(1), "{}", text(&foreign.stderr));
+    assert_eq!(foreign.status.code(), Some(3), "{}", text(&foreign.stderr));
     assert_eq!(
         text(&foreign.stderr),
         "netlab: namespace RED was not created by netlab (lab veth-pair): refusing to run in it\n"
     );
     sandbox.ok("ip", &["-n", "RED", "link", "set", "lo", "alias", "netlab:other"]);
     let other = sandbox.netlab(&["exec", &file, "RED", "--", "touch", "/run/netlab/ran"]);
-    assert_eq!(other.status.code(), Some(1));
+    assert_eq!(other.status.code(), Some(3));
     assert_eq!(
         text(&other.stderr),
         "netlab: namespace RED belongs to lab other, not to lab veth-pair: refusing to run in it\n"
@@ -341,4 +341,30 @@ fn agent_logs_honour_no_color_on_a_terminal() {
     };
     assert!(coloured("vxlan8", ""), "no colour on a terminal");
     assert!(!coloured("vxlan9", "1"), "colour despite NO_COLOR");
+}
+
+/// Each kind of failure has its exit code (`netlab --help` lists them): another
+/// netlab process holding the lab's lock gives 5, and nothing changes.
+#[test]
+fn a_lab_another_process_is_changing_exits_5() {
+    let sandbox = Sandbox::new();
+    let file = topology("veth-pair.yaml");
+    sandbox.ok("mkdir", &["-p", "/run/netlab"]);
+    let holder = sandbox.spawn("", "flock", &["/run/netlab/veth-pair.lock", "sleep", "600"]);
+    assert!(
+        eventually(10.0, || sandbox.run("flock", &["-n", "/run/netlab/veth-pair.lock", "true"]).status.code()
+            == Some(1)),
+        "the lock is not held: {}",
+        holder.output()
+    );
+    let before = sandbox.snapshot();
+    let busy = sandbox.netlab(&["apply", &file]);
+    assert_eq!(busy.status.code(), Some(5), "{}", text(&busy.stderr));
+    assert_eq!(text(&busy.stderr), "netlab: lab veth-pair is being changed by another netlab process\n");
+    assert_eq!(sandbox.snapshot(), before, "a busy lab was changed");
+    drop(holder);
+    let help = text(&Command::new(NETLAB).arg("--help").output().unwrap().stdout);
+    for code in ["3 a clash", "4 the host does not fit", "5 another netlab process", "6 the lab's record is corrupt"] {
+        assert!(help.contains(code), "--help lacks `{code}`: {help}");
+    }
 }

@@ -123,7 +123,7 @@ fn a_half_file_on_the_hosts_own_card() {
     assert_eq!(sandbox.snapshot(), before);
 }
 
-/// What needs the card's facts fails at plan time with exit code 1 (the file is valid:
+/// What needs the card's facts fails at plan time with exit code 4 (the file is valid:
 /// this host does not fit it), naming the card, before any change.
 #[test]
 fn plan_time_errors_name_the_existing_device_and_change_nothing() {
@@ -133,7 +133,7 @@ fn plan_time_errors_name_the_existing_device_and_change_nothing() {
     let fails = |args: &[&str], message: &str| {
         let output = sandbox.netlab(args);
         let stderr = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(output.status.code(), Some(4), "{args:?}: {stderr}");
         assert!(stderr.starts_with(message), "{args:?}: {stderr}");
     };
     assert!(sandbox.netlab_ok(&["validate", &file]).contains("existing devices, checked at plan time: eth1 in host"));
@@ -346,7 +346,7 @@ fn a_host_route_through_the_existing_card() {
 
     let off = sandbox.file("off.yaml", &routed.replace("via: 192.168.104.1", "via: 10.1.0.1"));
     let output = sandbox.netlab(&["plan", &off]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(4));
     assert!(
         text(&output.stderr).starts_with(
             "netlab: gateway 10.1.0.1 of route `10.99.0.0/16 via 10.1.0.1 dev eth1` in host is not on any subnet \

@@ -148,7 +148,7 @@ fn what_netlab_did_not_create_is_never_touched() {
     sandbox.ok("ip", &["netns", "add", "RED"]);
     let with_red = sandbox.snapshot();
     let output = sandbox.netlab(&["apply", &topology("bridge.yaml")]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3), "a clash");
     assert!(
         text(&output.stderr).contains("namespace RED exists and was not created by netlab"),
         "{}",

@@ -156,7 +156,7 @@ fn labs_do_not_touch_each_other() {
     let with_bridge = sandbox.snapshot();
     // veth-pair uses the same node names: they belong to the other lab.
     let output = sandbox.netlab(&["apply", &topology("veth-pair.yaml")]);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(3), "a clash");
     assert!(text(&output.stderr).contains("namespace BLUE belongs to lab bridge"), "{}", text(&output.stderr));
     assert_eq!(sandbox.snapshot(), with_bridge);
     // A second lab beside it, then destroy one: the other is intact.

@@ -39,15 +39,8 @@ pub fn combine(mut failures: Vec<ApplyError>) -> ApplyError {
 }
 
 /// An error and its causes, joined as netlab prints them.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    crate::chain_text(error)
 }
 
 #[cfg(test)]

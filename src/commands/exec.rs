@@ -57,13 +57,7 @@ fn enter(lab: &LabName, node: &NodeName) -> Result<()> {
     let socket = netns::Netlink::open_socket_here()?;
     let links = netns::blocking::links(&socket).with_context(|| format!("read namespace {name}"))?;
     let alias = links.iter().find(|l| l.name == "lo").and_then(|l| l.alias.as_deref());
-    if alias != Some(netlab::ownership::mark(lab).as_str()) {
-        let owner = match alias.and_then(netlab::ownership::lab_of) {
-            Some(other) => format!("belongs to lab {other}, not to lab {lab}"),
-            None => format!("was not created by netlab (lab {lab})"),
-        };
-        bail!("namespace {name} {owner}: refusing to run in it");
-    }
+    netlab::ownership::check_namespace(lab, name, alias)?;
     for uncovered in netns::exec::isolate_mounts(name)? {
         eprintln!("netlab: warning: {}", uncovered.error);
     }

@@ -21,8 +21,7 @@ use netlab::model::{self, Topology};
     name = "netlab",
     version,
     about = "Declarative network namespace labs: apply, check, destroy",
-    after_help = "Exit codes: 0 success, 1 runtime failure (for status also: the lab differs from the file or is \
-                  not applied), 2 invalid input."
+    after_help = netlab::exit::EXIT_HELP
 )]
 pub struct Cli {
     /// Log what netlab does (repeat for more detail).
