@@ -69,7 +69,7 @@ pub fn load(path: &std::path::Path) -> Result<Topology, LoadError> {
     parse(&name, &source).map_err(LoadError::Invalid)
 }
 
-/// Files larger than this are refused while reading (a lab of 100,000 nodes is ~15 MB).
+/// Files larger than this are refused while reading (a lab of 100,000 nodes is ~13 MB).
 pub const MAX_FILE: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error)]

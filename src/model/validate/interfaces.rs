@@ -54,7 +54,8 @@ impl Validator {
             }
             let spec = self.link_spec(kind, raw);
             let unlinked = !is_bridge && !name.is_loopback();
-            draft.links.insert(name, Draft { at: key.referenced, spec, unlinked, bridge_ref: raw.bridge.clone() });
+            let bridge_ref = raw.bridge.clone();
+            draft.links.insert(name, Box::new(Draft { at: key.referenced, spec, unlinked, bridge_ref }));
         }
         self.vxlan_devices(place, node, &mut draft);
         draft

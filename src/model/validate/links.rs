@@ -89,11 +89,13 @@ impl Validator {
             }
             for (end, peer, raw) in [(&a, &b, &raw_ends[0]), (&b, &a, &raw_ends[1])] {
                 let draft = drafts.get_mut(&end.place).expect("known place");
-                let entry = draft.links.entry(end.name.clone()).or_insert_with(|| Draft {
-                    at: raw.referenced,
-                    spec: LinkSpec::new(LinkKind::Bridge),
-                    unlinked: true,
-                    bridge_ref: None,
+                let entry = draft.links.entry(end.name.clone()).or_insert_with(|| {
+                    Box::new(Draft {
+                        at: raw.referenced,
+                        spec: LinkSpec::new(LinkKind::Bridge),
+                        unlinked: true,
+                        bridge_ref: None,
+                    })
                 });
                 entry.unlinked = false;
                 entry.spec.kind = LinkKind::Veth { peer: peer.clone() };

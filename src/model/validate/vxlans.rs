@@ -44,9 +44,10 @@ impl Validator {
                 local_at: raw.local.referenced,
                 mtu: raw.mtu.clone(),
             });
-            draft
-                .links
-                .insert(name, Draft { at: key.referenced, spec, unlinked: false, bridge_ref: raw.bridge.clone() });
+            draft.links.insert(
+                name,
+                Box::new(Draft { at: key.referenced, spec, unlinked: false, bridge_ref: raw.bridge.clone() }),
+            );
         }
     }
 
