@@ -31,7 +31,7 @@ impl Validator {
             if let Some(mtu) = &raw.mtu {
                 self.mtu_in_range(mtu);
             }
-            let mut spec = LinkSpec::new(LinkKind::Vxlan(vxlan));
+            let mut spec = LinkSpec::new(LinkKind::Vxlan(Box::new(vxlan)));
             spec.mtu = raw.mtu.as_ref().map(|m| m.value);
             spec.mac = raw.mac.as_ref().and_then(|mac| self.parse::<Mac>(mac));
             spec.up = raw.up.unwrap_or(true);
