@@ -209,6 +209,11 @@ const INVALID: &[(&str, &[&str])] = &[
         "name: x\nnodes:\n  under: {}\n  ov:\n    vxlans:\n      vx: {vni: 1, underlay: undr, dev: eth0, local: 10.0.0.1}\n",
         &["6:30: unknown underlay `undr`, did you mean `under`?"],
     ),
+    // Typos in interface names get the nearest interface of that namespace.
+    (
+        "name: x\nnodes:\n  A:\n    interfaces:\n      eth0: {bridge: bro}\n    bridges:\n      br0: {}\n    routes:\n      - {to: 10.1.0.0/16, dev: eht0}\n  B: {}\nlinks:\n  - endpoints: [A:eth0, B:e0]\n",
+        &["5:22: no bridge `bro` in A, did you mean `br0`?", "9:32: no interface `eht0` in A, did you mean `eth0`?"],
+    ),
     // Tags outside the core schema, merge keys.
     (
         "name: x\nnodes:\n  A:\n    sysctls:\n      net.ipv4.ip_forward: !!binary MQ==\n",

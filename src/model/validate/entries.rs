@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use super::Validator;
+use super::{name_hint, Validator};
 use crate::model::names::{IfName, Place};
 use crate::model::raw::RawNode;
 use crate::model::topology::{FdbSpec, LinkKind, LinkSpec, NeighbourSpec};
@@ -24,7 +24,10 @@ impl Validator {
                 continue;
             };
             if !links.contains_key(&dev) {
-                self.error(&raw.dev.referenced, format!("no interface `{dev}` in {place}"));
+                self.error(
+                    &raw.dev.referenced,
+                    format!("no interface `{dev}` in {place}{}", name_hint(dev.as_str(), links.keys())),
+                );
                 continue;
             }
             let Ok(ip) = raw.ip.value.parse::<IpAddr>() else {

@@ -128,3 +128,8 @@ fn node_hint<'a>(typed: &str, known: impl IntoIterator<Item = &'a Place>) -> Str
     let names: Vec<String> = known.into_iter().map(ToString::to_string).collect();
     super::suggest::hint(typed, names.iter().map(String::as_str))
 }
+
+/// ", did you mean `X`?" for an interface name that is not one of `declared`.
+fn name_hint<'a>(typed: &str, declared: impl IntoIterator<Item = &'a IfName>) -> String {
+    super::suggest::hint(typed, declared.into_iter().map(IfName::as_str))
+}

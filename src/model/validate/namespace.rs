@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use ipnetwork::IpNetwork;
 use serde_saphyr::Location;
 
-use super::{existing, PlaceDraft, Validator, MAX_BRIDGE_PORTS};
+use super::{existing, name_hint, PlaceDraft, Validator, MAX_BRIDGE_PORTS};
 use crate::model::diagnostic::Diagnostic;
 use crate::model::names::{IfName, Place};
 use crate::model::raw::RawNode;
@@ -39,7 +39,10 @@ impl Validator {
                     *ports.entry(bridge.clone()).or_default() += 1;
                     link.spec.master = Some(bridge);
                 }
-                _ => self.error(&bridge_ref.referenced, format!("no bridge `{}` in {place}", bridge_ref.value)),
+                _ => {
+                    let hint = name_hint(&bridge_ref.value, &bridges);
+                    self.error(&bridge_ref.referenced, format!("no bridge `{}` in {place}{hint}", bridge_ref.value));
+                }
             }
         }
         for (bridge, count) in &ports {

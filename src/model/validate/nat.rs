@@ -5,7 +5,7 @@ use std::net::SocketAddrV4;
 
 use ipnetwork::{IpNetwork, Ipv4Network};
 
-use super::Validator;
+use super::{name_hint, Validator};
 use crate::model::names::{IfName, Place};
 use crate::model::raw::{Located, RawNode};
 use crate::model::topology::{LinkSpec, Masquerade, NatSpec, Protocol, Publish};
@@ -41,7 +41,10 @@ impl Validator {
                 (Some(out), None) => match self.parse::<IfName>(out) {
                     Some(name) if links.contains_key(&name) => (Some(name), None),
                     Some(name) => {
-                        self.error(&out.referenced, format!("no interface `{name}` in {place}"));
+                        self.error(
+                            &out.referenced,
+                            format!("no interface `{name}` in {place}{}", name_hint(name.as_str(), links.keys())),
+                        );
                         continue;
                     }
                     None => continue,

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{node_hint, Validator, VxlanSite, MIN_MTU};
+use super::{name_hint, node_hint, Validator, VxlanSite, MIN_MTU};
 use crate::model::mtu;
 use crate::model::names::{IfName, Place};
 use crate::model::topology::{Endpoint, LinkKind, NamespaceSpec};
@@ -40,7 +40,8 @@ impl Validator {
                 }
                 None if self.existing(&vxlan.underlay, &vxlan.dev) => None,
                 None => {
-                    self.error(&site.dev_at, format!("no lower device `{}` in {}", vxlan.dev, vxlan.underlay));
+                    let hint = name_hint(vxlan.dev.as_str(), underlay.links.keys());
+                    self.error(&site.dev_at, format!("no lower device `{}` in {}{hint}", vxlan.dev, vxlan.underlay));
                     continue;
                 }
             };

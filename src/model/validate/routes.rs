@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use ipnetwork::IpNetwork;
 
-use super::Validator;
+use super::{name_hint, Validator};
 use crate::model::names::{IfName, Place};
 use crate::model::raw::RawNode;
 use crate::model::topology::{LinkSpec, RouteSpec};
@@ -39,7 +39,10 @@ impl Validator {
                         Some(name)
                     }
                     Some(name) => {
-                        self.error(&text.referenced, format!("no interface `{name}` in {place}"));
+                        self.error(
+                            &text.referenced,
+                            format!("no interface `{name}` in {place}{}", name_hint(name.as_str(), links.keys())),
+                        );
                         continue;
                     }
                     None => continue,
