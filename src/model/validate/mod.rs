@@ -21,14 +21,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_saphyr::Location;
 
 use super::diagnostic::Diagnostic;
+use super::mtu::{MAX as MAX_MTU, MIN as MIN_MTU};
 use super::names::{IfName, LabName, NodeName, Place};
 use super::raw::{Located, RawNode, RawTopology};
 use super::topology::{LinkSpec, Topology};
 
 /// The kernel refuses the 1024th port of a bridge (EXFULL).
 pub const MAX_BRIDGE_PORTS: usize = 1023;
-const MIN_MTU: u32 = 68;
-const MAX_MTU: u32 = 65535;
 
 pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Diagnostic>> {
     let mut v = Validator::default();
