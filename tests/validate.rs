@@ -143,6 +143,87 @@ const INVALID: &[(&str, &[&str])] = &[
     ),
     // What needs no facts of the existing device is still checked at validation.
     (EXISTING_CLASH, &["9:7: vni 42 on port 4789 from 192.168.104.2 is already `vx`'s in host"]),
+    // Names the kernel treats specially: a `%` template, `all` and `default` (sysctl
+    // folders), `lo` for anything but a node's loopback.
+    (
+        "name: x\nnodes:\n  A:\n    bridges:\n      br%d: {}\n",
+        &["5:7: interface name `br%d` holds `%`, which the kernel takes as a template"],
+    ),
+    (
+        "name: x\nnodes:\n  A: {}\nlinks:\n  - endpoints: [A:e%d, veth%d]\n",
+        &[
+            "5:17: interface name `e%d` holds `%`",
+            "5:24: interface name `veth%d` holds `%`",
+        ],
+    ),
+    ("name: x\nhost:\n  bridges:\n    all: {}\n", &["4:5: interface name `all` is reserved by the kernel"]),
+    (
+        "name: x\nnodes:\n  A: {}\n  B: {}\nlinks:\n  - endpoints: [A:default, B:e0]\n",
+        &["6:17: interface name `default` is reserved by the kernel"],
+    ),
+    (
+        "name: x\nhost:\n  vxlans:\n    default: {vni: 1, dev: eth1, local: 10.0.0.1}\n",
+        &["4:5: interface name `default` is reserved by the kernel"],
+    ),
+    ("name: x\nnodes:\n  A:\n    bridges:\n      lo: {}\n", &["5:7: `lo` is the namespace's loopback"]),
+    (
+        "name: x\nhost:\n  vxlans:\n    lo: {vni: 1, dev: eth1, local: 10.0.0.1}\n",
+        &["4:5: `lo` is the namespace's loopback"],
+    ),
+    (
+        "name: x\nnodes:\n  A: {}\n  B: {}\nlinks:\n  - endpoints: [A:lo, B:e0]\n",
+        &["6:17: endpoint `A:lo` names `lo`, not a veth end"],
+    ),
+    ("name: x\nnodes:\n  B: {}\nlinks:\n  - endpoints: [lo, B:e0]\n", &["5:17: endpoint `lo` names `lo`, not a veth end"]),
+    // A VXLAN device over itself, or over the bridge it is a port of.
+    (
+        "name: x\nhost:\n  vxlans:\n    vx0: {vni: 1, dev: vx0, local: 10.0.0.1}\n",
+        &["4:24: vxlan `vx0` cannot be its own lower device"],
+    ),
+    (
+        "name: x\nnodes:\n  A:\n    bridges:\n      br0: {addresses: [10.0.0.1/24]}\n    vxlans:\n      vx: {vni: 1, dev: br0, local: 10.0.0.1, bridge: br0}\n",
+        &["7:25: the lower device of vxlan `vx` cannot be `br0`, the bridge it is a port of"],
+    ),
+    // Port 0: the kernel would pick 8472.
+    (
+        "name: x\nhost:\n  vxlans:\n    vx0: {vni: 1, port: 0, dev: eth1, local: 10.0.0.1}\n",
+        &["4:25: port 0 is not a port: the kernel would use 8472 instead"],
+    ),
+    // Sysctls of the machine, not of a namespace, in a node.
+    (
+        "name: x\nnodes:\n  A:\n    sysctls:\n      net.core.netdev_max_backlog: 2000\n      net.core.rmem_max: 1000000\n",
+        &[
+            "5:7: sysctl `net.core.netdev_max_backlog` is the machine's, not a network namespace's: A cannot set it",
+            "6:7: sysctl `net.core.rmem_max` is the machine's",
+        ],
+    ),
+    // Typos in node names get the nearest declared node.
+    (
+        "name: x\nnodes:\n  GREEN: {}\n  RED: {}\nlinks:\n  - endpoints: [GREN:e0, RED:e0]\nchecks:\n  - ping: {from: RDE, to: 10.0.0.1}\n",
+        &[
+            "6:17: unknown node `GREN` in endpoint `GREN:e0`, did you mean `GREEN`?",
+            "8:18: unknown node `RDE`, did you mean `RED`?",
+        ],
+    ),
+    (
+        "name: x\nnodes:\n  under: {}\n  ov:\n    vxlans:\n      vx: {vni: 1, underlay: undr, dev: eth0, local: 10.0.0.1}\n",
+        &["6:30: unknown underlay `undr`, did you mean `under`?"],
+    ),
+    // Typos in interface names get the nearest interface of that namespace.
+    (
+        "name: x\nnodes:\n  A:\n    interfaces:\n      eth0: {bridge: bro}\n    bridges:\n      br0: {}\n    routes:\n      - {to: 10.1.0.0/16, dev: eht0}\n  B: {}\nlinks:\n  - endpoints: [A:eth0, B:e0]\n",
+        &["5:22: no bridge `bro` in A, did you mean `br0`?", "9:32: no interface `eht0` in A, did you mean `eth0`?"],
+    ),
+    // Tags outside the core schema, merge keys.
+    (
+        "name: x\nnodes:\n  A:\n    sysctls:\n      net.ipv4.ip_forward: !!binary MQ==\n",
+        &["5:28: tags other than YAML's core schema (such as `!!binary`) are not supported"],
+    ),
+    ("name: !local x\n", &["1:7: tags other than YAML's core schema"]),
+    (
+        "name: x\nnodes:\n  A: &a\n    sysctls: {net.ipv4.ip_forward: 1}\n  B:\n    <<: *a\n    sysctls: {net.ipv6.conf.all.forwarding: 1}\n",
+        &["6:5: merge keys (`<<`) are not supported: write the fields out"],
+    ),
 ];
 
 #[test]
@@ -232,6 +313,8 @@ fn a_store_without_bridge_is_an_error_and_attachments_are_the_bridge_ports_peers
         ("dir:relative/path", "11:82: store `dir:relative/path`: the folder must be an absolute path"),
         ("etcd://host", "11:82: store `etcd://host`: `host` is not HOST:PORT"),
         ("http://x:1", "11:82: store `http://x:1`: expected dir:PATH or etcd://"),
+        ("etcd://[::1:2379", "11:82: store `etcd://[::1:2379`: `[::1:2379` is not HOST:PORT"),
+        ("etcd://::1:2379", "11:82: store `etcd://::1:2379`: `::1:2379` is not HOST:PORT"),
     ] {
         let got = errors(&BASE_STORE.replace("STORE", store));
         assert!(got.len() == 1 && got[0].starts_with(error), "{store}: {got:?}");
@@ -313,6 +396,24 @@ fn no_input_panics() {
         "/",
         "lo",
         "host",
+        // Toward the rules on names, ports, MTUs, tags, merge keys and sysctls.
+        "%d",
+        "br%d",
+        "all",
+        "default",
+        "A:lo",
+        "port: 0",
+        "mtu: 60",
+        "mtu: 0",
+        "!!binary MQ==",
+        "!local ",
+        "!!timestamp ",
+        "<<: *a",
+        "&a ",
+        "net.core.rmem_max",
+        "etcd://[::1:2379",
+        "mtuu",
+        "nodez",
     ];
     for source in &sources {
         let bytes = source.as_bytes();
@@ -352,6 +453,63 @@ fn an_overlay_without_mtus_gets_the_right_ones() {
     assert_eq!(mtu("ov", "p"), Some(1450));
     assert_eq!(mtu("ct", "eth0"), Some(1450), "the far end of a veth on the overlay bridge");
     assert_eq!(mtu("h", "eth0"), None, "the underlay keeps its own");
+}
+
+/// The kernel refuses a VXLAN MTU below 68: given so, or left to what a small lower
+/// device carries.
+#[test]
+fn an_overlay_mtu_below_68_is_refused() {
+    let small_lower =
+        BASE_MTU.replace("eth0: {addresses: [10.0.0.1/24]}", "eth0: {addresses: [10.0.0.1/24], mtu: 100}");
+    assert_eq!(
+        errors(&small_lower),
+        ["11:39: h:eth0 (mtu 100) leaves 50 bytes for the overlay once 50 bytes of encapsulation are taken: the kernel needs at least 68"]
+    );
+    let small_given = BASE_MTU.replacen("bridge: br0}", "bridge: br0, mtu: 60}", 1);
+    assert_eq!(errors(&small_given), ["11:80: mtu 60 is out of range 68..=65535"]);
+}
+
+/// Typos in four places of one file: four errors in one run, each at its key, with the
+/// nearest allowed field where one is near.
+#[test]
+fn schema_errors_are_all_reported_at_once_with_suggestions() {
+    let yaml = concat!(
+        "name: x\n",
+        "nodez: {}\n",
+        "host:\n",
+        "  interfacs: {}\n",
+        "  bridges:\n",
+        "    br0: {mtuu: 1400}\n",
+        "links:\n",
+        "  - endpoint: [a, b]\n",
+        "checks:\n",
+        "  - pign: {from: A, to: B}\n",
+        "  - tcp: {from: A, to: '10.0.0.1:80', secret: 1}\n",
+    );
+    assert_eq!(
+        errors(yaml),
+        [
+            "2:1: unknown field `nodez`, did you mean `nodes`?",
+            "4:3: unknown field `interfacs`, did you mean `interfaces`?",
+            "6:11: unknown field `mtuu`, did you mean `mtu`?",
+            "8:5: unknown field `endpoint`, did you mean `endpoints`?",
+            "10:5: unknown field `pign`, did you mean `ping`?",
+            "11:39: unknown field `secret`, expected one of from, to, listen, on",
+        ]
+    );
+}
+
+/// Under `host` (the initial namespace) a sysctl of the machine is allowed, with a
+/// warning that every namespace shares it.
+#[test]
+fn a_global_sysctl_of_the_host_is_a_warning() {
+    let lab = parse("lab.yaml", "name: x\nhost:\n  sysctls:\n    net.core.netdev_max_backlog: 2000\n").unwrap();
+    assert_eq!(
+        lab.warnings,
+        ["lab.yaml:4:5: warning: sysctl `net.core.netdev_max_backlog` is the machine's, not the host namespace's: its value applies to every namespace"]
+    );
+    let per_namespace = parse("lab.yaml", "name: x\nnodes:\n  A:\n    sysctls: {net.core.somaxconn: 1024}\n").unwrap();
+    assert!(per_namespace.warnings.is_empty());
 }
 
 /// Every lab file: topologies/ and its subfolders (the two-VM half-files in vm/).

@@ -13,6 +13,11 @@ use super::topology::{Endpoint, LinkKind, NamespaceSpec};
 /// The default MTU of a link the file gives none.
 pub const DEFAULT: u32 = 1500;
 
+/// The smallest MTU the kernel sets (IPv4's minimum): a VXLAN device's too, so a lower
+/// device whose MTU less the encapsulation is below it cannot carry an overlay.
+pub const MIN: u32 = 68;
+pub const MAX: u32 = 65535;
+
 /// Bytes of VXLAN encapsulation over an underlay of `local`'s IP version.
 pub fn overhead(local: IpAddr) -> u32 {
     if local.is_ipv4() {

@@ -76,7 +76,10 @@ impl FromStr for NodeName {
 }
 
 /// An interface name as the kernel accepts it: 1 to 15 bytes, no `/`, `:` or space,
-/// not `.` or `..`. We also keep to printable ASCII.
+/// not `.` or `..`. We also keep to printable ASCII, and refuse what the kernel treats
+/// specially: `%` (a name template: `br%d` makes `br0`, a device the file never names)
+/// and `all` and `default` (the names of the per-protocol sysctl folders
+/// `net.ipv4.conf.all`, so no device can take them).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct IfName(String);
 string_type!(IfName);
@@ -92,6 +95,14 @@ impl FromStr for IfName {
         let bad_byte = |b: u8| !b.is_ascii_graphic() || matches!(b, b'/' | b':');
         if s.is_empty() || s == "." || s == ".." || s.bytes().any(bad_byte) {
             return Err(format!("invalid interface name `{s}`"));
+        }
+        if s.contains('%') {
+            return Err(format!(
+                "interface name `{s}` holds `%`, which the kernel takes as a template (`br%d` becomes `br0`)"
+            ));
+        }
+        if s == "all" || s == "default" {
+            return Err(format!("interface name `{s}` is reserved by the kernel (net.ipv4.conf.{s})"));
         }
         Ok(IfName(s.to_string()))
     }
@@ -195,7 +206,7 @@ mod tests {
         assert!("veth0".parse::<IfName>().is_ok());
         assert!("exactly15bytes_".parse::<IfName>().is_ok());
         assert!("sixteen_bytes___".parse::<IfName>().unwrap_err().contains("16 bytes"));
-        for bad in ["", ".", "..", "a/b", "a:b", "a b", "é"] {
+        for bad in ["", ".", "..", "a/b", "a:b", "a b", "é", "br%d", "%", "all", "default"] {
             assert!(bad.parse::<IfName>().is_err(), "{bad}");
         }
     }

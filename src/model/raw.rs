@@ -50,7 +50,7 @@ pub struct RawNode {
 pub struct RawVxlan {
     pub vni: Located<u32>,
     /// UDP destination port (default 4789).
-    pub port: Option<u16>,
+    pub port: Option<Located<u16>>,
     /// The namespace of the UDP socket and lower device (default: this one).
     pub underlay: Option<Located<String>>,
     /// The lower device, in the underlay namespace.

@@ -161,7 +161,7 @@ impl<'a> Planner<'a> {
                                 place: place.clone(),
                                 name: name.clone(),
                                 settings: settings(link),
-                                vxlan: vxlan.clone(),
+                                vxlan: crate::model::VxlanSpec::clone(vxlan),
                             };
                             self.remake(place, name, link, observed, create, &mut recreated);
                         }

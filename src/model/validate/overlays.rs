@@ -1,12 +1,13 @@
 //! Checks of VXLAN devices across namespaces: the lower device and VTEP address in the
 //! underlay, one device per VNI, port and local address there, and MTUs that fit the
-//! overlay. A lower device the file declares is checked here; an existing one (a host
-//! device netlab does not create) only at plan time, when its facts are known.
+//! overlay (and no less than the kernel's minimum of 68). A lower device the file
+//! declares is checked here; an existing one (a host device netlab does not create)
+//! only at plan time, when its facts are known.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{Validator, VxlanSite};
+use super::{name_hint, node_hint, Validator, VxlanSite, MIN_MTU};
 use crate::model::mtu;
 use crate::model::names::{IfName, Place};
 use crate::model::topology::{Endpoint, LinkKind, NamespaceSpec};
@@ -23,7 +24,8 @@ impl Validator {
         for site in &sites {
             let LinkKind::Vxlan(vxlan) = namespaces[&site.place].links[&site.name].kind.clone() else { continue };
             let Some(underlay) = namespaces.get(&vxlan.underlay) else {
-                self.error(&site.at, format!("unknown underlay `{}`", vxlan.underlay));
+                let hint = node_hint(vxlan.underlay.to_string().as_str(), namespaces.keys());
+                self.error(&site.underlay_at, format!("unknown underlay `{}`{hint}", vxlan.underlay));
                 continue;
             };
             let lower_name = vxlan.underlay.qualify(&vxlan.dev);
@@ -38,7 +40,8 @@ impl Validator {
                 }
                 None if self.existing(&vxlan.underlay, &vxlan.dev) => None,
                 None => {
-                    self.error(&site.dev_at, format!("no lower device `{}` in {}", vxlan.dev, vxlan.underlay));
+                    let hint = name_hint(vxlan.dev.as_str(), underlay.links.keys());
+                    self.error(&site.dev_at, format!("no lower device `{}` in {}{hint}", vxlan.dev, vxlan.underlay));
                     continue;
                 }
             };
@@ -55,7 +58,21 @@ impl Validator {
             // An existing lower device's MTU is known at plan time only.
             let Some(lower_mtu) = lower else { continue };
             let carried = mtu::carried(lower_mtu.unwrap_or(mtu::DEFAULT), vxlan.local);
+            if carried < MIN_MTU {
+                let overhead = mtu::overhead(vxlan.local);
+                self.error(
+                    &site.dev_at,
+                    format!(
+                        "{lower_name} (mtu {}) leaves {carried} bytes for the overlay once {overhead} bytes of \
+                         encapsulation are taken: the kernel needs at least {MIN_MTU}",
+                        lower_mtu.unwrap_or(mtu::DEFAULT)
+                    ),
+                );
+                continue;
+            }
             let effective = match &site.mtu {
+                // Out of range: reported where the devices are declared.
+                Some(given) if given.value < MIN_MTU => continue,
                 Some(given) if given.value > carried => {
                     let overhead = mtu::overhead(vxlan.local);
                     self.error(
