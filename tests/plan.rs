@@ -368,6 +368,11 @@ fn plan_time_errors_name_the_existing_device() {
         .replace("learning: true, bridge: br0}", "learning: true, bridge: br0, mtu: 1450}")
         .replace("mac: '02:42:c0:a8:00:02'}", "mac: '02:42:c0:a8:00:02', mtu: 1500}");
     let sized = parse("sized.yaml", &sized).unwrap();
+    let tiny = with_card(Observed::default(), 117, &["192.168.104.2/24"]);
+    assert_eq!(
+        resolve_errors(&lab.namespaces, &tiny),
+        ["existing device `eth1` in host has mtu 117: less 50 of encapsulation it leaves 67 for `ov1:vxlan1`, below the minimum 68"]
+    );
     let small = with_card(Observed::default(), 1400, &["192.168.104.2/24"]);
     assert_eq!(
         resolve_errors(&sized.namespaces, &small),

@@ -17,7 +17,7 @@ use crate::model::mtu;
 use crate::model::{Endpoint, IfName, LinkKind, Place, RouteSpec};
 
 /// An existing device that does not fit what the file asks of it. The file is valid:
-/// it is this host that does not match it (a runtime failure, exit code 1).
+/// it is this host that does not match it (exit code 4: the host does not fit the file).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExistingError {
     #[error("existing device `{name}` in {place}: no such link")]
@@ -36,6 +36,12 @@ pub enum ExistingError {
          (its mtu {lower_mtu} less {overhead})"
     )]
     VxlanMtu { device: Endpoint, given: u32, carried: u32, place: Place, name: IfName, lower_mtu: u32, overhead: u32 },
+    #[error(
+        "existing device `{name}` in {place} has mtu {lower_mtu}: less {overhead} of encapsulation it leaves \
+         {carried} for `{device}`, below the minimum {}",
+        mtu::MIN
+    )]
+    TooSmall { device: Endpoint, carried: u32, place: Place, name: IfName, lower_mtu: u32, overhead: u32 },
     #[error(
         "mtu {mtu} of `{end}` is larger than the overlay carries ({effective} through `{device}` over existing \
          device `{name}` in {place}): packets would be lost"
@@ -121,6 +127,17 @@ pub fn resolve(desired: &Desired, observed: &Observed) -> Result<Desired, Existi
                 });
             }
             let carried = mtu::carried(lower.mtu, vxlan.local);
+            if carried < mtu::MIN {
+                errors.push(ExistingError::TooSmall {
+                    device,
+                    carried,
+                    place: lower_place,
+                    name: lower_name,
+                    lower_mtu: lower.mtu,
+                    overhead: mtu::overhead(vxlan.local),
+                });
+                continue;
+            }
             let effective = match link.mtu {
                 Some(given) if given > carried => {
                     errors.push(ExistingError::VxlanMtu {
