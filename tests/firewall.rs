@@ -3,26 +3,7 @@
 
 mod support;
 
-use support::{text, topology, Sandbox};
-
-/// nftables and iptables as `nft list ruleset` and `iptables-save` show them.
-fn firewall(sandbox: &Sandbox) -> (String, String) {
-    let nft = sandbox.ok("nft", &["list", "ruleset"]);
-    (nft, rules(&sandbox.ok("iptables-save", &[])))
-}
-
-/// iptables-save output without comments and chain counters (traffic moves those).
-fn rules(saved: &str) -> String {
-    saved
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| match (l.starts_with(':'), l.rfind(" [")) {
-            (true, Some(cut)) => &l[..cut],
-            _ => l,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+use support::{firewall, iptables_rules, text, topology, Sandbox};
 
 /// Someone else's rules, there before the lab and still there after it.
 fn add_foreign_rules(sandbox: &Sandbox) {
@@ -163,7 +144,7 @@ fn a_legacy_iptables_forward_drop_is_accommodated_too() {
     sandbox.ok("iptables-legacy", &["-P", "FORWARD", "DROP"]);
     sandbox.ok("iptables-legacy", &["-A", "FORWARD", "-s", "10.88.0.0/16", "-j", "ACCEPT"]);
     sandbox.ok("sysctl", &["-qw", "net.bridge.bridge-nf-call-iptables=1"]);
-    let legacy = || rules(&sandbox.ok("iptables-legacy-save", &[]));
+    let legacy = || iptables_rules(&sandbox.ok("iptables-legacy-save", &[]));
     let before = (sandbox.snapshot(), legacy(), firewall(&sandbox));
     for (lab, checks) in [("bridge.yaml", 3), ("nat.yaml", 4)] {
         let planned = sandbox.netlab_ok(&["plan", &topology(lab)]);

@@ -6,24 +6,7 @@
 
 mod support;
 
-use support::{text, topology, Sandbox};
-
-/// nftables and iptables as `nft list ruleset` and `iptables-save` show them, without
-/// iptables-save's comments and counters.
-fn firewall(sandbox: &Sandbox) -> (String, String) {
-    let nft = sandbox.ok("nft", &["list", "ruleset"]);
-    let saved = sandbox.ok("iptables-save", &[]);
-    let rules = saved
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| match (l.starts_with(':'), l.rfind(" [")) {
-            (true, Some(cut)) => &l[..cut],
-            _ => l,
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    (nft, rules)
-}
+use support::{firewall, text, topology, Sandbox};
 
 fn fails_with(sandbox: &Sandbox, args: &[&str], code: i32, message: &str) {
     let output = sandbox.netlab(args);

@@ -254,6 +254,25 @@ fn strip_stats(links: &str) -> String {
         .join("\n")
 }
 
+/// nftables and iptables as `nft list ruleset` and `iptables-save` show them.
+pub fn firewall(sandbox: &Sandbox) -> (String, String) {
+    let nft = sandbox.ok("nft", &["list", "ruleset"]);
+    (nft, iptables_rules(&sandbox.ok("iptables-save", &[])))
+}
+
+/// iptables-save output without comments and chain counters (traffic moves those).
+pub fn iptables_rules(saved: &str) -> String {
+    saved
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| match (l.starts_with(':'), l.rfind(" [")) {
+            (true, Some(cut)) => &l[..cut],
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
