@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::kernel_place::KernelPlace;
 use crate::model::{Check, Endpoint, Place, Topology};
 
 /// Why a check failed: the lab does not behave as the file says (`Failed`), or the

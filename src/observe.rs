@@ -10,6 +10,7 @@ use netns::namespace::Presence;
 use netns::route::RouteState;
 use netns::{blocking, Netlink};
 
+use crate::kernel_place::KernelPlace;
 use crate::model::{
     FdbSpec, IfName, LabName, Mac, NamespaceSpec, NeighbourSpec, NodeName, Place, RouteSpec, SysctlKey,
 };
@@ -109,7 +110,7 @@ pub async fn discover(lab: &LabName) -> Result<Desired> {
         .filter(|node| netns::namespace::presence(node.as_str()) == Presence::Mounted)
         .collect();
     let places: Vec<Place> = std::iter::once(Place::Host).chain(nodes.into_iter().map(Place::Node)).collect();
-    let namespaces: Vec<netns::Netns> = places.iter().map(Place::to_netns).collect();
+    let namespaces: Vec<netns::Netns> = places.iter().map(KernelPlace::to_netns).collect();
     let visits = tokio::task::spawn_blocking(move || {
         netns::thread::in_each(namespaces, |ns| {
             let socket = Netlink::open_socket_here()?;
@@ -174,9 +175,9 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
 
     let keys: Vec<Vec<SysctlKey>> =
         visit.iter().map(|p| scope.sysctls.get(p).map(|k| k.iter().cloned().collect()).unwrap_or_default()).collect();
-    let namespaces: Vec<netns::Netns> = visit.iter().map(Place::to_netns).collect();
+    let namespaces: Vec<netns::Netns> = visit.iter().map(KernelPlace::to_netns).collect();
     let keys_by_ns: HashMap<netns::Netns, Vec<SysctlKey>> = namespaces.iter().cloned().zip(keys).collect();
-    let with_entries: BTreeSet<netns::Netns> = scope.entries.iter().map(Place::to_netns).collect();
+    let with_entries: BTreeSet<netns::Netns> = scope.entries.iter().map(KernelPlace::to_netns).collect();
     // One thread visits each namespace once and reads everything there itself (see
     // netns::blocking for why not rtnetlink).
     let visits = tokio::task::spawn_blocking(move || {

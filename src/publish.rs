@@ -10,6 +10,7 @@ use netlab_store::endpoints::{self, Endpoint, Mac};
 use netlab_store::{AnyStore, StoreUrl, Tls};
 use serde::{Deserialize, Serialize};
 
+use crate::kernel_place::KernelPlace;
 use crate::model::{Attachment, Topology};
 
 #[derive(Debug, thiserror::Error)]

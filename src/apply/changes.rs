@@ -8,6 +8,7 @@ use netns::route::RouteRequest;
 
 use super::Executor;
 use crate::firewall;
+use crate::kernel_place::KernelPlace;
 use crate::model::{IfName, Place, RouteSpec, VxlanSpec};
 use crate::ownership;
 use crate::plan::firewall::nat_table;

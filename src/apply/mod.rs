@@ -33,6 +33,7 @@ use futures::{stream, Future, StreamExt};
 use netns::socket::Opener;
 use netns::Netlink;
 
+use crate::kernel_place::KernelPlace;
 use crate::model::{IfName, LabName, Place};
 use crate::ownership;
 use crate::plan::{Change, Desired, Phase};
@@ -349,7 +350,7 @@ impl Executor {
         let writes: HashMap<netns::Netns, Vec<(String, String)>> =
             by_place.into_iter().map(|(place, writes)| (place.to_netns(), writes)).collect();
         let results = tokio::task::spawn_blocking(move || {
-            netns::thread::in_each(places.iter().map(Place::to_netns).collect(), move |ns| {
+            netns::thread::in_each(places.iter().map(KernelPlace::to_netns).collect(), move |ns| {
                 for (key, value) in &writes[ns] {
                     netns::sysctl::write(key, value)?;
                 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use super::{FirewallError, Result};
 
+use crate::kernel_place::KernelPlace;
 use crate::model::{LabName, Place};
 use crate::ownership;
 use crate::plan::firewall::{Backend, Direction, Forward, ForwardAccept};

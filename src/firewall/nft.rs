@@ -14,6 +14,7 @@ use super::{FirewallError, Result};
 use nftables::schema::Nftables;
 use serde_json::{json, Value};
 
+use crate::kernel_place::KernelPlace;
 use crate::model::{LabName, Place};
 use crate::ownership;
 use crate::plan::firewall::{table_name, ChainRules, ObservedTable, Table, CHAINS};

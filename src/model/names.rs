@@ -122,13 +122,6 @@ pub enum Place {
 }
 
 impl Place {
-    pub fn to_netns(&self) -> netns::Netns {
-        match self {
-            Place::Host => netns::Netns::Host,
-            Place::Node(node) => netns::Netns::Named(node.0.clone()),
-        }
-    }
-
     pub fn node(&self) -> Option<&NodeName> {
         match self {
             Place::Host => None,
