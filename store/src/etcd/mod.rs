@@ -325,13 +325,19 @@ impl Store for EtcdStore {
         let ttl = self
             .with_client("keep lease alive", "", |mut client| async move {
                 // etcd-client reads the first answer itself and reports a lease that is
-                // gone (ttl 0) as this error: an answer, not a failed member.
+                // gone (ttl 0) as this error, with this text (it has no variant of its
+                // own): an answer, not a failed member. Its other uses of the variant
+                // (a request it could not send) are failures, as is a stream that ends
+                // without an answer: neither says the lease is gone.
                 let (mut keeper, mut answers) = match client.lease_keep_alive(id).await {
-                    Err(etcd_client::Error::LeaseKeepAliveError(_)) => return Ok(0),
+                    Err(etcd_client::Error::LeaseKeepAliveError(text)) if text == "lease not found" => return Ok(0),
                     other => other?,
                 };
                 keeper.keep_alive().await?;
-                Ok(answers.message().await?.map_or(0, |answer| answer.ttl()))
+                match answers.message().await? {
+                    Some(answer) => Ok(answer.ttl()),
+                    None => Err(etcd_client::Error::LeaseKeepAliveError("the stream ended without an answer".into())),
+                }
             })
             .await?;
         if ttl <= 0 {

@@ -97,6 +97,14 @@ pub async fn acquire(
     Err(LeaseError::Contended(config.network, ROUNDS))
 }
 
+/// Move a key that still holds the node's value to a fresh store lease, when its own
+/// lease was reported gone: the subnet (and the other nodes' routes to it) stay.
+/// `None`: the key changed meanwhile.
+pub async fn reattach(store: &impl Store, held: &Held, ttl: Duration) -> Result<Option<Lease>, netlab_store::Error> {
+    let lease = store.grant(ttl).await?;
+    Ok(store.replace(&held.key(), &held.value, &held.value, Some(&lease)).await?.then_some(lease))
+}
+
 /// Whether a lease (by its key's value now) is still this node's.
 pub fn still_ours(held: &Held, now: Option<&Value>) -> bool {
     now.is_some_and(|value| value.trimmed() == held.value.trimmed())

@@ -188,8 +188,28 @@ impl<S: Store> Node<S> {
                 }
             }
             Err(netlab_store::Error::LeaseExpired(_)) => {
-                tracing::warn!("lease of {} expired; taking a subnet again", held.subnet);
-                self.lose_lease();
+                // A store drops a lease's keys with it: a key that still holds the
+                // node's value outlived the answer, and is moved to a fresh lease.
+                let held = held.clone();
+                let kept = match self.store.get(&held.key()).await {
+                    Ok(now) if lease::still_ours(&held, now.as_ref()) => {
+                        lease::reattach(&*self.store, &held, self.options.ttl).await.ok().flatten()
+                    }
+                    _ => None,
+                };
+                match (kept, &mut self.held) {
+                    (Some(fresh), Some(current)) => {
+                        tracing::warn!(
+                            "lease of {} reported gone while its key stayed: moved to a new lease",
+                            held.subnet
+                        );
+                        current.lease = fresh;
+                    }
+                    _ => {
+                        tracing::warn!("lease of {} expired; taking a subnet again", held.subnet);
+                        self.lose_lease();
+                    }
+                }
             }
             Err(problem) => {
                 self.status.counters.renewal_errors += 1;
