@@ -134,11 +134,9 @@ impl PacketSocket {
         }
         // The kernel stamps every frame once SO_TIMESTAMPNS is on; the clock is the
         // fallback should one come without.
-        let timestamp = timestamp.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
-        });
-        let direction =
-            if from.sll_pkttype == libc::PACKET_OUTGOING as u8 { Direction::Out } else { Direction::In };
+        let timestamp = timestamp
+            .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default());
+        let direction = if from.sll_pkttype == libc::PACKET_OUTGOING as u8 { Direction::Out } else { Direction::In };
         Ok(Received { length, captured: length.min(buffer.len()), timestamp, direction })
     }
 

@@ -55,15 +55,22 @@ mod tests {
         let mut bytes = Vec::new();
         {
             let mut pcap = Pcap::new(&mut bytes).unwrap();
-            let received =
-                Received { length: 1500, captured: 4, timestamp: Duration::new(1_700_000_000, 123_456_000), direction: Direction::In };
+            let received = Received {
+                length: 1500,
+                captured: 4,
+                timestamp: Duration::new(1_700_000_000, 123_456_000),
+                direction: Direction::In,
+            };
             pcap.frame(&received, &[1, 2, 3, 4]).unwrap();
         }
         assert_eq!(bytes.len(), 24 + 16 + 4);
         let mut reader = pcap_file::pcap::PcapReader::new(&bytes[..]).unwrap();
         assert_eq!(reader.header().datalink, DataLink::ETHERNET);
         let packet = reader.next_packet().unwrap().unwrap();
-        assert_eq!((packet.timestamp, packet.orig_len, &packet.data[..]), (Duration::new(1_700_000_000, 123_456_000), 1500, &[1, 2, 3, 4][..]));
+        assert_eq!(
+            (packet.timestamp, packet.orig_len, &packet.data[..]),
+            (Duration::new(1_700_000_000, 123_456_000), 1500, &[1, 2, 3, 4][..])
+        );
         assert!(reader.next_packet().is_none());
     }
 }

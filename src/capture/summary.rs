@@ -21,7 +21,10 @@ pub fn line(timestamp: Duration, direction: Direction, length: usize, frame: &[u
         Direction::In => "in ",
         Direction::Out => "out",
     };
-    format!("{hours:02}:{minutes:02}:{secs:02}.{micros:06} {direction} {length} bytes {}", ethernet(frame, vxlan_ports, 0))
+    format!(
+        "{hours:02}:{minutes:02}:{secs:02}.{micros:06} {direction} {length} bytes {}",
+        ethernet(frame, vxlan_ports, 0)
+    )
 }
 
 /// Deep enough for VXLAN in VXLAN; a frame nested deeper is not decoded further.
@@ -200,10 +203,13 @@ mod tests {
     fn arp_requests_and_replies_read_as_tcpdump_says_them() {
         let mut arp = vec![0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 11, 11, 11, 2, 0, 0, 0, 0, 0, 0, 11, 11, 11, 3];
         let request = ethernet_frame(0x0806, &arp);
-        assert!(line(Duration::ZERO, Direction::Out, 42, &request, &[]).ends_with("arp who-has 11.11.11.3 tell 11.11.11.2"));
+        assert!(
+            line(Duration::ZERO, Direction::Out, 42, &request, &[]).ends_with("arp who-has 11.11.11.3 tell 11.11.11.2")
+        );
         arp[7] = 2;
         let reply = ethernet_frame(0x0806, &arp);
-        assert!(line(Duration::ZERO, Direction::In, 42, &reply, &[]).ends_with("arp reply 11.11.11.2 is-at 02:00:00:00:00:01"));
+        assert!(line(Duration::ZERO, Direction::In, 42, &reply, &[])
+            .ends_with("arp reply 11.11.11.2 is-at 02:00:00:00:00:01"));
     }
 
     #[test]
