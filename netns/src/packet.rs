@@ -136,7 +136,7 @@ impl PacketSocket {
         // fallback should one come without.
         let timestamp = timestamp
             .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default());
-        let direction = if from.sll_pkttype == libc::PACKET_OUTGOING as u8 { Direction::Out } else { Direction::In };
+        let direction = if from.sll_pkttype == libc::PACKET_OUTGOING { Direction::Out } else { Direction::In };
         Ok(Received { length, captured: length.min(buffer.len()), timestamp, direction })
     }
 
