@@ -258,3 +258,44 @@ fn namespaces_the_lab_does_not_own_are_refused() {
         text(&foreign.stderr)
     );
 }
+
+#[test]
+fn on_a_terminal_each_frame_is_a_line() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let sandbox = Sandbox::new();
+    let file = topology("veth-pair.yaml");
+    sandbox.netlab_ok(&["apply", &file]);
+    let (mut controller, mut terminal) = (-1, -1);
+    // SAFETY: openpty fills two descriptors, owned right below.
+    let opened = unsafe {
+        libc::openpty(&mut controller, &mut terminal, std::ptr::null_mut(), std::ptr::null(), std::ptr::null())
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are fresh from openpty and owned nowhere else.
+    let (controller, terminal) = unsafe { (OwnedFd::from_raw_fd(controller), OwnedFd::from_raw_fd(terminal)) };
+    let log = sandbox.dir.join("capture-stderr.log");
+    let child = sandbox
+        .command(env!("CARGO_BIN_EXE_netlab"))
+        .args(["capture", &file, "RED:veth0", "-c", "4", "--timeout", "60"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(terminal))
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut capture = Piped(child);
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(eventually(BOUND, || said().contains("netlab: capturing on")), "the capture did not start: {}", said());
+    ping(&sandbox, "RED", "11.11.11.3", "1");
+    assert!(capture.0.wait().unwrap().success(), "{}", said());
+    // The terminal's side is closed now: read what was written until EIO.
+    let mut lines = Vec::new();
+    let _ = std::fs::File::from(controller).read_to_end(&mut lines);
+    let lines = text(&lines);
+    let lines: Vec<&str> = lines.lines().collect();
+    // The first exchange of a fresh pair: RED asks for BLUE's address, then pings.
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let line = |end: &str| lines.iter().find(|l| l.ends_with(end)).unwrap_or_else(|| panic!("no `{end}` in {lines:?}"));
+    assert!(line("arp who-has 11.11.11.3 tell 11.11.11.2").contains(" out 42 bytes "));
+    assert!(line("11.11.11.2 > 11.11.11.3 icmp echo request").contains(" out 98 bytes "));
+    assert!(line("11.11.11.3 > 11.11.11.2 icmp echo reply").contains(" in  98 bytes "));
+}
