@@ -95,6 +95,8 @@ pub trait Sink {
 
 /// Read frames from `socket` into `sink` until a limit is reached, `stop` becomes
 /// readable or hangs up, or `output` (a pipe the sink writes to) loses its reader.
+/// After a stop or the timeout, the frames the kernel had already queued (stamped
+/// before that moment) are still written: a capture holds everything up to its end.
 /// Returns the number of frames written and why it ended.
 pub fn record(
     socket: &PacketSocket,
@@ -108,15 +110,21 @@ pub fn record(
     let deadline = limits.timeout.map(|t| Instant::now() + t);
     let mut buffer = vec![0u8; SNAPLEN];
     let mut written = 0u64;
+    // Once set: the moment the capture ends (frames stamped later are not written).
+    let mut ending: Option<(Duration, End)> = None;
     let read_error = |source| CaptureError::Read { endpoint: endpoint.to_string(), source };
     loop {
         if limits.count.is_some_and(|count| written >= count) {
             return Ok((written, End::Count));
         }
-        let timeout = match deadline {
-            None => PollTimeout::NONE,
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                None => return Ok((written, End::Timeout)),
+        let timeout = match (ending, deadline) {
+            (Some(_), _) => PollTimeout::ZERO,
+            (None, None) => PollTimeout::NONE,
+            (None, Some(deadline)) => match deadline.checked_duration_since(Instant::now()) {
+                None => {
+                    ending = Some((wall_clock(), End::Timeout));
+                    continue;
+                }
                 Some(left) => PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
             },
         };
@@ -131,23 +139,37 @@ pub fn record(
             Err(e) => return Err(read_error(e.into())),
         }
         let events = |i: usize| fds[i].revents().unwrap_or(PollFlags::empty());
-        if !events(1).is_empty() {
-            return Ok((written, End::Stopped));
-        }
         if output.is_some() && events(2).intersects(PollFlags::POLLERR | PollFlags::POLLHUP) {
             return Ok((written, End::OutputClosed));
         }
-        if events(0).is_empty() {
+        if ending.is_none() && !events(1).is_empty() {
+            ending = Some((wall_clock(), End::Stopped));
             continue;
+        }
+        if events(0).is_empty() {
+            match ending {
+                Some((_, end)) => return Ok((written, end)),
+                None => continue,
+            }
         }
         let received = match socket.receive(&mut buffer) {
             Ok(received) => received,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(read_error(e)),
         };
+        if let Some((cutoff, end)) = ending {
+            if received.timestamp > cutoff {
+                return Ok((written, end));
+            }
+        }
         sink.frame(&received, &buffer[..received.captured]).map_err(CaptureError::Write)?;
         written += 1;
     }
+}
+
+/// The clock of the kernel's frame timestamps.
+fn wall_clock() -> Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
 }
 
 /// One line per frame (see `summary`), for a person at a terminal.
