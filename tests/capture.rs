@@ -299,3 +299,15 @@ fn on_a_terminal_each_frame_is_a_line() {
     assert!(line("11.11.11.2 > 11.11.11.3 icmp echo request").contains(" out 98 bytes "));
     assert!(line("11.11.11.3 > 11.11.11.2 icmp echo reply").contains(" in  98 bytes "));
 }
+
+#[test]
+fn a_timeout_ends_the_capture_with_a_whole_file() {
+    let sandbox = Sandbox::new();
+    let file = topology("veth-pair.yaml");
+    sandbox.netlab_ok(&["apply", &file]);
+    let pcap = sandbox.dir.join("idle.pcap").display().to_string();
+    let mut capture = start_capture(&sandbox, &file, "BLUE:veth1", &["-w", &pcap, "--timeout", "0.2"]);
+    assert!(eventually(BOUND, || !capture.running()), "the capture went on past its timeout");
+    assert!(capture.output().contains("0 frames captured"), "{}", capture.output());
+    assert!(frames(&std::fs::read(&pcap).unwrap()).is_empty());
+}
