@@ -3,6 +3,7 @@
 //! (`observe`, `apply`, `check`) talk to the kernel.
 
 pub mod apply;
+pub mod capture;
 pub mod check;
 mod error_text;
 pub mod exit;

@@ -12,6 +12,7 @@ pub mod name;
 pub mod namespace;
 pub mod neighbour;
 pub mod nft;
+pub mod packet;
 pub mod process;
 pub mod route;
 pub mod socket;

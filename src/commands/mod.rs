@@ -1,6 +1,7 @@
 //! One file per verb; each has a clap struct and a `run` that returns the exit code.
 
 mod apply;
+mod capture;
 mod check;
 mod destroy;
 mod exec;
@@ -54,6 +55,8 @@ pub enum Command {
     Check(check::CheckCmd),
     /// List the labs applied on this host.
     List(list::List),
+    /// Capture the frames of one interface of a lab, as pcap or one line each.
+    Capture(capture::Capture),
 }
 
 impl Command {
@@ -67,6 +70,7 @@ impl Command {
             Command::Exec(cmd) => cmd.run(),
             Command::Check(cmd) => cmd.run().await,
             Command::List(cmd) => cmd.run(),
+            Command::Capture(cmd) => cmd.run().await,
         }
     }
 }
