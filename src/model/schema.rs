@@ -79,6 +79,7 @@ const OVERLAY: Shape =
 const CHECK: Shape =
     Shape::Fields(&[("ping", PING), ("tcp", TCP), ("udp", TCP), ("fdb", FDB_CHECK), ("overlay", OVERLAY)]);
 pub const TOPOLOGY: Shape = Shape::Fields(&[
+    ("extends", Shape::Any),
     ("name", Shape::Any),
     ("nodes", Shape::Named(&NODE)),
     ("host", NODE),
