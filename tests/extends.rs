@@ -108,7 +108,10 @@ fn errors_are_located_in_the_file_that_caused_them() {
     files.write("base.yaml", &BASE.replace("10.0.0.2/24]", "10.0.0.300/24]"));
     let lab = files.write("lab.yaml", "extends: base.yaml\n");
     let message = error(&lab);
-    assert!(message.starts_with(&format!("{}:12:24: malformed address `10.0.0.300/24`", files.path("base.yaml"))), "{message}");
+    assert!(
+        message.starts_with(&format!("{}:12:24: malformed address `10.0.0.300/24`", files.path("base.yaml"))),
+        "{message}"
+    );
 
     files.write("base.yaml", &BASE.replace("nodes:", "nodez:"));
     let message = error(&lab);
@@ -118,13 +121,51 @@ fn errors_are_located_in_the_file_that_caused_them() {
     let lab = files.write("lab.yaml", "extends: base.yaml\nnodes:\n  A:\n    interfaces:\n      e0: {addresses: [10.0.0.2/24]}\nlinks:\n  - endpoints: [host:p, A:e0]\n");
     let message = error(&lab);
     let lab_name = files.path("lab.yaml");
-    assert!(message.contains(&format!("{lab_name}:5:24: address 10.0.0.2/24 is already declared in the base file")), "{message}");
-    assert!(message.contains(&format!("{lab_name}:7:16: link [host:p, A:e0] is already declared in the base file")), "{message}");
+    assert!(
+        message.contains(&format!("{lab_name}:5:24: address 10.0.0.2/24 is already declared in the base file")),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("{lab_name}:7:16: link [host:p, A:e0] is already declared in the base file")),
+        "{message}"
+    );
 
-    let lab = files.write("lab.yaml", "extends: base.yaml\nnodes:\n  A:\n    routes:\n      - {to: default, via: 10.9.9.1}\n");
+    let lab = files
+        .write("lab.yaml", "extends: base.yaml\nnodes:\n  A:\n    routes:\n      - {to: default, via: 10.9.9.1}\n");
     let message = error(&lab);
     assert!(message.starts_with(&format!("{lab_name}:5:")), "{message}");
     assert!(message.contains("10.9.9.1"), "{message}");
+}
+
+/// A finding of the merged lab at a value of the base is reported in the base, at that
+/// value's line and column: here forwarding turned off by the extending file leaves the
+/// base's masquerade without it.
+#[test]
+fn a_finding_of_the_merged_lab_names_the_file_of_the_value_it_is_at() {
+    let files = Files::new("warning");
+    let base = BASE.replace(
+        "net.ipv4.ip_forward: 0\n",
+        "net.ipv4.ip_forward: 1\n  nat:\n    masquerade:\n      - {from: 10.0.0.0/24, out: p}\n",
+    );
+    files.write("base.yaml", &base);
+    assert!(load(&files.0.join("base.yaml")).unwrap().warnings.is_empty());
+    let lab = files.write(
+        "lab.yaml",
+        "# turns forwarding off\nextends: base.yaml\nhost:\n  sysctls:\n    net.ipv4.ip_forward: 0\n",
+    );
+    let warnings = load(&lab).unwrap().warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    let expected = format!(
+        "{}:11:16: warning: host has NAT or published ports but does not enable forwarding",
+        files.path("base.yaml")
+    );
+    assert!(warnings[0].starts_with(&expected), "{warnings:?}");
+
+    // Several errors of the merged lab at once, each at its line of the extending file.
+    let lab = files.write("lab.yaml", "extends: base.yaml\nnodes:\n  A:\n    routes:\n      - {to: default, via: 10.9.9.1}\nlinks:\n  - endpoints: [host:p, B:e0]\n");
+    let message = error(&lab);
+    assert!(message.contains(&format!("{}:5:", files.path("lab.yaml"))), "{message}");
+    assert!(message.contains(&format!("{}:7:", files.path("lab.yaml"))), "{message}");
 }
 
 #[test]
@@ -150,7 +191,10 @@ fn a_missing_base_a_cycle_and_a_deep_chain_are_errors_at_the_extends_line() {
     // Eight files in all: allowed. Nine: refused, where the eighth names the ninth.
     assert!(load(&files.0.join("deep7.yaml")).is_ok());
     let message = error(&files.0.join("deep8.yaml"));
-    assert!(message.starts_with(&format!("{}:1:10: `extends` goes deeper than 8 files", files.path("deep1.yaml"))), "{message}");
+    assert!(
+        message.starts_with(&format!("{}:1:10: `extends` goes deeper than 8 files", files.path("deep1.yaml"))),
+        "{message}"
+    );
 
     // A text alone has no directory to find its base in.
     let Err(e) = parse("x.yaml", "extends: bridge.yaml\n") else { panic!("parsed") };
@@ -187,7 +231,10 @@ fn part_4_applies_over_part_3_as_the_same_lab_and_only_adds() {
     // and 4 before it is touched again.
     let plan = sandbox.netlab_ok(&["plan", &nat]);
     let added = changes(&plan);
-    assert!(added.contains(&"+ namespace EXT") && added.contains(&"~ sysctl net.ipv4.ip_forward in host: 0 -> 1"), "{plan}");
+    assert!(
+        added.contains(&"+ namespace EXT") && added.contains(&"~ sysctl net.ipv4.ip_forward in host: 0 -> 1"),
+        "{plan}"
+    );
     for line in added {
         assert!(!line.starts_with('-'), "{plan}");
         assert!(!["RED", "BLUE", "br0", "reth", "beth"].iter().any(|old| line.contains(old)), "{plan}");

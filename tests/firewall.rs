@@ -114,7 +114,8 @@ fn the_masquerade_is_what_reaches_the_outside_and_drift_is_repaired() {
     assert!(sandbox.netlab_ok(&["check", &file]).contains("4 passed, 0 failed"));
 
     // A rule added to the lab's table by hand is drift too.
-    sandbox.ok("nft", &["add", "rule", "ip", "netlab-bridge", "postrouting", "ip", "saddr", "10.1.0.0/16", "masquerade"]);
+    sandbox
+        .ok("nft", &["add", "rule", "ip", "netlab-bridge", "postrouting", "ip", "saddr", "10.1.0.0/16", "masquerade"]);
     assert_eq!(
         sandbox.netlab_ok(&["plan", &file]).trim().lines().next(),
         Some("~ nat table in host: 1 masquerade, 0 published ports")

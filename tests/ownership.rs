@@ -24,7 +24,12 @@ fn a_foreign_nft_table_with_the_labs_name_is_a_clash_never_replaced_or_deleted()
     let before = (sandbox.snapshot(), firewall(&sandbox));
 
     // Reported before any change, like a foreign link.
-    fails_with(&sandbox, &["apply", &file], 3, "nft table ip netlab-bridge in host exists and was not created by netlab");
+    fails_with(
+        &sandbox,
+        &["apply", &file],
+        3,
+        "nft table ip netlab-bridge in host exists and was not created by netlab",
+    );
     assert_eq!((sandbox.snapshot(), firewall(&sandbox)), before);
     // Destroy, by file and by name (no record: found by marks), leaves it alone.
     sandbox.netlab_ok(&["destroy", &file]);

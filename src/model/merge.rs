@@ -17,7 +17,7 @@ pub fn merge(base: RawTopology, over: RawTopology) -> Result<RawTopology, Vec<Di
         extends: None,
         name: over.name.or(base.name),
         nodes: merge_named(base.nodes, over.nodes, &mut errors, |base, over, errors| {
-            Ok(Some(merge_node(base.unwrap_or_default(), over.unwrap_or_default(), errors)))
+            Merged::Both(Some(merge_node(base.unwrap_or_default(), over.unwrap_or_default(), errors)))
         }),
         host: match (base.host, over.host) {
             (Some(base), Some(over)) => Some(merge_node(base, over, &mut errors)),
@@ -43,7 +43,7 @@ fn merge_node(base: RawNode, over: RawNode, errors: &mut Vec<Diagnostic>) -> Raw
         routes: append(base.routes, over.routes, errors, same_route, |route| {
             (route.to.referenced, format!("route to {} is already declared in the base file", route.to.value))
         }),
-        sysctls: merge_named(base.sysctls, over.sysctls, errors, |_, over, _| Ok(over)),
+        sysctls: merge_named(base.sysctls, over.sysctls, errors, |_, over, _| Merged::Both(over)),
         nat: match (base.nat, over.nat) {
             (Some(base), Some(over)) => Some(RawNat {
                 masquerade: joined(base.masquerade, over.masquerade),
@@ -52,7 +52,7 @@ fn merge_node(base: RawNode, over: RawNode, errors: &mut Vec<Diagnostic>) -> Raw
             (base, over) => over.or(base),
         },
         // A VXLAN device has required fields, so one cannot be changed field by field.
-        vxlans: merge_named(base.vxlans, over.vxlans, errors, |base, _, _| Err(base)),
+        vxlans: merge_named(base.vxlans, over.vxlans, errors, |base, _, _| Merged::Conflict(base)),
         neighbours: joined(base.neighbours, over.neighbours),
         fdb: joined(base.fdb, over.fdb),
     }
@@ -62,9 +62,9 @@ fn merge_interface(
     base: Option<RawInterface>,
     over: Option<RawInterface>,
     errors: &mut Vec<Diagnostic>,
-) -> Result<Option<RawInterface>, Option<RawInterface>> {
+) -> Merged<Option<RawInterface>> {
     let (base, over) = (base.unwrap_or_default(), over.unwrap_or_default());
-    Ok(Some(RawInterface {
+    Merged::Both(Some(RawInterface {
         addresses: append(
             base.addresses,
             over.addresses,
@@ -80,15 +80,21 @@ fn merge_interface(
     }))
 }
 
+/// What merging two values of one key gave.
+enum Merged<T> {
+    Both(T),
+    /// They cannot merge: the base's value, kept; an error at the extending file's key.
+    Conflict(T),
+}
+
 /// Key by key, in the base's order then the new keys in `over`'s; a key in both is
-/// merged by `both`, which gives the base's value back when the two cannot merge: an
-/// error at the extending file's key. Keys compare by text (a `Located` also compares
+/// merged by `both`. Keys compare by text (a `Located` also compares
 /// its location).
 fn merge_named<T>(
     base: IndexMap<Located<String>, T>,
     over: IndexMap<Located<String>, T>,
     errors: &mut Vec<Diagnostic>,
-    both: impl Fn(T, T, &mut Vec<Diagnostic>) -> Result<T, T>,
+    both: impl Fn(T, T, &mut Vec<Diagnostic>) -> Merged<T>,
 ) -> IndexMap<Located<String>, T> {
     let mut over: IndexMap<String, Option<(Located<String>, T)>> =
         over.into_iter().map(|(key, value)| (key.value.clone(), Some((key, value)))).collect();
@@ -96,11 +102,14 @@ fn merge_named<T>(
     for (key, value) in base {
         match over.get_mut(&key.value).and_then(Option::take) {
             Some((over_key, over_value)) => {
-                let value = both(value, over_value, errors).unwrap_or_else(|base| {
-                    let message = format!("`{}` is already declared in the base file", over_key.value);
-                    errors.push(Diagnostic::at(&over_key.referenced, message));
-                    base
-                });
+                let value = match both(value, over_value, errors) {
+                    Merged::Both(value) => value,
+                    Merged::Conflict(base) => {
+                        let message = format!("`{}` is already declared in the base file", over_key.value);
+                        errors.push(Diagnostic::at(&over_key.referenced, message));
+                        base
+                    }
+                };
                 merged.insert(key, value);
             }
             None => {

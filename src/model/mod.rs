@@ -24,28 +24,32 @@ pub use topology::{
 /// Parse and validate a topology from its text; `file` names it in errors. A text
 /// alone has no directory to find a base in: `extends:` needs `load`.
 pub fn parse(file: &str, source: &str) -> Result<Topology, Diagnostics> {
-    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items };
+    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items, also: Vec::new() };
     let raw = parse_raw(file, source)?;
     if let Some(extends) = &raw.extends {
-        return Err(fail(vec![Diagnostic::at(&extends.referenced, "`extends` needs a file on disk (netlab reads it)")]));
+        return Err(fail(vec![Diagnostic::at(
+            &extends.referenced,
+            "`extends` needs a file on disk (netlab reads it)",
+        )]));
     }
     finish(file, source, raw)
 }
 
 /// One file's text into raw types: shape, then serde; errors name this file.
 fn parse_raw(file: &str, source: &str) -> Result<raw::RawTopology, Diagnostics> {
-    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items };
+    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items, also: Vec::new() };
     // Unknown fields, foreign tags and merge keys, all at once; serde would stop at the first.
     let shape_errors = schema::check(source);
     if !shape_errors.is_empty() {
         return Err(fail(shape_errors));
     }
-    serde_saphyr::from_str_with_options(source, parser_options()).map_err(|e| fail(vec![diagnostic::from_parse_error(&e)]))
+    serde_saphyr::from_str_with_options(source, parser_options())
+        .map_err(|e| fail(vec![diagnostic::from_parse_error(&e)]))
 }
 
 /// Validate raw types read from `file` (with what it extends merged in).
 fn finish(file: &str, source: &str, raw: raw::RawTopology) -> Result<Topology, Diagnostics> {
-    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items };
+    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items, also: Vec::new() };
     let mut topology = validate::validate(raw).map_err(fail)?;
     for warning in &mut topology.warnings {
         *warning = format!("{file}:{warning}");
