@@ -112,10 +112,14 @@ fn read_chain(path: &Path) -> Result<Chain, LoadError> {
     Ok(Chain { sources, layers })
 }
 
-fn pad(text: &str, lines: u64) -> String {
+/// `text` below `lines` blank lines; the file asked for (no lines before it) is not copied.
+fn pad(text: &str, lines: u64) -> std::borrow::Cow<'_, str> {
+    if lines == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
     let mut padded = "\n".repeat(usize::try_from(lines).unwrap_or(usize::MAX));
     padded.push_str(text);
-    padded
+    std::borrow::Cow::Owned(padded)
 }
 
 /// One file of a chain: its lines are `offset + 1 ..= offset + lines` in the locations
