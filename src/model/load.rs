@@ -156,7 +156,13 @@ impl Sources {
         let mut files = self.0.iter().zip(by_file).filter(|(_, items)| !items.is_empty()).map(|(source, items)| {
             Diagnostics { file: source.file.clone(), source: source.text.clone(), items, also: Vec::new() }
         });
-        let mut first = files.next().expect("at least one error");
+        // Callers pass at least one error; without any, the lab's own file, empty.
+        let mut first = files.next().unwrap_or_else(|| Diagnostics {
+            file: self.0[whole].file.clone(),
+            source: self.0[whole].text.clone(),
+            items: Vec::new(),
+            also: Vec::new(),
+        });
         first.also = files.collect();
         LoadError::Invalid(first)
     }
