@@ -104,7 +104,7 @@ fn the_masquerade_is_what_reaches_the_outside_and_drift_is_repaired() {
     assert!(sandbox.netlab_ok(&["check", &file]).contains("4 passed, 0 failed"));
 
     // The table deleted by hand: the outside is unreachable, status shows it, apply repairs.
-    sandbox.ok("nft", &["delete", "table", "ip", "netlab-nat"]);
+    sandbox.ok("nft", &["delete", "table", "ip", "netlab-bridge"]);
     let failed = sandbox.netlab(&["check", &file]);
     assert!(text(&failed.stdout).contains("FAIL  ping from RED to 203.0.113.1"), "{}", text(&failed.stdout));
     let status = sandbox.netlab(&["status", &file]);
@@ -114,13 +114,14 @@ fn the_masquerade_is_what_reaches_the_outside_and_drift_is_repaired() {
     assert!(sandbox.netlab_ok(&["check", &file]).contains("4 passed, 0 failed"));
 
     // A rule added to the lab's table by hand is drift too.
-    sandbox.ok("nft", &["add", "rule", "ip", "netlab-nat", "postrouting", "ip", "saddr", "10.1.0.0/16", "masquerade"]);
+    sandbox
+        .ok("nft", &["add", "rule", "ip", "netlab-bridge", "postrouting", "ip", "saddr", "10.1.0.0/16", "masquerade"]);
     assert_eq!(
         sandbox.netlab_ok(&["plan", &file]).trim().lines().next(),
         Some("~ nat table in host: 1 masquerade, 0 published ports")
     );
     sandbox.netlab_ok(&["apply", &file]);
-    assert!(!sandbox.ok("nft", &["list", "table", "ip", "netlab-nat"]).contains("10.1.0.0"));
+    assert!(!sandbox.ok("nft", &["list", "table", "ip", "netlab-bridge"]).contains("10.1.0.0"));
     sandbox.netlab_ok(&["destroy", &file]);
     assert_eq!(sandbox.ok("nft", &["list", "ruleset"]).trim(), "");
 }

@@ -18,24 +18,29 @@ fn fails_with(sandbox: &Sandbox, args: &[&str], code: i32, message: &str) {
 fn a_foreign_nft_table_with_the_labs_name_is_a_clash_never_replaced_or_deleted() {
     let sandbox = Sandbox::new();
     let file = topology("nat.yaml");
-    sandbox.ok("nft", &["add", "table", "ip", "netlab-nat"]);
-    sandbox.ok("nft", &["add", "chain", "ip", "netlab-nat", "theirs", "{ type nat hook postrouting priority 50; }"]);
-    sandbox.ok("nft", &["add", "rule", "ip", "netlab-nat", "theirs", "ip", "saddr", "10.77.0.0/16", "masquerade"]);
+    sandbox.ok("nft", &["add", "table", "ip", "netlab-bridge"]);
+    sandbox.ok("nft", &["add", "chain", "ip", "netlab-bridge", "theirs", "{ type nat hook postrouting priority 50; }"]);
+    sandbox.ok("nft", &["add", "rule", "ip", "netlab-bridge", "theirs", "ip", "saddr", "10.77.0.0/16", "masquerade"]);
     let before = (sandbox.snapshot(), firewall(&sandbox));
 
     // Reported before any change, like a foreign link.
-    fails_with(&sandbox, &["apply", &file], 3, "nft table ip netlab-nat in host exists and was not created by netlab");
+    fails_with(
+        &sandbox,
+        &["apply", &file],
+        3,
+        "nft table ip netlab-bridge in host exists and was not created by netlab",
+    );
     assert_eq!((sandbox.snapshot(), firewall(&sandbox)), before);
     // Destroy, by file and by name (no record: found by marks), leaves it alone.
     sandbox.netlab_ok(&["destroy", &file]);
-    sandbox.netlab_ok(&["destroy", "--name", "nat"]);
+    sandbox.netlab_ok(&["destroy", "--name", "bridge"]);
     assert_eq!((sandbox.snapshot(), firewall(&sandbox)), before);
 
     // The lab's own table carries the mark, and destroy removes it.
-    sandbox.ok("nft", &["delete", "table", "ip", "netlab-nat"]);
+    sandbox.ok("nft", &["delete", "table", "ip", "netlab-bridge"]);
     sandbox.netlab_ok(&["apply", &file]);
-    let table = sandbox.ok("nft", &["list", "table", "ip", "netlab-nat"]);
-    assert!(table.contains("\tcomment \"netlab:nat\""), "{table}");
+    let table = sandbox.ok("nft", &["list", "table", "ip", "netlab-bridge"]);
+    assert!(table.contains("\tcomment \"netlab:bridge\""), "{table}");
     assert!(sandbox.netlab_ok(&["check", &file]).contains("4 passed, 0 failed"));
     assert_eq!(sandbox.netlab_ok(&["plan", &file]).trim(), "no changes");
     sandbox.netlab_ok(&["destroy", &file]);
@@ -133,13 +138,13 @@ fn without_its_record_a_lab_is_destroyed_by_its_kernel_marks() {
     let before = (sandbox.snapshot(), firewall(&sandbox));
     let file = topology("nat.yaml");
     sandbox.netlab_ok(&["apply", &file]);
-    assert!(sandbox.ok("iptables", &["-S", "FORWARD"]).contains("netlab:nat"));
-    sandbox.ok("rm", &["/run/netlab/nat.json"]);
+    assert!(sandbox.ok("iptables", &["-S", "FORWARD"]).contains("netlab:bridge"));
+    sandbox.ok("rm", &["/run/netlab/bridge.json"]);
 
-    let destroyed = sandbox.netlab_ok(&["destroy", "--name", "nat"]);
-    assert!(destroyed.contains("destroyed lab nat"), "{destroyed}");
+    let destroyed = sandbox.netlab_ok(&["destroy", "--name", "bridge"]);
+    assert!(destroyed.contains("destroyed lab bridge"), "{destroyed}");
     assert_eq!((sandbox.snapshot(), firewall(&sandbox)), before);
-    let again = sandbox.netlab_ok(&["destroy", "--name", "nat"]);
+    let again = sandbox.netlab_ok(&["destroy", "--name", "bridge"]);
     assert!(again.contains("nothing to destroy"), "{again}");
 }
 

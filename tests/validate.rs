@@ -600,3 +600,57 @@ fn a_vxlan_device_of_the_host_may_sit_on_an_existing_device() {
     assert_eq!(host.existing.iter().map(ToString::to_string).collect::<Vec<_>>(), ["eth1"]);
     assert!(matches!(&host.links[&"vx0".parse().unwrap()].kind, LinkKind::Vxlan(v) if v.underlay == Place::Host));
 }
+
+/// `extends:` values that are no lab file: each an error located in the file that
+/// names it (or in the base, when the base itself is a bad file), never a panic nor a
+/// wait. The part-4 labs, mutated as in `no_input_panics`, load or are reported.
+#[test]
+fn extends_values_that_are_no_lab_never_panic() {
+    let dir = std::env::temp_dir().join(format!("netlab-validate-extends-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let lab = dir.join("lab.yaml");
+    let at = format!("{}:2:10: ", lab.display());
+    for (value, expected) in [
+        ("nope.yaml", format!("{at}extends nope.yaml: read ")),
+        ("sub", format!("{at}extends sub: read ")),
+        ("/dev/zero", format!("{at}extends /dev/zero: read /dev/zero: larger than 64 MiB")),
+        ("lab.yaml", format!("{at}`extends` makes a cycle: ")),
+        ("''", format!("{at}`extends` names no file")),
+        ("/dev/null", "/dev/null:".to_string()),
+        ("[a, b]", format!("{}:2:", lab.display())),
+        ("{a: 1}", format!("{}:2:", lab.display())),
+    ] {
+        std::fs::write(&lab, format!("# a lab\nextends: {value}\n")).unwrap();
+        match netlab::model::load(&lab) {
+            Ok(_) => panic!("extends: {value} loaded"),
+            Err(e) => assert!(e.to_string().starts_with(&expected), "extends: {value}: {e}"),
+        }
+    }
+
+    for file in lab_files() {
+        let name = file.file_name().unwrap();
+        std::fs::copy(&file, dir.join(name)).unwrap();
+    }
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    };
+    let junk = ["", ":", "- ", "{", "]", "'", "\n", "extends: ", "nat.yaml", "/", "..", "*a", "RED", "name: x\n"];
+    for extending in ["gateway.yaml", "nat.yaml", "port-forward.yaml"] {
+        let source = std::fs::read_to_string(std::path::Path::new("topologies").join(extending)).unwrap();
+        assert!(source.contains("\nextends: "), "{extending}");
+        let fuzz = dir.join(format!("fuzz-{extending}"));
+        for _ in 0..300 {
+            let mut text = source.clone();
+            let start = next() % text.len();
+            let end = (start + next() % 12).min(text.len());
+            text.replace_range(start..end, junk[next() % junk.len()]);
+            std::fs::write(&fuzz, &text).unwrap();
+            let _ = netlab::model::load(&fuzz).map_err(|e| e.to_string());
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -17,12 +17,14 @@ impl Diagnostic {
     }
 }
 
-/// All the errors found in one file.
+/// All the errors found in one file, and those of the other files of an `extends:`
+/// chain, each in its own file.
 #[derive(Debug, Clone)]
 pub struct Diagnostics {
     pub file: String,
     pub source: String,
     pub items: Vec<Diagnostic>,
+    pub also: Vec<Diagnostics>,
 }
 
 impl fmt::Display for Diagnostics {
@@ -38,6 +40,9 @@ impl fmt::Display for Diagnostics {
                 let caret = usize::try_from(item.column.saturating_sub(1)).unwrap_or(0).min(text.len());
                 write!(f, "\n{:width$} |\n{} | {}\n{:width$} | {}^", "", item.line, text, "", " ".repeat(caret))?;
             }
+        }
+        for other in &self.also {
+            write!(f, "\n{other}")?;
         }
         Ok(())
     }

@@ -2,6 +2,8 @@
 //! `Topology`. Pure: no kernel, no I/O beyond what the caller reads.
 
 pub mod diagnostic;
+mod load;
+mod merge;
 pub mod mtu;
 
 pub mod names;
@@ -19,16 +21,35 @@ pub use topology::{
     Protocol, Publish, RouteSpec, Topology, VxlanSpec,
 };
 
-/// Parse and validate a topology from its text; `file` names it in errors.
+/// Parse and validate a topology from its text; `file` names it in errors. A text
+/// alone has no directory to find a base in: `extends:` needs `load`.
 pub fn parse(file: &str, source: &str) -> Result<Topology, Diagnostics> {
-    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items };
+    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items, also: Vec::new() };
+    let raw = parse_raw(file, source)?;
+    if let Some(extends) = &raw.extends {
+        return Err(fail(vec![Diagnostic::at(
+            &extends.referenced,
+            "`extends` needs a file on disk (netlab reads it)",
+        )]));
+    }
+    finish(file, source, raw)
+}
+
+/// One file's text into raw types: shape, then serde; errors name this file.
+fn parse_raw(file: &str, source: &str) -> Result<raw::RawTopology, Diagnostics> {
+    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items, also: Vec::new() };
     // Unknown fields, foreign tags and merge keys, all at once; serde would stop at the first.
     let shape_errors = schema::check(source);
     if !shape_errors.is_empty() {
         return Err(fail(shape_errors));
     }
-    let raw: raw::RawTopology = serde_saphyr::from_str_with_options(source, parser_options())
-        .map_err(|e| fail(vec![diagnostic::from_parse_error(&e)]))?;
+    serde_saphyr::from_str_with_options(source, parser_options())
+        .map_err(|e| fail(vec![diagnostic::from_parse_error(&e)]))
+}
+
+/// Validate raw types read from `file` (with what it extends merged in).
+fn finish(file: &str, source: &str, raw: raw::RawTopology) -> Result<Topology, Diagnostics> {
+    let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items, also: Vec::new() };
     let mut topology = validate::validate(raw).map_err(fail)?;
     for warning in &mut topology.warnings {
         *warning = format!("{file}:{warning}");
@@ -53,33 +74,4 @@ fn parser_options() -> serde_saphyr::Options {
     }
 }
 
-/// Read and validate a topology file: a regular file or a pipe (`<(cat lab.yaml)`), read
-/// at most to MAX_FILE and one byte more, so that `/dev/urandom` stops at the limit.
-pub fn load(path: &std::path::Path) -> Result<Topology, LoadError> {
-    use std::io::Read;
-    let name = path.display().to_string();
-    let read_error = |e| LoadError::Read(name.clone(), e);
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let mut bytes = Vec::new();
-    file.take(MAX_FILE as u64 + 1).read_to_end(&mut bytes).map_err(read_error)?;
-    if bytes.len() > MAX_FILE {
-        return Err(LoadError::TooLarge(name));
-    }
-    let source = String::from_utf8(bytes).map_err(|_| LoadError::NotText(name.clone()))?;
-    parse(&name, &source).map_err(LoadError::Invalid)
-}
-
-/// Files larger than this are refused while reading (a lab of 100,000 nodes is ~13 MB).
-pub const MAX_FILE: usize = 64 << 20;
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("read {0}")]
-    Read(String, #[source] std::io::Error),
-    #[error("read {0}: larger than 64 MiB")]
-    TooLarge(String),
-    #[error("read {0}: not UTF-8 text")]
-    NotText(String),
-    #[error("{0}")]
-    Invalid(Diagnostics),
-}
+pub use load::{load, LoadError, MAX_EXTENDS, MAX_FILE};

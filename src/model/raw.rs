@@ -8,10 +8,13 @@ use serde_saphyr::Spanned;
 
 pub type Located<T> = Spanned<T>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTopology {
-    pub name: Located<String>,
+    /// A file this one adds to (`extends: bridge.yaml`), relative to this file.
+    pub extends: Option<Located<String>>,
+    /// Required, unless inherited through `extends`.
+    pub name: Option<Located<String>>,
     #[serde(default)]
     pub nodes: IndexMap<Located<String>, Option<RawNode>>,
     /// The namespace netlab runs in.
@@ -23,7 +26,7 @@ pub struct RawTopology {
     pub checks: Vec<RawCheck>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNode {
     #[serde(default)]
@@ -45,7 +48,7 @@ pub struct RawNode {
     pub fdb: Vec<RawFdbEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawVxlan {
     pub vni: Located<u32>,
@@ -78,7 +81,7 @@ pub struct RawVxlan {
 
 /// PEM files, absolute paths: the CA that signed etcd's certificate, and the client's
 /// own certificate and key when etcd asks for one.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStoreTls {
     pub ca: Option<Located<String>>,
@@ -86,7 +89,7 @@ pub struct RawStoreTls {
     pub key: Option<Located<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNeighbour {
     pub ip: Located<String>,
@@ -94,7 +97,7 @@ pub struct RawNeighbour {
     pub dev: Located<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFdbEntry {
     pub mac: Located<String>,
@@ -103,7 +106,7 @@ pub struct RawFdbEntry {
 }
 
 /// Source NAT and published ports of one namespace (nftables, IPv4).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawNat {
     #[serde(default)]
@@ -112,7 +115,7 @@ pub struct RawNat {
     pub publish: Vec<RawPublish>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMasquerade {
     /// Source prefix.
@@ -124,7 +127,7 @@ pub struct RawMasquerade {
 }
 
 /// Docker's `-p 8080:80`: connections to `on` go to `to`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPublish {
     /// tcp (default) or udp.
@@ -133,7 +136,7 @@ pub struct RawPublish {
     pub to: Located<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawInterface {
     #[serde(default)]
@@ -148,14 +151,14 @@ pub struct RawInterface {
     pub ipv6_autoconf: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLink {
     /// Two endpoints, `NODE:IFNAME` or `IFNAME` (`host:IFNAME`) for the host.
     pub endpoints: Located<Vec<Located<String>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     /// A prefix, or `default`.
@@ -164,7 +167,7 @@ pub struct RawRoute {
     pub dev: Option<Located<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawCheck {
     Ping(RawPing),
@@ -176,7 +179,7 @@ pub enum RawCheck {
 }
 
 /// A ping through a VXLAN device, proven to have crossed it and its lower device.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawOverlay {
     pub from: Located<String>,
@@ -186,7 +189,7 @@ pub struct RawOverlay {
     pub vni: Located<u32>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPing {
     pub from: Located<String>,
@@ -194,7 +197,7 @@ pub struct RawPing {
     pub to: Located<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTcp {
     pub from: Located<String>,
@@ -205,7 +208,7 @@ pub struct RawTcp {
     pub on: Option<Located<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawFdbCheck {
     /// `NODE:BRIDGE` or `BRIDGE` in the host.

@@ -79,6 +79,7 @@ const OVERLAY: Shape =
 const CHECK: Shape =
     Shape::Fields(&[("ping", PING), ("tcp", TCP), ("udp", TCP), ("fdb", FDB_CHECK), ("overlay", OVERLAY)]);
 pub const TOPOLOGY: Shape = Shape::Fields(&[
+    ("extends", Shape::Any),
     ("name", Shape::Any),
     ("nodes", Shape::Named(&NODE)),
     ("host", NODE),
@@ -279,7 +280,7 @@ mod tests {
                 "2:1: unknown field `nodez`, did you mean `nodes`?",
                 "3:24: unknown field `mtuu`, did you mean `mtu`?",
                 "3:41: unknown field `masq`, expected one of masquerade, publish",
-                "4:1: unknown field `x`, expected one of name, nodes, host, links, checks",
+                "4:1: unknown field `x`, expected one of extends, name, nodes, host, links, checks",
                 "4:4: tags other than YAML's core schema (such as `!!binary`) are not supported",
             ]
         );

@@ -31,10 +31,17 @@ pub const MAX_BRIDGE_PORTS: usize = 1023;
 
 pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Diagnostic>> {
     let mut v = Validator::default();
-    let name = v.parse::<LabName>(&raw.name);
+    let name = match &raw.name {
+        Some(name) => v.parse::<LabName>(name),
+        None => {
+            v.errors.push(Diagnostic { line: 1, column: 1, message: "missing field `name`".into() });
+            None
+        }
+    };
+    let host_at = raw.name.as_ref().map_or(Location::UNKNOWN, |name| name.referenced);
 
     let mut places: Vec<(Place, Location, RawNode)> = Vec::new();
-    places.push((Place::Host, raw.name.referenced, raw.host.unwrap_or_default()));
+    places.push((Place::Host, host_at, raw.host.unwrap_or_default()));
     for (key, node) in raw.nodes {
         if let Some(node_name) = v.parse::<NodeName>(&key) {
             places.push((Place::Node(node_name), key.referenced, node.unwrap_or_default()));
