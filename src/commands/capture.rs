@@ -155,7 +155,7 @@ mod tests {
         assert_eq!(endpoint(&topology, "RED:reth0").unwrap().to_string(), "RED:reth0");
         assert_eq!(endpoint(&topology, "host:vext").unwrap().place, Place::Host);
         assert_eq!(endpoint(&topology, "vext").unwrap().place, Place::Host);
-        assert_eq!(endpoint(&topology, "GREEN:eth0").unwrap_err(), "lab nat has no node `GREEN`");
+        assert_eq!(endpoint(&topology, "GREEN:eth0").unwrap_err(), "lab bridge has no node `GREEN`");
         assert!(endpoint(&topology, "RED:a/b").is_err());
     }
 
