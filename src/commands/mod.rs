@@ -4,6 +4,7 @@ mod apply;
 mod check;
 mod destroy;
 mod exec;
+mod graph;
 mod list;
 mod status;
 mod validate;
@@ -54,6 +55,8 @@ pub enum Command {
     Check(check::CheckCmd),
     /// List the labs applied on this host.
     List(list::List),
+    /// Draw the lab: dot, mermaid or svg.
+    Graph(graph::Graph),
 }
 
 impl Command {
@@ -67,6 +70,7 @@ impl Command {
             Command::Exec(cmd) => cmd.run(),
             Command::Check(cmd) => cmd.run().await,
             Command::List(cmd) => cmd.run(),
+            Command::Graph(cmd) => cmd.run(),
         }
     }
 }
