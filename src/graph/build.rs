@@ -19,6 +19,7 @@ pub fn picture(topology: &Topology) -> Picture {
             .iter()
             .map(|(root, _)| Group {
                 id: format!("host/{root}"),
+                root: namespace_id(root),
                 label: match root {
                     Place::Host => "host (this machine)".to_string(),
                     Place::Node(node) => format!("{node} (simulated host)"),
@@ -30,10 +31,22 @@ pub fn picture(topology: &Topology) -> Picture {
     };
     for (place, spec) in &topology.namespaces {
         let group = group_index.get(place).copied();
+        // Every lab has a host entry; one the file leaves empty would be a lone box.
+        if *place == Place::Host && group.is_none() && is_empty(spec) {
+            continue;
+        }
         add_namespace(&mut picture, topology, place, spec, group);
     }
     add_tunnels(&mut picture, topology);
     picture
+}
+
+fn is_empty(spec: &NamespaceSpec) -> bool {
+    spec.links.is_empty()
+        && spec.routes.is_empty()
+        && spec.sysctls.is_empty()
+        && spec.nat.is_empty()
+        && spec.existing.is_empty()
 }
 
 pub fn namespace_id(place: &Place) -> String {
@@ -65,7 +78,13 @@ fn with_addresses(name: &str, link: &LinkSpec) -> String {
     }
 }
 
-fn add_namespace(picture: &mut Picture, topology: &Topology, place: &Place, spec: &NamespaceSpec, group: Option<usize>) {
+fn add_namespace(
+    picture: &mut Picture,
+    topology: &Topology,
+    place: &Place,
+    spec: &NamespaceSpec,
+    group: Option<usize>,
+) {
     let mut lines = vec![place.to_string()];
     if *place == Place::Host {
         lines[0] = "host".to_string();
@@ -154,15 +173,11 @@ fn add_vxlan(
     let mut lines = vec![format!("{name} (vxlan)"), format!("VNI {} port {}", vxlan.vni, vxlan.port)];
     lines.push(format!("local {}", vxlan.local));
     lines.extend(link.addresses.iter().map(ToString::to_string));
-    let flags: Vec<&str> = [
-        (vxlan.learning, "learning"),
-        (vxlan.proxy, "proxy"),
-        (vxlan.l2miss, "l2miss"),
-        (vxlan.l3miss, "l3miss"),
-    ]
-    .into_iter()
-    .filter_map(|(on, flag)| on.then_some(flag))
-    .collect();
+    let flags: Vec<&str> =
+        [(vxlan.learning, "learning"), (vxlan.proxy, "proxy"), (vxlan.l2miss, "l2miss"), (vxlan.l3miss, "l3miss")]
+            .into_iter()
+            .filter_map(|(on, flag)| on.then_some(flag))
+            .collect();
     if !flags.is_empty() {
         lines.push(flags.join(" "));
     }

@@ -66,6 +66,8 @@ pub struct Edge {
 pub struct Group {
     pub id: String,
     pub label: String,
+    /// The id of the box of the host's own namespace (the underlay).
+    pub root: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

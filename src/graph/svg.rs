@@ -1,6 +1,10 @@
 //! An SVG image of the picture, laid out by layout-rs (a pure-Rust port of Graphviz's
-//! layered layout), so no external program is needed. layout-rs has no clusters: the
-//! boxes of each simulated host are framed here, after layout, from their positions.
+//! layered layout), so no external program is needed.
+//!
+//! layout-rs has no clusters, and its ordering pass may interleave the boxes of two
+//! simulated hosts. So each box on a simulated host says so itself (an outline in the
+//! host's colour and an "on HOST" line); a frame around a host's boxes is added only
+//! where it holds no box of another host and crosses no other frame.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -20,17 +24,16 @@ const FONT: usize = 13;
 const EDGE_FONT: usize = 11;
 /// Space between a simulated host's frame and the boxes inside it.
 const FRAME_MARGIN: f64 = 14.;
+/// Outline colours of the simulated hosts, in turn.
+const HOST_COLOURS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
+
+type Rect = (f64, f64, f64, f64);
 
 pub fn render(picture: &Picture) -> String {
     let orientation = Orientation::TopToBottom;
     let mut graph = VisualGraph::new(orientation);
     let mut handles: BTreeMap<&str, NodeHandle> = BTreeMap::new();
-    // Boxes of one simulated host added together: the layout keeps insertion order as
-    // its starting order, which keeps them side by side more often than not.
-    let mut order: Vec<usize> = (0..picture.vertices.len()).collect();
-    order.sort_by_key(|&i| picture.vertices[i].group.map_or(usize::MAX, |g| g));
-    for &index in &order {
-        let vertex = &picture.vertices[index];
+    for vertex in &picture.vertices {
         let fill = match vertex.kind {
             BoxKind::Namespace => "lightblue",
             BoxKind::Host => "lightgoldenrodyellow",
@@ -40,13 +43,24 @@ pub fn render(picture: &Picture) -> String {
             BoxKind::RemoteVtep => "white",
             BoxKind::Store => "lightyellow",
         };
-        let text = vertex.lines.join("\n");
+        let mut lines = vertex.lines.clone();
+        let (mut outline, mut width) = ("black", 1);
+        if let Some(index) = vertex.group {
+            let group = &picture.groups[index];
+            outline = HOST_COLOURS[index % HOST_COLOURS.len()];
+            width = 3;
+            if vertex.id != group.root {
+                let host = group.root.trim_start_matches("ns/");
+                lines.insert(1, format!("on {host}"));
+            }
+        }
+        let text = lines.join("\n");
         let shape = match vertex.kind {
             BoxKind::RemoteVtep => ShapeKind::Circle(text),
             _ => ShapeKind::Box(text),
         };
         let rounded = if matches!(vertex.kind, BoxKind::Namespace | BoxKind::Host) { 0 } else { 10 };
-        let look = StyleAttr::new(Color::fast("black"), 1, Some(Color::fast(fill)), rounded, FONT);
+        let look = StyleAttr::new(Color::fast(outline), width, Some(Color::fast(fill)), rounded, FONT);
         let size = get_shape_size(orientation, &shape, FONT, false);
         handles.insert(vertex.id.as_str(), graph.add_node(Element::create(shape, look, orientation, size)));
     }
@@ -71,46 +85,102 @@ pub fn render(picture: &Picture) -> String {
     let svg = writer.finalize();
 
     let frames = frames(picture, &graph, &handles);
-    with_frames(&svg, &picture.lab, &frames)
-}
-
-/// One frame per simulated host: the bounding box of its boxes, with its label.
-fn frames(picture: &Picture, graph: &VisualGraph, handles: &BTreeMap<&str, NodeHandle>) -> String {
-    let mut out = String::new();
-    for (index, group) in picture.groups.iter().enumerate() {
-        let mut bounds: Option<(f64, f64, f64, f64)> = None;
-        for vertex in picture.vertices.iter().filter(|v| v.group == Some(index)) {
-            let (top_left, bottom_right) = graph.pos(handles[vertex.id.as_str()]).bbox(false);
-            let b = bounds.get_or_insert((top_left.x, top_left.y, bottom_right.x, bottom_right.y));
-            *b = (b.0.min(top_left.x), b.1.min(top_left.y), b.2.max(bottom_right.x), b.3.max(bottom_right.y));
-        }
-        let Some((x0, y0, x1, y1)) = bounds else { continue };
-        let (x, y) = ((x0 - FRAME_MARGIN).max(0.), (y0 - FRAME_MARGIN - EDGE_FONT as f64).max(0.));
-        let _ = write!(
-            out,
-            "<g class=\"simulated-host\"><rect x=\"{x}\" y=\"{y}\" width=\"{}\" height=\"{}\" fill=\"#f4f4f4\" \
-             stroke=\"#666\" stroke-dasharray=\"6,4\" rx=\"8\"/><text x=\"{}\" y=\"{}\" font-size=\"{EDGE_FONT}\" \
-             font-family=\"Helvetica, sans-serif\" font-weight=\"bold\">{}</text></g>\n",
-            x1 + FRAME_MARGIN - x,
-            y1 + FRAME_MARGIN - y,
-            x + 6.,
-            y + EDGE_FONT as f64 + 2.,
-            escape(&group.label)
+    // layout-rs grows its canvas by a guess at each text's size (far too tall for long
+    // labels): the canvas is set again from what was laid out.
+    let mut extent = (0f64, 0f64);
+    for node in graph.iter_nodes() {
+        let (_, bottom_right) = graph.pos(node).bbox(false);
+        extent = (extent.0.max(bottom_right.x), extent.1.max(bottom_right.y));
+    }
+    for (_, _, x1, y1) in frames.iter().map(|(rect, _)| rect) {
+        extent = (extent.0.max(*x1), extent.1.max(*y1));
+    }
+    let mut drawn = String::new();
+    for (index, ((x0, y0, x1, y1), label)) in frames.iter().enumerate() {
+        let colour = HOST_COLOURS[index % HOST_COLOURS.len()];
+        let _ = writeln!(
+            drawn,
+            "<g class=\"simulated-host\"><rect x=\"{x0}\" y=\"{y0}\" width=\"{}\" height=\"{}\" fill=\"#f6f6f6\" \
+             stroke=\"{colour}\" stroke-dasharray=\"6,4\" rx=\"8\"/><text x=\"{}\" y=\"{}\" font-size=\"{EDGE_FONT}\" \
+             font-family=\"Helvetica, sans-serif\" font-weight=\"bold\" fill=\"{colour}\">{}</text></g>",
+            x1 - x0,
+            y1 - y0,
+            x0 + 6.,
+            y0 + EDGE_FONT as f64 + 2.,
+            escape(label)
         );
     }
-    out
+    finish(&svg, &picture.lab, &drawn, (extent.0 + 10., extent.1 + 10.))
 }
 
-/// The frames go first in the document, so the boxes and edges are drawn over them.
-fn with_frames(svg: &str, lab: &str, frames: &str) -> String {
-    let title = format!("<title>{}</title>\n", escape(lab));
-    match svg.find("</style>") {
-        Some(at) => {
-            let at = at + "</style>".len();
-            format!("{}\n{title}{frames}{}", &svg[..at], &svg[at..])
-        }
-        None => svg.to_string(),
+/// The frames of the simulated hosts that can be drawn cleanly (see the module's comment).
+fn frames(picture: &Picture, graph: &VisualGraph, handles: &BTreeMap<&str, NodeHandle>) -> Vec<(Rect, String)> {
+    let rect_of = |id: &str| {
+        let (a, b) = graph.pos(handles[id]).bbox(false);
+        (a.x, a.y, b.x, b.y)
+    };
+    let mut candidates = Vec::new();
+    for (index, group) in picture.groups.iter().enumerate() {
+        let members = picture.vertices.iter().filter(|v| v.group == Some(index));
+        let Some(bounds) =
+            members.map(|v| rect_of(&v.id)).reduce(|a, b| (a.0.min(b.0), a.1.min(b.1), a.2.max(b.2), a.3.max(b.3)))
+        else {
+            continue;
+        };
+        let frame = (
+            (bounds.0 - FRAME_MARGIN).max(0.),
+            (bounds.1 - FRAME_MARGIN - EDGE_FONT as f64).max(0.),
+            bounds.2 + FRAME_MARGIN,
+            bounds.3 + FRAME_MARGIN,
+        );
+        let foreign = picture.vertices.iter().filter(|v| v.group != Some(index));
+        let clean = foreign.map(|v| rect_of(&v.id)).all(|r| !overlaps(frame, r));
+        candidates.push((frame, group.label.clone(), clean));
     }
+    let all = candidates.clone();
+    candidates
+        .into_iter()
+        .enumerate()
+        .filter(|(i, (frame, _, clean))| {
+            *clean && all.iter().enumerate().all(|(j, other)| j == *i || !overlaps(*frame, other.0))
+        })
+        .map(|(_, (frame, label, _))| (frame, label))
+        .collect()
+}
+
+fn overlaps(a: Rect, b: Rect) -> bool {
+    a.0 < b.2 && b.0 < a.2 && a.1 < b.3 && b.1 < a.3
+}
+
+/// The document with its canvas set to `size`, a title, and the frames drawn first so
+/// that boxes and edges are drawn over them.
+fn finish(svg: &str, lab: &str, frames: &str, size: (f64, f64)) -> String {
+    let (width, height) = (size.0.ceil(), size.1.ceil());
+    let header = format!(
+        "<svg width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" \
+         xmlns=\"http://www.w3.org/2000/svg\">\n<title>{}</title>\n",
+        escape(lab)
+    );
+    let (Some(open), Some(style_end)) = (svg.find("<svg "), svg.find("</style>")) else {
+        return svg.to_string();
+    };
+    let Some(open_end) = svg[open..].find('>').map(|at| open + at + 1) else {
+        return svg.to_string();
+    };
+    let after_style = style_end + "</style>".len();
+    // layout-rs lists its font classes in HashMap order: sorted, the same file gives the
+    // same image every time.
+    let style = &svg[open_end..after_style];
+    let mut classes: Vec<&str> = style.lines().filter(|line| line.starts_with('.')).collect();
+    classes.sort_unstable();
+    let style = format!(
+        "{}<style>\n{}\n</style>",
+        &style[..style.find("<style>").unwrap_or(0)].trim_start(),
+        classes.join("\n").replace("Times, serif", "Helvetica, Arial, sans-serif")
+    );
+    // A white halo under every text keeps edge labels readable where a line crosses them.
+    let halo = "<style>text { paint-order: stroke; stroke: white; stroke-width: 3px; stroke-linejoin: round; }</style>";
+    format!("{}{header}{}\n{halo}\n{frames}{}", &svg[..open], style, &svg[after_style..])
 }
 
 fn escape(text: &str) -> String {
