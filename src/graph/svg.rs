@@ -180,7 +180,37 @@ fn finish(svg: &str, lab: &str, frames: &str, size: (f64, f64)) -> String {
     );
     // A white halo under every text keeps edge labels readable where a line crosses them.
     let halo = "<style>text { paint-order: stroke; stroke: white; stroke-width: 3px; stroke-linejoin: round; }</style>";
-    format!("{}{header}{}\n{halo}\n{frames}{}", &svg[..open], style, &svg[after_style..])
+    let (body, labels) = edge_labels_last(&svg[after_style..]);
+    format!("{}{header}{}\n{halo}\n{frames}{body}{labels}</svg>", &svg[..open], style)
+}
+
+/// layout-rs draws an edge's label (at a point of the edge) before the edge itself, so
+/// the line runs over the text; moved to the end, the labels (with their halo) are on top.
+/// Returns the body without its closing `</svg>`, and the labels.
+fn edge_labels_last(body: &str) -> (String, String) {
+    let body = body.trim_end().strip_suffix("</svg>").unwrap_or(body);
+    let edge_class = format!("class=\"a{EDGE_FONT}\"");
+    let (mut kept, mut labels) = (String::new(), String::new());
+    let mut rest = body;
+    while let Some(start) = rest.find("<text dominant-baseline") {
+        let Some(end) = rest[start..].find("</text>").map(|at| start + at + "</text>".len()) else { break };
+        kept.push_str(&rest[..start]);
+        let text = &rest[start..end];
+        if text.contains(&edge_class) {
+            // The halo as attributes too: not every renderer applies it from CSS.
+            labels.push_str(&text.replacen(
+                "<text ",
+                "<text paint-order=\"stroke\" stroke=\"white\" stroke-width=\"4\" stroke-linejoin=\"round\" ",
+                1,
+            ));
+            labels.push('\n');
+        } else {
+            kept.push_str(text);
+        }
+        rest = &rest[end..];
+    }
+    kept.push_str(rest);
+    (kept, labels)
 }
 
 fn escape(text: &str) -> String {
