@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use netlab::graph::{render, Format};
-use netlab::model::{LinkKind, Place, Topology};
+use netlab::model::{LinkKind, Topology};
 
 fn labs() -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -85,14 +85,10 @@ fn expected(topology: &Topology) -> Vec<(String, usize)> {
                 LinkKind::Vxlan(vxlan) => {
                     add(format!("{name} (vxlan)"));
                     add(format!("VNI {} port {}", vxlan.vni, vxlan.port));
-                    let underlay = match vxlan.underlay {
-                        Place::Host => format!("host:{}", vxlan.dev),
-                        _ => vxlan.underlay.qualify(&vxlan.dev),
-                    };
-                    add(format!("over {underlay}"));
+                    add(format!("over {}:{}", vxlan.underlay, vxlan.dev));
                 }
-                // Each end of a veth pair, named as NODE:IFNAME, starts a line of its edge.
-                LinkKind::Veth { .. } => add(format!("^{}", place.qualify(name))),
+                // Each end of a veth pair, named as NODE:IFNAME (host:IFNAME in the host), starts a line of its edge.
+                LinkKind::Veth { .. } => add(format!("^{place}:{name}")),
             }
         }
         for name in &spec.existing {
@@ -172,4 +168,13 @@ fn the_command_writes_a_file_or_stdout_and_refuses_an_unknown_format() {
     let wrong = Command::new(netlab).args(["graph", "topologies/nat.yaml", "--format", "png"]).output().unwrap();
     assert_eq!(wrong.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_readme_example_is_what_netlab_draws() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let start = readme.find("```mermaid\n").expect("a mermaid example in README.md") + "```mermaid\n".len();
+    let end = start + readme[start..].find("```").unwrap();
+    let topology = netlab::model::load(Path::new("topologies/bridge.yaml")).unwrap();
+    assert_eq!(&readme[start..end], render(&topology, Format::Mermaid));
 }

@@ -65,6 +65,11 @@ fn attach_id(place: &Place, link: &LinkSpec) -> String {
     }
 }
 
+/// NODE:IFNAME, and host:IFNAME in the host too: on a picture, every end says where it is.
+fn qualified(place: &Place, name: &IfName) -> String {
+    format!("{place}:{name}")
+}
+
 fn addresses(link: &LinkSpec) -> String {
     link.addresses.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
@@ -143,7 +148,10 @@ fn add_namespace(
                     from: attach_id(place, link),
                     to: attach_id(&peer.place, far),
                     kind: EdgeKind::Veth,
-                    lines: vec![with_addresses(&here.to_string(), link), with_addresses(&peer.to_string(), far)],
+                    lines: vec![
+                        with_addresses(&qualified(place, name), link),
+                        with_addresses(&qualified(&peer.place, &peer.name), far),
+                    ],
                 });
             }
         }
@@ -191,10 +199,7 @@ fn add_vxlan(
         Some(lower) => attach_id(&vxlan.underlay, lower),
         None => device_id(&vxlan.underlay, &vxlan.dev),
     };
-    let mut over = format!("over {}", vxlan.underlay.qualify(&vxlan.dev));
-    if vxlan.underlay == Place::Host {
-        over = format!("over host:{}", vxlan.dev);
-    }
+    let over = format!("over {}", qualified(&vxlan.underlay, &vxlan.dev));
     picture.edges.push(Edge { from: id.clone(), to: lower, kind: EdgeKind::Underlay, lines: vec![over] });
 
     if let Some(store) = &vxlan.store {
