@@ -125,17 +125,17 @@ fn assert_shows(file: &Path, format: &str, topology: &Topology, lines: &[String]
 fn every_lab_in_every_format_shows_all_it_declares() {
     for file in labs() {
         let topology = netlab::model::load(&file).unwrap();
-        assert_shows(&file, "dot", &topology, &dot_lines(&render(&topology, Format::Dot)));
-        assert_shows(&file, "mermaid", &topology, &mermaid_lines(&render(&topology, Format::Mermaid)));
-        assert_shows(&file, "svg", &topology, &svg_lines(&render(&topology, Format::Svg), &file));
+        assert_shows(&file, "dot", &topology, &dot_lines(&render(&topology, Format::Dot).unwrap()));
+        assert_shows(&file, "mermaid", &topology, &mermaid_lines(&render(&topology, Format::Mermaid).unwrap()));
+        assert_shows(&file, "svg", &topology, &svg_lines(&render(&topology, Format::Svg).unwrap(), &file));
     }
 }
 
 #[test]
 fn simulated_hosts_are_clusters_in_dot_and_subgraphs_in_mermaid() {
     let topology = netlab::model::load(Path::new("topologies/overlay-static.yaml")).unwrap();
-    let dot = render(&topology, Format::Dot);
-    let mermaid = render(&topology, Format::Mermaid);
+    let dot = render(&topology, Format::Dot).unwrap();
+    let mermaid = render(&topology, Format::Mermaid).unwrap();
     // ct1 (a container) sits in host1's cluster, with ov1 (its vxlan rides on host1).
     let cluster = |name: &str| {
         let start = dot.find(&format!("label=\"{name} (simulated host)\"")).expect(name);
@@ -161,10 +161,10 @@ fn the_command_writes_a_file_or_stdout_and_refuses_an_unknown_format() {
         .unwrap();
     assert!(status.success());
     let topology = netlab::model::load(Path::new("topologies/nat.yaml")).unwrap();
-    assert_eq!(std::fs::read_to_string(&out).unwrap(), render(&topology, Format::Mermaid));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), render(&topology, Format::Mermaid).unwrap());
     let stdout = Command::new(netlab).args(["graph", "topologies/nat.yaml", "--format", "svg"]).output().unwrap();
     assert!(stdout.status.success());
-    assert_eq!(String::from_utf8(stdout.stdout).unwrap(), render(&topology, Format::Svg));
+    assert_eq!(String::from_utf8(stdout.stdout).unwrap(), render(&topology, Format::Svg).unwrap());
     let wrong = Command::new(netlab).args(["graph", "topologies/nat.yaml", "--format", "png"]).output().unwrap();
     assert_eq!(wrong.status.code(), Some(2));
     std::fs::remove_dir_all(&dir).unwrap();
@@ -176,5 +176,27 @@ fn the_readme_example_is_what_netlab_draws() {
     let start = readme.find("```mermaid\n").expect("a mermaid example in README.md") + "```mermaid\n".len();
     let end = start + readme[start..].find("```").unwrap();
     let topology = netlab::model::load(Path::new("topologies/bridge.yaml")).unwrap();
-    assert_eq!(&readme[start..end], render(&topology, Format::Mermaid));
+    assert_eq!(&readme[start..end], render(&topology, Format::Mermaid).unwrap());
+}
+
+#[test]
+fn an_svg_of_a_lab_too_large_to_lay_out_is_refused_with_the_way_out() {
+    let mut yaml = String::from("name: big\nhost:\n  bridges: {br0: {}}\n  interfaces:\n");
+    let count = netlab::graph::svg::MAX_ELEMENTS;
+    for i in 0..count {
+        yaml.push_str(&format!("    h{i}: {{bridge: br0}}\n"));
+    }
+    yaml.push_str("nodes:\n");
+    for i in 0..count {
+        yaml.push_str(&format!("  n{i}: {{}}\n"));
+    }
+    yaml.push_str("links:\n");
+    for i in 0..count {
+        yaml.push_str(&format!("  - endpoints: [n{i}:e, host:h{i}]\n"));
+    }
+    let topology = netlab::model::parse("big.yaml", &yaml).unwrap();
+    let error = render(&topology, Format::Svg).unwrap_err().to_string();
+    assert!(error.contains("use --format dot"), "{error}");
+    // dot and mermaid have no such limit.
+    assert!(render(&topology, Format::Dot).unwrap().contains(&format!("\"ns/n{}\"", count - 1)));
 }

@@ -23,7 +23,7 @@ pub struct Graph {
 impl Graph {
     pub fn run(self) -> Result<ExitCode> {
         let topology = load(&self.file)?;
-        let text = graph::render(&topology, self.format);
+        let text = graph::render(&topology, self.format)?;
         match &self.output {
             Some(path) => std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?,
             None => print!("{text}"),

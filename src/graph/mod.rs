@@ -88,12 +88,12 @@ pub enum Format {
     Svg,
 }
 
-/// The picture of `topology` in `format`.
-pub fn render(topology: &crate::model::Topology, format: Format) -> String {
+/// The picture of `topology` in `format`; only an SVG of a very large lab is refused.
+pub fn render(topology: &crate::model::Topology, format: Format) -> Result<String, svg::TooLarge> {
     let picture = picture(topology);
-    match format {
+    Ok(match format {
         Format::Dot => dot::render(&picture),
         Format::Mermaid => mermaid::render(&picture),
-        Format::Svg => svg::render(&picture),
-    }
+        Format::Svg => svg::render(&picture)?,
+    })
 }
