@@ -200,3 +200,18 @@ fn an_svg_of_a_lab_too_large_to_lay_out_is_refused_with_the_way_out() {
     // dot and mermaid have no such limit.
     assert!(render(&topology, Format::Dot).unwrap().contains(&format!("\"ns/n{}\"", count - 1)));
 }
+
+#[test]
+fn the_dot_of_every_lab_parses_as_dot() {
+    // The parser does refuse broken text (an edge without its far end, an unclosed quote).
+    assert!(layout::gv::DotParser::new("graph { a -- ; }").process().is_err());
+    assert!(layout::gv::DotParser::new("graph { \"a [label=x]; }").process().is_err());
+    for file in labs() {
+        let topology = netlab::model::load(&file).unwrap();
+        let dot = render(&topology, Format::Dot).unwrap();
+        let mut parser = layout::gv::DotParser::new(&dot);
+        if let Err(error) = parser.process() {
+            panic!("{}: dot does not parse: {error}\n{dot}", file.display());
+        }
+    }
+}
