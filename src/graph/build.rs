@@ -125,7 +125,7 @@ fn add_namespace(
         match &link.kind {
             LinkKind::Loopback => {}
             LinkKind::Bridge => {
-                let mut lines = vec![format!("{name} (bridge)")];
+                let mut lines = vec![format!("{name} (bridge)"), format!("in {place}")];
                 lines.extend(link.addresses.iter().map(ToString::to_string));
                 picture.vertices.push(Vertex { id: id.clone(), kind: BoxKind::Bridge, lines, group });
                 picture.edges.push(contains(&ns, &id));
@@ -158,7 +158,7 @@ fn add_namespace(
     }
     for name in &spec.existing {
         let id = device_id(place, name);
-        let lines = vec![format!("{name} (existing device)")];
+        let lines = vec![format!("{name} (existing device)"), format!("in {place}")];
         picture.vertices.push(Vertex { id: id.clone(), kind: BoxKind::Existing, lines, group });
         picture.edges.push(contains(&ns, &id));
     }
@@ -178,7 +178,8 @@ fn add_vxlan(
     group: Option<usize>,
 ) {
     let id = device_id(place, name);
-    let mut lines = vec![format!("{name} (vxlan)"), format!("VNI {} port {}", vxlan.vni, vxlan.port)];
+    let mut lines =
+        vec![format!("{name} (vxlan)"), format!("in {place}"), format!("VNI {} port {}", vxlan.vni, vxlan.port)];
     lines.push(format!("local {}", vxlan.local));
     lines.extend(link.addresses.iter().map(ToString::to_string));
     let flags: Vec<&str> =

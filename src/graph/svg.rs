@@ -67,7 +67,11 @@ pub fn render(picture: &Picture) -> Result<String, TooLarge> {
             width = 3;
             if vertex.id != group.root {
                 let host = group.root.trim_start_matches("ns/");
-                lines.insert(1, format!("on {host}"));
+                // A device already says which namespace it is in: "in ov1 on host1".
+                match lines.get_mut(1).filter(|line| line.starts_with("in ")) {
+                    Some(line) => line.push_str(&format!(" on {host}")),
+                    None => lines.insert(1, format!("on {host}")),
+                }
             }
         }
         let text = lines.join("\n");
