@@ -47,6 +47,8 @@ fn is_empty(spec: &NamespaceSpec) -> bool {
         && spec.sysctls.is_empty()
         && spec.nat.is_empty()
         && spec.existing.is_empty()
+        && spec.neighbours.is_empty()
+        && spec.fdb.is_empty()
 }
 
 pub fn namespace_id(place: &Place) -> String {
