@@ -8,6 +8,7 @@ pub mod check;
 mod error_text;
 pub mod exit;
 pub mod firewall;
+pub mod graph;
 pub mod kernel_place;
 pub mod lab;
 pub mod model;

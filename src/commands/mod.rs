@@ -5,6 +5,7 @@ mod capture;
 mod check;
 mod destroy;
 mod exec;
+mod graph;
 mod list;
 mod status;
 mod validate;
@@ -57,6 +58,8 @@ pub enum Command {
     List(list::List),
     /// Capture the frames of one interface of a lab, as pcap or one line each.
     Capture(capture::Capture),
+    /// Draw the lab: dot, mermaid or svg.
+    Graph(graph::Graph),
 }
 
 impl Command {
@@ -71,6 +74,7 @@ impl Command {
             Command::Check(cmd) => cmd.run().await,
             Command::List(cmd) => cmd.run(),
             Command::Capture(cmd) => cmd.run().await,
+            Command::Graph(cmd) => cmd.run(),
         }
     }
 }
