@@ -6,6 +6,7 @@ pub mod apply;
 pub mod check;
 mod error_text;
 pub mod exit;
+pub mod explain;
 pub mod firewall;
 pub mod kernel_place;
 pub mod lab;
