@@ -152,7 +152,9 @@ pub fn parse_fdb(message: &NeighbourMessage) -> Option<FdbEntry> {
         mac: mac?,
         bridge,
         dst,
-        permanent: message.header.state == NeighbourState::Permanent,
+        // A bit, not the whole state: `bridge fdb add ... permanent` sends NUD_NOARP
+        // with it, and the kernel keeps both.
+        permanent: u16::from(message.header.state) & u16::from(NeighbourState::Permanent) != 0,
         own: message.header.flags.contains(NeighbourFlags::Own),
         extern_learned: message.header.flags.contains(NeighbourFlags::ExtLearned),
     })

@@ -83,9 +83,7 @@ fn sysctl(place: &Place, key: &str, value: &str) -> Command {
     let assignment = format!("{key}={value}");
     match place {
         Place::Host => Command::new(["sysctl", "-w", assignment.as_str()]),
-        Place::Node(node) => {
-            Command::new(["ip", "netns", "exec", node.as_str(), "sysctl", "-w", assignment.as_str()])
-        }
+        Place::Node(node) => Command::new(["ip", "netns", "exec", node.as_str(), "sysctl", "-w", assignment.as_str()]),
     }
 }
 
@@ -204,7 +202,15 @@ impl Explainer<'_> {
                 words.extend(["fdb", "del", &entry.mac.to_string(), "dev", entry.dev.as_str(), "dst", &entry.dst.to_string(), "self"].map(String::from));
                 vec![Command::new(words)]
             }
-            Change::SetSysctl { place, key, value, .. } => vec![sysctl(place, key.as_str(), value)],
+            Change::SetSysctl { place, key, value, previous } => {
+                let command = sysctl(place, key.as_str(), value);
+                match (place, previous) {
+                    (Place::Host, Some(previous)) => vec![command.note(&format!(
+                        "was {previous}: netlab destroy restores it from the record apply keeps, which a script does not write"
+                    ))],
+                    _ => vec![command],
+                }
+            }
             Change::SetNatTable { place, nat } => {
                 let (input, json) = nft::replace_table(self.lab, nat);
                 let mut words = in_namespace(place, "nft");
@@ -346,8 +352,20 @@ impl Explainer<'_> {
         };
         let mut words = in_namespace(place, program);
         words.extend(
-            ["-w", action, "FORWARD", flag, &accept.prefix.to_string(), "-m", "comment", "--comment", &self.mark, "-j", "ACCEPT"]
-                .map(String::from),
+            [
+                "-w",
+                action,
+                "FORWARD",
+                flag,
+                &accept.prefix.to_string(),
+                "-m",
+                "comment",
+                "--comment",
+                &self.mark,
+                "-j",
+                "ACCEPT",
+            ]
+            .map(String::from),
         );
         let command = Command::new(words);
         match accept.backend {

@@ -102,7 +102,11 @@ mod tests {
 
     #[test]
     fn standard_input_goes_in_a_here_document_that_it_cannot_end() {
-        let command = Command { args: vec![Arg::Word("nft".into()), Arg::Word("-f".into()), Arg::Word("-".into())], stdin: Some("EOF\nx $y\n".into()), notes: vec![] };
+        let command = Command {
+            args: vec![Arg::Word("nft".into()), Arg::Word("-f".into()), Arg::Word("-".into())],
+            stdin: Some("EOF\nx $y\n".into()),
+            notes: vec![],
+        };
         assert_eq!(command_text(&command), "nft -f - <<'EOF_'\nEOF\nx $y\nEOF_");
     }
 }
