@@ -212,3 +212,22 @@ pub mod message {
         message
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bridge fdb add MAC dev vxlan1 self permanent dst IP` (iproute2) stores NUD_NOARP
+    /// with NUD_PERMANENT; such an entry is permanent.
+    #[test]
+    fn an_fdb_entry_is_permanent_by_its_bit() {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Bridge;
+        message.header.flags = NeighbourFlags::Own;
+        message.header.state = NeighbourState::from(0x80u16 | 0x40);
+        message.attributes.push(NeighbourAttribute::LinkLayerAddress(vec![2, 0x42, 0xc0, 0xa8, 0, 3]));
+        assert!(parse_fdb(&message).unwrap().permanent);
+        message.header.state = NeighbourState::from(0x40u16);
+        assert!(!parse_fdb(&message).unwrap().permanent);
+    }
+}
