@@ -150,3 +150,59 @@ fn nat_with_a_dropping_forward_chain() {
     );
     script_builds_the_lab(&sandbox, &file);
 }
+
+/// A lab applied by netlab, then its file edited: the script of the plan (deletions
+/// included) converges the kernel to the new file as apply would.
+#[test]
+fn the_script_of_an_edit_converges() {
+    let sandbox = Sandbox::new();
+    let before = sandbox.snapshot();
+    let first = sandbox.file(
+        "edit.yaml",
+        "name: edit\nhost:\n  bridges: {br0: {addresses: [11.11.11.1/24]}}\n  interfaces: {reth1: {bridge: br0}, beth1: {bridge: br0}}\n\
+         nodes:\n  RED: {interfaces: {reth0: {addresses: [11.11.11.2/24]}}}\n  BLUE: {interfaces: {beth0: {addresses: [11.11.11.3/24]}}}\n\
+         links:\n  - endpoints: [RED:reth0, host:reth1]\n  - endpoints: [BLUE:beth0, host:beth1]\n",
+    );
+    sandbox.netlab_ok(&["apply", &first]);
+    let edited = sandbox.file(
+        "edit.yaml",
+        "name: edit\nhost:\n  bridges: {br0: {addresses: [11.11.11.1/24]}}\n  interfaces: {reth1: {bridge: br0}}\n\
+         nodes:\n  RED:\n    interfaces: {reth0: {addresses: [11.11.11.4/24], mtu: 1400}}\n    routes: [{to: default, via: 11.11.11.1}]\n\
+         links:\n  - endpoints: [RED:reth0, host:reth1]\n",
+    );
+    let script = sandbox.netlab_ok(&["plan", &edited, "--output", "sh"]);
+    for command in [
+        "ip netns delete BLUE",
+        "ip -n RED addr del 11.11.11.2/24 dev reth0",
+        "ip -n RED link set reth0 mtu 1400",
+        "ip -n RED route add default via 11.11.11.1 proto 77",
+    ] {
+        assert!(script.lines().any(|l| l == command), "no `{command}` in:\n{script}");
+    }
+    let path = sandbox.file("edit.sh", &script);
+    let ran = sandbox.run("sh", &[&path]);
+    assert!(ran.status.success(), "the script failed: {}\n{script}", text(&ran.stderr));
+    let status = sandbox.netlab(&["status", &edited]);
+    assert_eq!(status.status.code(), Some(0), "{}\n{script}", text(&status.stdout));
+    assert_eq!(sandbox.netlab_ok(&["plan", &edited]).trim(), "no changes");
+    sandbox.netlab_ok(&["destroy", &edited]);
+    assert_eq!(sandbox.snapshot(), before);
+}
+
+/// `--explain` follows each change with its commands, indented, in plan and apply.
+#[test]
+fn explain_shows_each_changes_commands() {
+    let sandbox = Sandbox::new();
+    let file = topology("veth-pair.yaml");
+    let planned = sandbox.netlab_ok(&["plan", &file, "--explain"]);
+    let lines: Vec<&str> = planned.lines().collect();
+    let at = lines.iter().position(|l| *l == "+ namespace BLUE").expect(&planned);
+    assert_eq!(lines[at + 1], "    ip netns add BLUE", "{planned}");
+    assert!(lines.contains(&"    ip -n BLUE addr add 11.11.11.3/24 dev veth1"), "{planned}");
+    let applied = sandbox.netlab_ok(&["apply", &file, "--explain"]);
+    assert!(applied.contains("\n    ip -n RED addr add 11.11.11.2/24 dev veth0\n"), "{applied}");
+    assert_eq!(sandbox.netlab(&["status", &file]).status.code(), Some(0));
+    // Elsewhere `sh` is no output: refused as invalid input.
+    assert_eq!(sandbox.netlab(&["status", &file, "--output", "sh"]).status.code(), Some(2));
+    sandbox.netlab_ok(&["destroy", &file]);
+}
