@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{firewall, text, topology, Sandbox};
+use support::{eventually, firewall, text, topology, Sandbox};
 
 /// Generate the script in the sandbox (plan reads the kernel there), run it with sh,
 /// then require status 0, an empty plan, and a destroy that leaves nothing behind.
@@ -174,7 +174,7 @@ fn the_script_of_an_edit_converges() {
     for command in [
         "ip netns delete BLUE",
         "ip -n RED addr del 11.11.11.2/24 dev reth0",
-        "ip -n RED link set reth0 mtu 1400",
+        "ip -n RED link set dev reth0 mtu 1400",
         "ip -n RED route add default via 11.11.11.1 proto 77",
     ] {
         assert!(script.lines().any(|l| l == command), "no `{command}` in:\n{script}");
@@ -182,6 +182,9 @@ fn the_script_of_an_edit_converges() {
     let path = sandbox.file("edit.sh", &script);
     let ran = sandbox.run("sh", &[&path]);
     assert!(ran.status.success(), "the script failed: {}\n{script}", text(&ran.stderr));
+    // The kernel removes the links of a deleted namespace (here BLUE's peer beth1 in
+    // the host) after `ip netns delete` returns, as it does after apply.
+    assert!(eventually(10.0, || !sandbox.run("ip", &["link", "show", "dev", "beth1"]).status.success()));
     let status = sandbox.netlab(&["status", &edited]);
     assert_eq!(status.status.code(), Some(0), "{}\n{script}", text(&status.stdout));
     assert_eq!(sandbox.netlab_ok(&["plan", &edited]).trim(), "no changes");

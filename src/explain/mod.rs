@@ -8,13 +8,18 @@
 //! I/O; `shell` writes the commands as sh.
 //!
 //! Where a command cannot be exactly what apply does, a note on it says so.
+//!
+//! Names come after a keyword that takes the next word whatever it is (`name`, `dev`,
+//! `peer name`, `master`), so an interface called `up` or `mtu` is never read as an
+//! option. A node called `all` is entered with nsenter and deleted by hand: `ip netns
+//! exec all` and `ip netns delete all` mean every namespace.
 
 pub mod nft;
 pub mod shell;
 
 use ipnetwork::IpNetwork;
 
-use crate::model::{IfName, LabName, Place, RouteSpec};
+use crate::model::{IfName, LabName, NodeName, Place, RouteSpec};
 use crate::ownership;
 use crate::plan::firewall::{table_name, Backend, Direction, ForwardAccept};
 use crate::plan::{Change, LinkSettings, LinkUpdate, VethEnd};
@@ -81,10 +86,23 @@ fn ip(place: &Place, words: &[&str]) -> Command {
 
 fn sysctl(place: &Place, key: &str, value: &str) -> Command {
     let assignment = format!("{key}={value}");
-    match place {
-        Place::Host => Command::new(["sysctl", "-w", assignment.as_str()]),
-        Place::Node(node) => Command::new(["ip", "netns", "exec", node.as_str(), "sysctl", "-w", assignment.as_str()]),
+    let mut words = in_namespace(place, "sysctl");
+    words.extend(["-w".to_string(), assignment]);
+    Command::new(words)
+}
+
+/// `ip netns` gives the name `all` a meaning of its own: every namespace.
+const EVERY_NAMESPACE: &str = "all";
+
+fn delete_namespace(node: &NodeName) -> Vec<Command> {
+    if node.as_str() == EVERY_NAMESPACE {
+        let path = format!("/run/netns/{node}");
+        return vec![
+            Command::new(["umount", path.as_str()]).note("`ip netns delete all` would delete every namespace"),
+            Command::new(["rm", path.as_str()]),
+        ];
     }
+    vec![Command::new(["ip", "netns", "delete", node.as_str()])]
 }
 
 /// A prefix as `ip route` is typed: `default` for the IPv4 default route.
@@ -116,14 +134,14 @@ impl Explainer<'_> {
                     Command::new(["ip", "netns", "add", namespace.as_str()]),
                     sysctl(&place, "net.ipv6.conf.default.addr_gen_mode", "1")
                         .note("IPv6 autoconfiguration off for links to come; apply skips it where IPv6 is disabled"),
-                    ip(&place, &["link", "set", "lo", "alias", &self.mark, "up"]),
+                    ip(&place, &["link", "set", "dev", "lo", "alias", &self.mark, "up"]),
                 ]
             }
-            Change::DeleteNamespace { namespace } => vec![Command::new(["ip", "netns", "delete", namespace.as_str()])],
+            Change::DeleteNamespace { namespace } => delete_namespace(namespace),
             Change::CreateBridge { place, name, settings } => {
                 let up = up_at_creation(place, settings);
                 let mut create = tool("ip", place);
-                create.extend(["link".into(), "add".into(), name.to_string()]);
+                create.extend(["link".into(), "add".into(), "name".into(), name.to_string()]);
                 create.extend(self.new_link(settings, up));
                 create.extend(["type".into(), "bridge".into()]);
                 let mut commands = vec![Command::new(create)];
@@ -133,7 +151,7 @@ impl Explainer<'_> {
             Change::CreateVeth { a, b } => self.veth(a, b),
             Change::CreateVxlan { place, name, settings, vxlan } => {
                 let mut create = tool("ip", &vxlan.underlay);
-                create.extend(["link".into(), "add".into(), name.to_string()]);
+                create.extend(["link".into(), "add".into(), "name".into(), name.to_string()]);
                 create.extend(self.new_link(settings, false));
                 let mut args: Vec<Arg> = create.into_iter().map(Arg::Word).collect();
                 // Made in the underlay's request and placed directly in its namespace.
@@ -168,7 +186,7 @@ impl Explainer<'_> {
                 commands
             }
             Change::SetLink { place, name, update } => vec![self.set_link(place, name, update)],
-            Change::DeleteLink { place, name, .. } => vec![ip(place, &["link", "delete", name.as_str()])
+            Change::DeleteLink { place, name, .. } => vec![ip(place, &["link", "delete", "dev", name.as_str()])
                 .note("apply deletes the lab's links of a namespace in one request by interface group when all of them go, and counts a link already gone (with its veth peer) as deleted")],
             Change::AddAddress { place, link, address } => vec![address_command(place, "add", link, address)],
             Change::DeleteAddress { place, link, address } => vec![address_command(place, "del", link, address)],
@@ -211,19 +229,24 @@ impl Explainer<'_> {
                     _ => vec![command],
                 }
             }
-            Change::SetNatTable { place, nat } => {
-                let (input, json) = nft::replace_table(self.lab, nat);
-                let mut words = in_namespace(place, "nft");
-                if json {
-                    words.push("-j".into());
-                }
-                words.extend(["-f".into(), "-".into()]);
-                let mut command = Command::new(words).note(
-                    "replaced whole in one transaction; apply first proves a table of this name carries the lab's mark and never replaces one that does not",
-                );
-                command.stdin = Some(input);
-                vec![command]
-            }
+            Change::SetNatTable { place, nat } => nft::replace_table(self.lab, nat)
+                .into_iter()
+                .map(|input| {
+                    let mut words = in_namespace(place, "nft");
+                    if input.json {
+                        words.push("-j".into());
+                    }
+                    words.extend(["-f".into(), "-".into()]);
+                    let mut command = Command::new(words);
+                    if !input.json {
+                        command = command.note(
+                            "the table replaced whole; apply first proves a table of this name carries the lab's mark and never replaces one that does not",
+                        );
+                    }
+                    command.stdin = Some(input.text);
+                    command
+                })
+                .collect(),
             Change::DeleteNatTable { place } => {
                 let mut words = in_namespace(place, "nft");
                 words.extend(["delete".into(), "table".into(), "ip".into(), table_name(self.lab)]);
@@ -256,7 +279,7 @@ impl Explainer<'_> {
     fn veth(&self, a: &VethEnd, b: &VethEnd) -> Vec<Command> {
         let a_up = up_at_creation(&a.place, &a.settings);
         let mut words = tool("ip", &a.place);
-        words.extend(["link".into(), "add".into(), a.name.to_string()]);
+        words.extend(["link".into(), "add".into(), "name".into(), a.name.to_string()]);
         words.extend(self.new_link(&a.settings, a_up));
         if let Some(master) = &a.settings.master {
             words.extend(["master".into(), master.to_string()]);
@@ -290,7 +313,8 @@ impl Explainer<'_> {
         came_up: bool,
         carrier_possible: bool,
     ) -> Vec<Command> {
-        let mut words = vec!["link".to_string(), "set".into(), name.to_string(), "alias".into(), self.mark.clone()];
+        let mut words =
+            vec!["link".to_string(), "set".into(), "dev".into(), name.to_string(), "alias".into(), self.mark.clone()];
         if let (Some(bridge), true) = (&settings.master, set_master) {
             words.extend(["master".into(), bridge.to_string()]);
         }
@@ -309,13 +333,13 @@ impl Explainer<'_> {
         }
         let mut commands = vec![ip(place, &words.iter().map(String::as_str).collect::<Vec<_>>())];
         if !together && bring_up {
-            commands.push(ip(place, &["link", "set", name.as_str(), "up"]));
+            commands.push(ip(place, &["link", "set", "dev", name.as_str(), "up"]));
         }
         commands
     }
 
     fn set_link(&self, place: &Place, name: &IfName, update: &LinkUpdate) -> Command {
-        let mut words = vec!["link".to_string(), "set".into(), name.to_string()];
+        let mut words = vec!["link".to_string(), "set".into(), "dev".into(), name.to_string()];
         if update.mark {
             words.extend(["alias".into(), self.mark.clone()]);
         }
@@ -380,6 +404,9 @@ impl Explainer<'_> {
 fn in_namespace(place: &Place, program: &str) -> Vec<String> {
     match place {
         Place::Host => vec![program.to_string()],
+        Place::Node(node) if node.as_str() == EVERY_NAMESPACE => {
+            vec!["nsenter".into(), format!("--net=/run/netns/{node}"), "--".into(), program.to_string()]
+        }
         Place::Node(node) => vec!["ip".into(), "netns".into(), "exec".into(), node.to_string(), program.to_string()],
     }
 }
@@ -425,19 +452,23 @@ mod tests {
             "set -e".to_string(),
             "ip netns add BLUE".into(),
             "ip netns exec BLUE sysctl -w net.ipv6.conf.default.addr_gen_mode=1".into(),
-            "ip -n BLUE link set lo alias netlab:bridge up".into(),
+            "ip -n BLUE link set dev lo alias netlab:bridge up".into(),
             "ip netns add RED".into(),
             "ip netns exec RED sysctl -w net.ipv6.conf.default.addr_gen_mode=1".into(),
-            "ip -n RED link set lo alias netlab:bridge up".into(),
-            format!("ip link add br0 group {group} type bridge"),
-            "ip link set br0 alias netlab:bridge addrgenmode none".into(),
-            "ip link set br0 up".into(),
-            format!("ip link add beth1 group {group} master br0 type veth peer name beth0 netns BLUE group {group}"),
-            "ip link set beth1 alias netlab:bridge addrgenmode none up".into(),
-            "ip -n BLUE link set beth0 alias netlab:bridge up".into(),
-            format!("ip link add reth1 group {group} master br0 type veth peer name reth0 netns RED group {group}"),
-            "ip link set reth1 alias netlab:bridge addrgenmode none up".into(),
-            "ip -n RED link set reth0 alias netlab:bridge up".into(),
+            "ip -n RED link set dev lo alias netlab:bridge up".into(),
+            format!("ip link add name br0 group {group} type bridge"),
+            "ip link set dev br0 alias netlab:bridge addrgenmode none".into(),
+            "ip link set dev br0 up".into(),
+            format!(
+                "ip link add name beth1 group {group} master br0 type veth peer name beth0 netns BLUE group {group}"
+            ),
+            "ip link set dev beth1 alias netlab:bridge addrgenmode none up".into(),
+            "ip -n BLUE link set dev beth0 alias netlab:bridge up".into(),
+            format!(
+                "ip link add name reth1 group {group} master br0 type veth peer name reth0 netns RED group {group}"
+            ),
+            "ip link set dev reth1 alias netlab:bridge addrgenmode none up".into(),
+            "ip -n RED link set dev reth0 alias netlab:bridge up".into(),
             "ip -n BLUE addr add 11.11.11.3/24 dev beth0".into(),
             "ip -n RED addr add 11.11.11.2/24 dev reth0".into(),
         ];
@@ -454,7 +485,7 @@ mod tests {
         has("ip -n ov1 neigh replace 11.11.11.3 lladdr 02:42:c0:a8:00:03 dev vxlan1 nud permanent proto 77");
         // Made in the underlay's namespace, placed directly in the overlay's.
         assert!(
-            lines.iter().any(|l| l.starts_with("ip -n host1 link add vxlan1 group ")
+            lines.iter().any(|l| l.starts_with("ip -n host1 link add name vxlan1 group ")
                 && l.ends_with(" netns ov1 type vxlan id 42 dstport 4789 local 192.168.104.2 dev eth0 proxy")),
             "{}",
             lines.join("\n")
@@ -481,7 +512,11 @@ mod tests {
             ),
             "{script}"
         );
-        assert!(script.contains("\t\tip saddr 11.11.11.0/24 oifname \"vext\" masquerade\n"), "{script}");
+        assert!(
+            script
+                .contains("\nadd rule ip netlab-nat postrouting ip saddr 11.11.11.0/24 oifname \"vext\" masquerade\n"),
+            "{script}"
+        );
         assert!(
             script.contains("# (was 0: netlab destroy restores it")
                 || script.contains("sysctl -w net.ipv4.ip_forward=1"),

@@ -8,40 +8,51 @@ use crate::model::{LabName, NatSpec};
 use crate::ownership;
 use crate::plan::firewall::{nat_table, table_name, CHAINS};
 
-/// The input of `nft -f -` (or `nft -j -f -` when `json`) that leaves exactly the
-/// lab's table for `nat` in the namespace, in one transaction. `add` first, so that
-/// `delete` finds a table even where there was none.
-pub fn replace_table(lab: &LabName, nat: &NatSpec) -> (String, bool) {
+/// One run of nft: its input, in nft's syntax or (`json`) as a JSON batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NftInput {
+    pub json: bool,
+    pub text: String,
+}
+
+/// What leaves exactly the lab's table for `nat` in the namespace: one `nft -f -`
+/// transaction in nft's syntax. `add` first, so that `delete` finds a table even
+/// where there was none.
+///
+/// A rule that cannot be written in nft's syntax (an interface name holding `"` or
+/// `\`, which nft's strings cannot escape) sends the chains and rules as a JSON batch
+/// after the marked table is made: two transactions, as apply itself does (nft 1.0.6
+/// takes no table comment in JSON).
+pub fn replace_table(lab: &LabName, nat: &NatSpec) -> Vec<NftInput> {
     let name = table_name(lab);
     let mark = ownership::mark(lab);
     let table = nat_table(nat);
-    let mut text = format!("table ip {name} {{ comment \"{mark}\"; }}\ndelete table ip {name}\ntable ip {name} {{\n");
-    text.push_str(&format!("\tcomment \"{mark}\"\n"));
+    let marked = format!("table ip {name} {{ comment \"{mark}\"; }}\n");
+    let fresh = format!("{marked}delete table ip {name}\n{marked}");
+    let mut chains = String::new();
     for (chain, hook, priority) in CHAINS {
-        text.push_str(&format!("\tchain {chain} {{\n\t\ttype nat hook {hook} priority {priority}; policy accept;\n"));
+        chains.push_str(&format!(
+            "add chain ip {name} {chain} {{ type nat hook {hook} priority {priority}; policy accept; }}\n"
+        ));
         for rule in &table[chain].rules {
             match rule_text(rule) {
-                Some(rule) => text.push_str(&format!("\t\t{rule}\n")),
-                None => return (json_batch(lab, nat), true),
+                Some(rule) => chains.push_str(&format!("add rule ip {name} {chain} {rule}\n")),
+                None => {
+                    return vec![
+                        NftInput { json: false, text: fresh },
+                        NftInput { json: true, text: json_batch(&name, nat) },
+                    ]
+                }
             }
         }
-        text.push_str("\t}\n");
     }
-    text.push_str("}\n");
-    (text, false)
+    vec![NftInput { json: false, text: format!("{fresh}{chains}") }]
 }
 
-/// The same as a JSON batch, for rules nft's syntax is not written for here. nft
-/// (1.0.6) takes no table comment in JSON: the table is then made without its mark,
-/// which `netlab status` would report.
-fn json_batch(lab: &LabName, nat: &NatSpec) -> String {
-    let name = table_name(lab);
+/// The chains and rules as a JSON batch, into the table made already.
+fn json_batch(name: &str, nat: &NatSpec) -> String {
     let table = nat_table(nat);
-    let mut commands = vec![
-        json!({"add": {"table": {"family": "ip", "name": name}}}),
-        json!({"delete": {"table": {"family": "ip", "name": name}}}),
-        json!({"add": {"table": {"family": "ip", "name": name}}}),
-    ];
+    let mut commands = Vec::new();
     for (chain, hook, priority) in CHAINS {
         commands.push(json!({"add": {"chain": {"family": "ip", "table": name, "name": chain, "type": "nat", "hook": hook, "prio": priority, "policy": "accept"}}}));
         for expr in &table[chain].rules {
@@ -78,8 +89,8 @@ fn statement(statement: &Value) -> Option<String> {
         return Some(ct);
     }
     if left.get("meta")?.get("key")?.as_str()? == "oifname" && op == "==" {
-        // Interface names are validated: no quote or backslash can be in one.
-        return Some(format!("oifname \"{}\"", right.as_str()?));
+        let name = right.as_str()?;
+        return (!name.contains(['"', '\\'])).then(|| format!("oifname \"{name}\""));
     }
     None
 }
@@ -121,5 +132,41 @@ mod tests {
         );
         assert_eq!(rule_text(&json!([{"dnat": {"addr": "11.11.11.2", "port": 80}}])).unwrap(), "dnat to 11.11.11.2:80");
         assert_eq!(rule_text(&json!([{"counter": null}])), None);
+        // nft's strings have no escapes: such a name goes as JSON.
+        let quoted = json!([{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "a\"b"}}]);
+        assert_eq!(rule_text(&quoted), None);
+    }
+
+    #[test]
+    fn a_rule_nft_syntax_cannot_hold_goes_as_json_after_the_marked_table() {
+        let lab: LabName = "x".parse().unwrap();
+        let nat = NatSpec {
+            masquerade: vec![crate::model::Masquerade {
+                from: "11.11.11.0/24".parse().unwrap(),
+                out: Some("a\"b".parse().unwrap()),
+                to: None,
+            }],
+            publish: vec![],
+        };
+        let inputs = replace_table(&lab, &nat);
+        assert_eq!(inputs.len(), 2);
+        assert!(!inputs[0].json && inputs[0].text.ends_with("table ip netlab-x { comment \"netlab:x\"; }\n"));
+        assert!(inputs[1].json && inputs[1].text.contains(r#""right":"a\"b""#), "{}", inputs[1].text);
+        let plain = NatSpec {
+            masquerade: vec![crate::model::Masquerade {
+                out: Some("eth0".parse().unwrap()),
+                ..nat.masquerade[0].clone()
+            }],
+            publish: vec![],
+        };
+        let inputs = replace_table(&lab, &plain);
+        assert_eq!(inputs.len(), 1);
+        assert!(
+            inputs[0]
+                .text
+                .contains("add rule ip netlab-x postrouting ip saddr 11.11.11.0/24 oifname \"eth0\" masquerade\n"),
+            "{}",
+            inputs[0].text
+        );
     }
 }
