@@ -209,3 +209,21 @@ fn explain_shows_each_changes_commands() {
     assert_eq!(sandbox.netlab(&["status", &file, "--output", "sh"]).status.code(), Some(2));
     sandbox.netlab_ok(&["destroy", &file]);
 }
+
+/// Names the shell, iproute2 or nft could misread, all valid in a file: interfaces
+/// called `up` and `mtu` (words of `ip link`), one holding `'` and `$`, a NAT's
+/// outgoing interface holding `"` (which nft's syntax cannot hold), a node called
+/// `all`. The script still builds exactly the lab.
+#[test]
+fn names_that_could_be_misread_are_names() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.file(
+        "odd.yaml",
+        "name: odd\nhost:\n  interfaces:\n    'a\"b': {addresses: [198.51.100.1/24]}\n  sysctls: {net.ipv4.ip_forward: 1}\n\
+         \x20 nat:\n    masquerade: [{from: 11.11.11.0/24, out: 'a\"b'}]\n\
+         nodes:\n  all:\n    interfaces:\n      up: {addresses: [11.11.11.2/24]}\n      \"it's$x\": {addresses: [198.51.100.2/24]}\n\
+         \x20 mtu:\n    interfaces:\n      mtu: {addresses: [11.11.11.3/24]}\n\
+         links:\n  - endpoints: [all:up, mtu:mtu]\n  - endpoints: [\"all:it's$x\", 'host:a\"b']\n",
+    );
+    script_builds_the_lab(&sandbox, &file);
+}

@@ -11,15 +11,14 @@
 //!
 //! Names come after a keyword that takes the next word whatever it is (`name`, `dev`,
 //! `peer name`, `master`), so an interface called `up` or `mtu` is never read as an
-//! option. A node called `all` is entered with nsenter and deleted by hand: `ip netns
-//! exec all` and `ip netns delete all` mean every namespace.
+//! option.
 
 pub mod nft;
 pub mod shell;
 
 use ipnetwork::IpNetwork;
 
-use crate::model::{IfName, LabName, NodeName, Place, RouteSpec};
+use crate::model::{IfName, LabName, Place, RouteSpec};
 use crate::ownership;
 use crate::plan::firewall::{table_name, Backend, Direction, ForwardAccept};
 use crate::plan::{Change, LinkSettings, LinkUpdate, VethEnd};
@@ -91,20 +90,6 @@ fn sysctl(place: &Place, key: &str, value: &str) -> Command {
     Command::new(words)
 }
 
-/// `ip netns` gives the name `all` a meaning of its own: every namespace.
-const EVERY_NAMESPACE: &str = "all";
-
-fn delete_namespace(node: &NodeName) -> Vec<Command> {
-    if node.as_str() == EVERY_NAMESPACE {
-        let path = format!("/run/netns/{node}");
-        return vec![
-            Command::new(["umount", path.as_str()]).note("`ip netns delete all` would delete every namespace"),
-            Command::new(["rm", path.as_str()]),
-        ];
-    }
-    vec![Command::new(["ip", "netns", "delete", node.as_str()])]
-}
-
 /// A prefix as `ip route` is typed: `default` for the IPv4 default route.
 fn destination(to: &IpNetwork) -> String {
     match to {
@@ -137,7 +122,7 @@ impl Explainer<'_> {
                     ip(&place, &["link", "set", "dev", "lo", "alias", &self.mark, "up"]),
                 ]
             }
-            Change::DeleteNamespace { namespace } => delete_namespace(namespace),
+            Change::DeleteNamespace { namespace } => vec![Command::new(["ip", "netns", "delete", namespace.as_str()])],
             Change::CreateBridge { place, name, settings } => {
                 let up = up_at_creation(place, settings);
                 let mut create = tool("ip", place);
@@ -404,9 +389,6 @@ impl Explainer<'_> {
 fn in_namespace(place: &Place, program: &str) -> Vec<String> {
     match place {
         Place::Host => vec![program.to_string()],
-        Place::Node(node) if node.as_str() == EVERY_NAMESPACE => {
-            vec!["nsenter".into(), format!("--net=/run/netns/{node}"), "--".into(), program.to_string()]
-        }
         Place::Node(node) => vec!["ip".into(), "netns".into(), "exec".into(), node.to_string(), program.to_string()],
     }
 }
