@@ -7,6 +7,7 @@ pub mod capture;
 pub mod check;
 mod error_text;
 pub mod exit;
+pub mod explain;
 pub mod firewall;
 pub mod graph;
 pub mod kernel_place;

@@ -152,7 +152,9 @@ pub fn parse_fdb(message: &NeighbourMessage) -> Option<FdbEntry> {
         mac: mac?,
         bridge,
         dst,
-        permanent: message.header.state == NeighbourState::Permanent,
+        // A bit, not the whole state: `bridge fdb add ... permanent` sends NUD_NOARP
+        // with it, and the kernel keeps both.
+        permanent: u16::from(message.header.state) & u16::from(NeighbourState::Permanent) != 0,
         own: message.header.flags.contains(NeighbourFlags::Own),
         extern_learned: message.header.flags.contains(NeighbourFlags::ExtLearned),
     })
@@ -208,5 +210,24 @@ pub mod message {
         message.header.flags = NeighbourFlags::Own;
         message.attributes.push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
         message
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `bridge fdb add MAC dev vxlan1 self permanent dst IP` (iproute2) stores NUD_NOARP
+    /// with NUD_PERMANENT; such an entry is permanent.
+    #[test]
+    fn an_fdb_entry_is_permanent_by_its_bit() {
+        let mut message = NeighbourMessage::default();
+        message.header.family = AddressFamily::Bridge;
+        message.header.flags = NeighbourFlags::Own;
+        message.header.state = NeighbourState::from(0x80u16 | 0x40);
+        message.attributes.push(NeighbourAttribute::LinkLayerAddress(vec![2, 0x42, 0xc0, 0xa8, 0, 3]));
+        assert!(parse_fdb(&message).unwrap().permanent);
+        message.header.state = NeighbourState::from(0x40u16);
+        assert!(!parse_fdb(&message).unwrap().permanent);
     }
 }
