@@ -71,12 +71,12 @@ fn nat_is_one_nft_transaction_carrying_the_labs_mark() {
     let script = lines.join("\n");
     assert!(
         script.contains(
-            "nft -f - <<'EOF'\ntable ip netlab-nat { comment \"netlab:nat\"; }\ndelete table ip netlab-nat\n"
+            "nft -f - <<'EOF'\ntable ip netlab-bridge { comment \"netlab:bridge\"; }\ndelete table ip netlab-bridge\n"
         ),
         "{script}"
     );
     assert!(
-        script.contains("\nadd rule ip netlab-nat postrouting ip saddr 11.11.11.0/24 oifname \"vext\" masquerade\n"),
+        script.contains("\nadd rule ip netlab-bridge postrouting ip saddr 11.11.11.0/24 oifname \"vext\" masquerade\n"),
         "{script}"
     );
     assert!(
