@@ -35,12 +35,7 @@ pub fn combine(mut failures: Vec<ApplyError>) -> ApplyError {
     if failures.len() == 1 {
         return failures.remove(0);
     }
-    ApplyError::Several(failures.iter().map(|e| chain(e)).collect())
-}
-
-/// An error and its causes, joined as netlab prints them.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    crate::chain_text(error)
+    ApplyError::Several(failures.iter().map(|e| crate::chain_text(e)).collect())
 }
 
 #[cfg(test)]

@@ -103,7 +103,7 @@ impl Executor {
         let mut failures = Vec::new();
         for change in &undo {
             if let Err(e) = self.one(change).await {
-                failures.push(error::chain(&e));
+                failures.push(crate::chain_text(&e));
             }
         }
         if failures.is_empty() {
