@@ -75,7 +75,7 @@ fn lab(error: &LabError) -> Failure {
     match error {
         LabError::Record(e) => record(e),
         LabError::Observe(ObserveError::Firewall(e)) => firewall(e),
-        LabError::Apply(e) => apply(e),
+        LabError::Apply(e) | LabError::Step(e) => apply(e),
         LabError::Existing(_) => Failure::Unfit,
         LabError::Conflicts(_) => Failure::Clash,
         _ => Failure::Runtime,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::apply::{ApplyError, Executor};
+use crate::apply::{ApplyError, Decision, Executor, Step};
 use crate::model::{LabName, Place, SysctlKey, Topology};
 use crate::observe::{discover, observe, ObserveError, Scope};
 use crate::plan::{plan, resolve, Change, Desired, Effect, ExistingErrors, History, Observed, ObservedNamespace, Plan};
@@ -24,6 +24,9 @@ pub enum LabError {
     Existing(#[from] ExistingErrors),
     #[error(transparent)]
     Apply(#[from] ApplyError),
+    /// `apply --step`: what the earlier steps made is kept.
+    #[error("a step failed; the steps before it stay, and the next apply finishes the lab once the cause is gone")]
+    Step(#[source] ApplyError),
     #[error(transparent)]
     Publish(#[from] crate::publish::PublishError),
     #[error("cannot apply without taking over what netlab did not create:\n  {}", .0.join("\n  "))]
@@ -41,13 +44,32 @@ const SETTLE: Duration = Duration::from_secs(10);
 pub struct Applied {
     pub plan: Plan,
     pub elapsed: Duration,
+    /// `apply --step` was told to stop after this many changes.
+    pub stopped_after: Option<usize>,
 }
 
-/// Compare the topology with the kernel and, unless `dry_run`, make them equal. A dry
-/// run writes nothing, not even the lock file: like `status`, it only reads.
+/// How apply goes about its plan.
+pub enum Mode<'a> {
+    /// Only plan: write nothing, not even the lock file (like `status`, it only reads).
+    DryRun,
+    Apply,
+    /// One change at a time, asking before each (`apply --step`).
+    Step(&'a mut dyn FnMut(Step<'_>) -> Decision),
+}
+
+/// Compare the topology with the kernel and, unless `dry_run`, make them equal.
 pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> Result<Applied> {
+    apply_in(topology, file, if dry_run { Mode::DryRun } else { Mode::Apply }).await
+}
+
+/// Apply in the given mode. A stepped apply told to stop leaves the record with the
+/// file pending, as a killed apply does: status shows what is missing, the next apply
+/// finishes it, destroy removes what was made. The stores are published to only once
+/// every change is made.
+pub async fn apply_in(topology: &Topology, file: Option<&Path>, mut mode: Mode<'_>) -> Result<Applied> {
     let started = Instant::now();
     let lab = &topology.name;
+    let dry_run = matches!(mode, Mode::DryRun);
     let _lock = if dry_run { None } else { Some(lock(lab)?) };
     let mut record = Record::load(lab)?.unwrap_or_else(|| Record::new(lab.clone()));
     let (others, others_originals) = other_labs(lab)?;
@@ -58,15 +80,22 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
     let desired = &resolve(&topology.namespaces, &observed)?;
     let plan = plan(desired, &observed, &history).map_err(LabError::Conflicts)?;
     if dry_run {
-        return Ok(Applied { plan, elapsed: started.elapsed() });
+        return Ok(Applied { plan, elapsed: started.elapsed(), stopped_after: None });
     }
     if !plan.is_empty() || record.pending.is_some() || record.applied != *desired {
         record.pending = Some(desired.clone());
         record.file = file.map(|f| std::fs::canonicalize(f).unwrap_or_else(|_| f.to_path_buf()));
         remember_originals(&mut record, &plan, desired, &others_originals);
         record.save()?;
-        let executor = Executor::new(lab, desired, Progress::new(plan.changes.len()))?;
-        executor.run(&plan.changes).await?;
+        match &mut mode {
+            Mode::Step(ask) => {
+                let executor = Executor::new(lab, desired, Progress::new(0))?;
+                if let Some(made) = executor.run_stepwise(&plan.changes, *ask).await.map_err(LabError::Step)? {
+                    return Ok(Applied { plan, elapsed: started.elapsed(), stopped_after: Some(made) });
+                }
+            }
+            _ => Executor::new(lab, desired, Progress::new(plan.changes.len()))?.run(&plan.changes).await?,
+        }
         record.applied = desired.clone();
         record.pending = None;
         for (place, originals) in record.sysctl_originals.iter_mut() {
@@ -77,7 +106,7 @@ pub async fn apply(topology: &Topology, file: Option<&Path>, dry_run: bool) -> R
         record.save()?;
     }
     publish(topology, &mut record).await?;
-    Ok(Applied { plan, elapsed: started.elapsed() })
+    Ok(Applied { plan, elapsed: started.elapsed(), stopped_after: None })
 }
 
 /// Bring the overlay stores in line with the lab's endpoints. Runs on every apply, so

@@ -61,6 +61,22 @@ pub struct Executor {
     undo: Mutex<Vec<Change>>,
     done: AtomicUsize,
     progress: Progress,
+    /// Every change runs alone (`apply --step`): no deletion of a whole link group.
+    one_by_one: bool,
+}
+
+/// What the user said before a step of `apply --step`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Apply,
+    Stop,
+}
+
+/// A change about to be made by `apply --step`: the `number`th of `total`.
+pub struct Step<'a> {
+    pub number: usize,
+    pub total: usize,
+    pub change: &'a Change,
 }
 
 impl Executor {
@@ -79,19 +95,43 @@ impl Executor {
             undo: Mutex::new(Vec::new()),
             done: AtomicUsize::new(0),
             progress,
+            one_by_one: false,
         })
+    }
+
+    /// Apply every change alone, in plan order, asking `ask` before each. Returns how
+    /// many were made when told to stop. A failure stops too, without undoing the
+    /// earlier steps: each was made at the user's word, and the lab is consistent as a
+    /// killed apply's is (the record holds the file as pending; the next apply
+    /// finishes it, destroy removes it).
+    pub async fn run_stepwise(
+        mut self,
+        changes: &[Change],
+        ask: &mut dyn FnMut(Step<'_>) -> Decision,
+    ) -> Result<Option<usize>> {
+        self.one_by_one = true;
+        self.count_connections(changes);
+        for (i, change) in changes.iter().enumerate() {
+            if ask(Step { number: i + 1, total: changes.len(), change }) == Decision::Stop {
+                return Ok(Some(i));
+            }
+            self.run_all(std::slice::from_ref(change)).await?;
+        }
+        Ok(None)
+    }
+
+    fn count_connections(&self, changes: &[Change]) {
+        let mut remaining = self.remaining.lock().expect("unpoisoned");
+        for change in changes {
+            for place in change.connections() {
+                *remaining.entry(place.clone()).or_default() += 1;
+            }
+        }
     }
 
     /// Apply every change; on failure, undo this run's creations and return the error.
     pub async fn run(&self, changes: &[Change]) -> Result<()> {
-        {
-            let mut remaining = self.remaining.lock().expect("unpoisoned");
-            for change in changes {
-                for place in change.connections() {
-                    *remaining.entry(place.clone()).or_default() += 1;
-                }
-            }
-        }
+        self.count_connections(changes);
         let result = self.run_all(changes).await;
         self.progress.finish();
         let Err(err) = result else { return Ok(()) };
@@ -323,7 +363,7 @@ impl Executor {
             names.contains(l.name.as_str())
                 || (l.alias.as_deref() == Some(self.mark.as_str()) && !wanted.iter().any(|w| w.as_str() == l.name))
         };
-        if grouped.len() >= 2 && grouped.iter().all(may_go) {
+        if !self.one_by_one && grouped.len() >= 2 && grouped.iter().all(may_go) {
             changes::ignore_missing(self.netlink(place).await?.delete_group(self.group).await)?;
             tracing::debug!(%place, links = grouped.len(), group = self.group, "deleted links in one request");
             for change in &changes {

@@ -1,11 +1,14 @@
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use netlab::apply::{Decision, Step};
 use netlab::explain;
 use netlab::lab;
-use netlab::plan::Plan;
+use netlab::model::{LabName, Topology};
+use netlab::plan::{Change, Plan};
 use serde_json::json;
 
 use super::{load, print_json, Output};
@@ -19,6 +22,10 @@ pub struct Apply {
     /// Follow each change with the equivalent ip/bridge/nft/iptables/sysctl commands.
     #[arg(long)]
     pub explain: bool,
+    /// One change at a time: show it and its commands, make it on Enter, stop on `q`
+    /// (the next apply finishes the lab, destroy removes it).
+    #[arg(long, conflicts_with_all = ["dry_run", "output"])]
+    pub step: bool,
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -56,13 +63,16 @@ impl PlanCmd {
                 return Ok(ExitCode::SUCCESS);
             }
         };
-        Apply { file: self.file, dry_run: true, explain: self.explain, output }.run().await
+        Apply { file: self.file, dry_run: true, explain: self.explain, step: false, output }.run().await
     }
 }
 
 impl Apply {
     pub async fn run(self) -> Result<ExitCode> {
         let topology = load(&self.file)?;
+        if self.step {
+            return self.run_stepwise(&topology).await;
+        }
         let applied = lab::apply(&topology, Some(&self.file), self.dry_run).await?;
         let plan = &applied.plan;
         if self.output == Output::Json {
@@ -93,19 +103,64 @@ impl Apply {
 }
 
 /// Each change on a line; with `explain`, its commands below it, indented.
-fn print_changes(lab: &netlab::model::LabName, plan: &Plan, explain: bool) {
+fn print_changes(lab: &LabName, plan: &Plan, explain: bool) {
     for change in &plan.changes {
         println!("{change}");
-        if !explain {
-            continue;
+        if explain {
+            print_commands(lab, change);
         }
-        for command in explain::commands(lab, change) {
-            for note in &command.notes {
-                println!("    # {note}");
+    }
+}
+
+fn print_commands(lab: &LabName, change: &Change) {
+    for command in explain::commands(lab, change) {
+        for note in &command.notes {
+            println!("    # {note}");
+        }
+        for line in command.to_string().lines() {
+            println!("    {line}");
+        }
+    }
+}
+
+impl Apply {
+    /// `--step`: the plan one change at a time, each shown with its commands and made
+    /// only when the user says so on stdin (end of input stops, as `q` does).
+    async fn run_stepwise(&self, topology: &Topology) -> Result<ExitCode> {
+        let lab = topology.name.clone();
+        let mut ask = |step: Step<'_>| ask(&lab, step);
+        let applied = lab::apply_in(topology, Some(&self.file), lab::Mode::Step(&mut ask)).await?;
+        let total = applied.plan.changes.len();
+        match applied.stopped_after {
+            _ if total == 0 => println!("no changes"),
+            Some(made) => println!(
+                "stopped after {made} of {total} changes; lab {lab} is partly applied: `netlab apply {file}` \
+                 finishes it, `netlab destroy {file}` removes it",
+                file = self.file.display()
+            ),
+            None => println!("applied {total} changes to lab {lab}"),
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn ask(lab: &LabName, step: Step<'_>) -> Decision {
+    println!("[{}/{}] {}", step.number, step.total, step.change);
+    print_commands(lab, step.change);
+    loop {
+        print!("apply this change? [Enter: yes, q: stop] ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        match std::io::stdin().read_line(&mut answer) {
+            Ok(0) | Err(_) => {
+                println!();
+                return Decision::Stop;
             }
-            for line in command.to_string().lines() {
-                println!("    {line}");
-            }
+            Ok(_) => match answer.trim() {
+                "" | "y" | "yes" => return Decision::Apply,
+                "q" | "quit" | "n" | "no" => return Decision::Stop,
+                other => println!("{other:?}: answer Enter to make the change, q to stop here"),
+            },
         }
     }
 }
