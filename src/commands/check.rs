@@ -1,8 +1,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::Args;
+use netlab::check::pingall::Matrix;
 use netlab::check::Outcome;
 use serde_json::json;
 
@@ -11,6 +13,14 @@ use super::{load, print_json, Output};
 #[derive(Args)]
 pub struct CheckCmd {
     pub file: PathBuf,
+    /// Seconds each check may take (a ping's deadline, a connection's wait).
+    #[arg(long, value_name = "SECONDS", default_value_t = netlab::check::BUDGET.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub timeout: u64,
+    /// Run only the checks whose line (as `netlab check` prints it) contains TEXT:
+    /// `--only ct1`, `--only tcp`, `--only 'ping from RED'`. Repeat for more.
+    #[arg(long, value_name = "TEXT")]
+    pub only: Vec<String>,
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -18,10 +28,16 @@ pub struct CheckCmd {
 impl CheckCmd {
     pub async fn run(self) -> Result<ExitCode> {
         let topology = load(&self.file)?;
+        let checks = netlab::check::select(&topology, &self.only);
+        if checks.is_empty() && !self.only.is_empty() {
+            eprintln!("netlab: no check of {} matches --only {}", self.file.display(), self.only.join(", --only "));
+            return Ok(ExitCode::from(2));
+        }
         let text = self.output == Output::Text;
-        // In text each result is printed as soon as its check ends; JSON is one
-        // document, printed at the end.
-        let outcomes = netlab::check::run_all(&topology, |outcome| {
+        // In text each result is printed as soon as it is known, in the file's order;
+        // JSON is one document, printed at the end.
+        let budget = Duration::from_secs(self.timeout);
+        let outcomes = netlab::check::run_all(&topology, &checks, budget, |outcome| {
             if text {
                 print_outcome(outcome);
             }
@@ -44,5 +60,48 @@ fn print_outcome(outcome: &Outcome) {
         (true, _) => println!("pass  {}", outcome.check),
         (false, Some(detail)) => println!("FAIL  {}: {detail}", outcome.check),
         (false, None) => println!("FAIL  {}", outcome.check),
+    }
+    for matrix in &outcome.matrices {
+        print!("{}", matrix_text(matrix));
+    }
+}
+
+/// Rows ping, columns answer: `ok`, `FAIL`, or `-` where nothing was pinged.
+fn matrix_text(matrix: &Matrix) -> String {
+    let width = matrix.nodes.iter().map(String::len).max().unwrap_or(0).max(4);
+    let mut text = format!("      {:<width$}", matrix.family.to_string());
+    for node in &matrix.nodes {
+        text.push_str(&format!(" {node:>width$}"));
+    }
+    text.push('\n');
+    for (node, row) in matrix.nodes.iter().zip(&matrix.reached) {
+        text.push_str(&format!("      {node:<width$}"));
+        for cell in row {
+            let mark = match cell {
+                Some(true) => "ok",
+                Some(false) => "FAIL",
+                None => "-",
+            };
+            text.push_str(&format!(" {mark:>width$}"));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use netlab::check::pingall::Family;
+
+    use super::*;
+
+    #[test]
+    fn a_matrix_reads_row_to_column() {
+        let matrix = Matrix {
+            family: Family::Ipv4,
+            nodes: vec!["ct1".into(), "ct2".into()],
+            reached: vec![vec![None, Some(true)], vec![Some(false), None]],
+        };
+        assert_eq!(matrix_text(&matrix), "      IPv4  ct1  ct2\n      ct1     -   ok\n      ct2  FAIL    -\n");
     }
 }

@@ -18,7 +18,7 @@ pub use names::{IfName, LabName, NodeName, Place, SysctlKey};
 pub use netns::mac::Mac;
 pub use topology::{
     Attachment, Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec,
-    Protocol, Publish, RouteSpec, Topology, VxlanSpec,
+    Pinged, Protocol, Publish, RouteSpec, Topology, VxlanSpec,
 };
 
 /// Parse and validate a topology from its text; `file` names it in errors. A text

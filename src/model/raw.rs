@@ -176,6 +176,15 @@ pub enum RawCheck {
     Udp(RawTcp),
     Fdb(RawFdbCheck),
     Overlay(RawOverlay),
+    /// Every node pings every address of every other.
+    Pingall(Located<RawPingAll>),
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPingAll {
+    /// Default: every node that has an address.
+    pub nodes: Option<Located<Vec<Located<String>>>>,
 }
 
 /// A ping through a VXLAN device, proven to have crossed it and its lower device.

@@ -75,9 +75,16 @@ const TCP: Shape =
 const FDB_CHECK: Shape = Shape::Fields(&[("bridge", Shape::Any), ("learned", Shape::Any)]);
 const OVERLAY: Shape =
     Shape::Fields(&[("from", Shape::Any), ("to", Shape::Any), ("vxlan", Shape::Any), ("vni", Shape::Any)]);
+const PINGALL: Shape = Shape::Fields(&[("nodes", Shape::Any)]);
 /// A check is a mapping of one key, its kind.
-const CHECK: Shape =
-    Shape::Fields(&[("ping", PING), ("tcp", TCP), ("udp", TCP), ("fdb", FDB_CHECK), ("overlay", OVERLAY)]);
+const CHECK: Shape = Shape::Fields(&[
+    ("ping", PING),
+    ("tcp", TCP),
+    ("udp", TCP),
+    ("fdb", FDB_CHECK),
+    ("overlay", OVERLAY),
+    ("pingall", PINGALL),
+]);
 pub const TOPOLOGY: Shape = Shape::Fields(&[
     ("extends", Shape::Any),
     ("name", Shape::Any),

@@ -264,6 +264,18 @@ pub enum Check {
         vni: u32,
         lower: Endpoint,
     },
+    /// Each of `nodes` pings every address of every other, per family.
+    Pingall {
+        nodes: Vec<Pinged>,
+    },
+}
+
+/// A node of a `pingall` and the addresses others ping it on (no loopback, no
+/// link-local: those are not the lab's to reach).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pinged {
+    pub node: Place,
+    pub addresses: Vec<IpAddr>,
 }
 
 impl std::fmt::Display for Check {
@@ -277,6 +289,10 @@ impl std::fmt::Display for Check {
             Check::Udp { from, to, .. } => write!(f, "udp from {from} to {to}"),
             Check::Overlay { from, to, vxlan, vni, .. } => {
                 write!(f, "ping from {from} to {to} through {vxlan} (vni {vni})")
+            }
+            Check::Pingall { nodes } => {
+                let names: Vec<String> = nodes.iter().map(|n| n.node.to_string()).collect();
+                write!(f, "pingall {}", names.join(" "))
             }
             Check::Fdb { bridge, learned } => {
                 let names: Vec<String> = learned.iter().map(ToString::to_string).collect();

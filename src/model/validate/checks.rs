@@ -5,8 +5,25 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::{node_hint, Validator};
 use crate::model::names::Place;
-use crate::model::raw::{Located, RawCheck};
-use crate::model::topology::{Check, Endpoint, LinkKind, NamespaceSpec};
+use serde_saphyr::Location;
+
+use crate::model::raw::{Located, RawCheck, RawPingAll};
+use crate::model::topology::{Check, Endpoint, LinkKind, NamespaceSpec, Pinged};
+
+/// The addresses of a node others can ping: neither loopback nor link-local.
+fn pingable(namespace: &NamespaceSpec) -> Vec<IpAddr> {
+    let reachable = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+        IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
+    };
+    namespace
+        .links
+        .values()
+        .filter(|link| link.kind != LinkKind::Loopback)
+        .flat_map(|link| link.addresses.iter().map(|a| a.ip()))
+        .filter(reachable)
+        .collect()
+}
 
 impl Validator {
     pub(super) fn place(&mut self, text: &Located<String>, known: &BTreeSet<Place>) -> Option<Place> {
@@ -115,6 +132,7 @@ impl Validator {
                 };
                 Some(Check::Tcp { from: from?, to: to?, listen })
             }
+            RawCheck::Pingall(raw) => self.pingall(raw, known, namespaces),
             RawCheck::Fdb(fdb) => {
                 let bridge = self.endpoint(&fdb.bridge, known);
                 if let Some(bridge) = &bridge {
@@ -136,6 +154,60 @@ impl Validator {
                 (learned.len() == fdb.learned.len()).then_some(Check::Fdb { bridge: bridge?, learned })
             }
         }
+    }
+
+    /// The nodes of a `pingall` with the addresses to ping on each. An address two of
+    /// them hold would make a cell of the matrix depend on which one answers.
+    fn pingall(
+        &mut self,
+        raw: &Located<RawPingAll>,
+        known: &BTreeSet<Place>,
+        namespaces: &BTreeMap<Place, NamespaceSpec>,
+    ) -> Option<Check> {
+        let errors_before = self.error_count();
+        let chosen: Vec<(Place, Location)> = match &raw.value.nodes {
+            Some(list) => {
+                let mut chosen: Vec<(Place, Location)> = Vec::new();
+                for text in &list.value {
+                    let Some(place) = self.place(text, known) else { continue };
+                    if chosen.iter().any(|(p, _)| *p == place) {
+                        self.error(&text.referenced, format!("`{place}` is listed twice"));
+                        continue;
+                    }
+                    chosen.push((place, text.referenced));
+                }
+                chosen
+            }
+            None => namespaces
+                .keys()
+                .filter(|place| **place != Place::Host && !pingable(&namespaces[place]).is_empty())
+                .map(|place| (place.clone(), raw.referenced))
+                .collect(),
+        };
+        let mut holders: BTreeMap<IpAddr, Place> = BTreeMap::new();
+        let mut nodes = Vec::new();
+        for (place, at) in chosen {
+            let addresses = pingable(&namespaces[&place]);
+            if addresses.is_empty() {
+                self.error(&at, format!("node `{place}` has no address to ping"));
+            }
+            for ip in &addresses {
+                if let Some(other) = holders.insert(*ip, place.clone()) {
+                    self.error(
+                        &at,
+                        format!(
+                            "{ip} is on both `{other}` and `{place}`: a pingall cannot tell which one answers; \
+                             list the nodes it covers (`pingall: {{nodes: [...]}}`)"
+                        ),
+                    );
+                }
+            }
+            nodes.push(Pinged { node: place, addresses });
+        }
+        if nodes.len() < 2 && self.error_count() == errors_before {
+            self.error(&raw.referenced, "a pingall needs at least two nodes with addresses");
+        }
+        (self.error_count() == errors_before).then_some(Check::Pingall { nodes })
     }
 
     pub(super) fn socket_address(&mut self, text: &Located<String>) -> Option<SocketAddr> {

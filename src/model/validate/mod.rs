@@ -118,6 +118,10 @@ impl Validator {
         self.errors.push(Diagnostic::at(at, message));
     }
 
+    fn error_count(&self) -> usize {
+        self.errors.len()
+    }
+
     fn parse<T: std::str::FromStr<Err = String>>(&mut self, value: &Located<String>) -> Option<T> {
         match value.value.parse() {
             Ok(parsed) => Some(parsed),

@@ -1,111 +1,40 @@
-//! Run a lab's `checks:`: ping with iputils' ping inside the source namespace, TCP
-//! with sockets opened inside the namespaces (netlab listens itself when asked), and
-//! bridge FDB contents over netlink.
+//! What each kind of check does: ping with iputils' ping inside the source namespace,
+//! TCP and UDP with sockets opened inside the namespaces (netlab listens itself when
+//! asked), bridge FDB contents and device counters over netlink. `budget` is how long
+//! one check may take.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::Stdio;
 use std::time::Duration;
 
-use serde::Serialize;
-
+use super::{failed, CheckError, Result, Step};
 use crate::kernel_place::KernelPlace;
-use crate::model::{Check, Endpoint, Place, Topology};
+use crate::model::{Check, Endpoint, Place};
 
-/// Why a check failed: the lab does not behave as the file says (`Failed`), or the
-/// check could not look (a namespace, a socket, ping itself).
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    #[error("{0}")]
-    Failed(String),
-    #[error(transparent)]
-    Kernel(#[from] netns::Error),
-    #[error("{step}")]
-    Io {
-        step: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("check task")]
-    Task(#[from] tokio::task::JoinError),
-}
-
-type Result<T, E = CheckError> = std::result::Result<T, E>;
-
-/// `bail!` for a verdict.
-fn failed<T>(reason: impl Into<String>) -> Result<T> {
-    Err(CheckError::Failed(reason.into()))
-}
-
-/// Context for an I/O error: the step that failed.
-trait Step<T> {
-    fn step(self, step: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T> Step<T> for std::io::Result<T> {
-    fn step(self, step: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| CheckError::Io { step: step(), source })
-    }
-}
-
-/// Budget of each check: long enough for a first ARP exchange, short enough to keep a
-/// failing lab quick to diagnose.
-const TIMEOUT: Duration = Duration::from_secs(3);
-
-#[derive(Debug, Serialize)]
-pub struct Outcome {
-    pub check: String,
-    pub passed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// Run the checks one after the other, handing each outcome to `report` as soon as
-/// it is known; every check has released what it opened (sockets, processes) by then.
-pub async fn run_all(topology: &Topology, report: impl FnMut(&Outcome)) -> Vec<Outcome> {
-    run_each(&topology.checks, run, report).await
-}
-
-/// The order of `run_all`, apart from what a check does: run one, report it, go on.
-async fn run_each<'a, C: std::fmt::Display, F: std::future::Future<Output = Result<()>>>(
-    checks: &'a [C],
-    mut run: impl FnMut(&'a C) -> F,
-    mut report: impl FnMut(&Outcome),
-) -> Vec<Outcome> {
-    let mut outcomes = Vec::new();
-    for check in checks {
-        let result = run(check).await;
-        let outcome = Outcome {
-            check: check.to_string(),
-            passed: result.is_ok(),
-            detail: result.err().map(|e| crate::chain_text(&e)),
-        };
-        report(&outcome);
-        outcomes.push(outcome);
-    }
-    outcomes
-}
-
-pub async fn run(check: &Check) -> Result<()> {
+/// Every kind but `pingall`, which is many pings (see `pingall`).
+pub async fn run(check: &Check, budget: Duration) -> Result<()> {
     match check {
-        Check::Ping { from, to, .. } => ping(from, *to).await,
+        Check::Ping { from, to, .. } => ping(from, *to, budget).await,
         Check::Tcp { from, to, listen } => {
             let (from, to, listen) = (from.clone(), *to, listen.clone());
-            tokio::task::spawn_blocking(move || tcp(&from, to, listen)).await?
+            tokio::task::spawn_blocking(move || tcp(&from, to, listen, budget)).await?
         }
         Check::Udp { from, to, listen } => {
             let (from, to, listen) = (from.clone(), *to, listen.clone());
-            tokio::task::spawn_blocking(move || udp(&from, to, listen)).await?
+            tokio::task::spawn_blocking(move || udp(&from, to, listen, budget)).await?
         }
         Check::Fdb { bridge, learned } => fdb(bridge, learned).await,
-        Check::Overlay { from, to, vxlan, vni, lower } => overlay(from, *to, vxlan, *vni, lower).await,
+        Check::Overlay { from, to, vxlan, vni, lower } => overlay(from, *to, vxlan, *vni, lower, budget).await,
+        Check::Pingall { .. } => Err(CheckError::Internal("a pingall is run by check::pingall")),
     }
 }
 
-async fn ping(from: &Place, to: IpAddr) -> Result<()> {
+pub async fn ping(from: &Place, to: IpAddr, budget: Duration) -> Result<()> {
     let mut command = netns::process::command_in(&from.to_netns(), "ping")?;
     let family = if to.is_ipv4() { "-4" } else { "-6" };
-    let deadline = TIMEOUT.as_secs().to_string();
+    // ping's deadline is in whole seconds.
+    let deadline = budget.as_secs().max(1).to_string();
     command.args([family, "-n", "-q", "-c", "1", "-W", "1", "-w", &deadline]).arg(to.to_string());
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let output = tokio::task::spawn_blocking(move || command.output())
@@ -122,7 +51,7 @@ async fn ping(from: &Place, to: IpAddr) -> Result<()> {
 /// Connect from `from` to `to`; with a listener, also prove the connection reached it
 /// by an exchange of bytes. One thread does it all (the kernel completes the
 /// handshake before accept), so the sockets close on every way out of here.
-fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>) -> Result<()> {
+fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>, budget: Duration) -> Result<()> {
     let listener = match &listen {
         Some((place, on)) => {
             let on = *on;
@@ -133,15 +62,15 @@ fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>) -> Res
         None => None,
     };
     let mut client = netns::thread::in_one(from.to_netns(), move |_| {
-        TcpStream::connect_timeout(&to, TIMEOUT).map_err(|e| netns::Error::io(format!("connect to {to}"), e))
+        TcpStream::connect_timeout(&to, budget).map_err(|e| netns::Error::io(format!("connect to {to}"), e))
     })?;
     let Some(listener) = listener else { return Ok(()) };
-    if !readable_within(&listener, TIMEOUT)? {
+    if !readable_within(&listener, budget)? {
         return failed("listener got no connection");
     }
     let (mut served, _) = listener.accept().step(|| "accept the connection".into())?;
-    served.set_read_timeout(Some(TIMEOUT)).step(|| "set a timeout".into())?;
-    client.set_read_timeout(Some(TIMEOUT)).step(|| "set a timeout".into())?;
+    served.set_read_timeout(Some(budget)).step(|| "set a timeout".into())?;
+    client.set_read_timeout(Some(budget)).step(|| "set a timeout".into())?;
     let token = token();
     client.write_all(token.as_bytes()).step(|| format!("send to {to}"))?;
     let mut got = vec![0u8; token.len()];
@@ -159,7 +88,7 @@ fn tcp(from: &Place, to: SocketAddr, listen: Option<(Place, SocketAddr)>) -> Res
 /// opened in `listen`: proof that the datagram arrived, and the reply came back. One
 /// thread holds both sockets, so the listener is closed when the check ends, pass or
 /// fail, and the next check may listen on the same port.
-fn udp(from: &Place, to: SocketAddr, (place, on): (Place, SocketAddr)) -> Result<()> {
+fn udp(from: &Place, to: SocketAddr, (place, on): (Place, SocketAddr), budget: Duration) -> Result<()> {
     let listener = netns::thread::in_one(place.to_netns(), move |_| {
         UdpSocket::bind(on).map_err(|e| netns::Error::io(format!("listen on udp {on}"), e))
     })?;
@@ -170,8 +99,8 @@ fn udp(from: &Place, to: SocketAddr, (place, on): (Place, SocketAddr)) -> Result
     client.connect(to).step(|| format!("send to udp {to}"))?;
     // A few tries: the first datagram may wait for neighbour resolution.
     let tries = 3;
-    listener.set_read_timeout(Some(TIMEOUT / tries)).step(|| "set a timeout".into())?;
-    client.set_read_timeout(Some(TIMEOUT / tries)).step(|| "set a timeout".into())?;
+    listener.set_read_timeout(Some(budget / tries)).step(|| "set a timeout".into())?;
+    client.set_read_timeout(Some(budget / tries)).step(|| "set a timeout".into())?;
     let token = token();
     let (mut buffer, mut echo) = ([0u8; 64], [0u8; 64]);
     let mut heard = false;
@@ -220,7 +149,14 @@ fn token() -> String {
 
 /// A ping that must have gone through the VXLAN device (of the right VNI) and out of
 /// its lower device on the underlay: both devices' packet counters must grow.
-async fn overlay(from: &Place, to: IpAddr, vxlan: &Endpoint, vni: u32, lower: &Endpoint) -> Result<()> {
+async fn overlay(
+    from: &Place,
+    to: IpAddr,
+    vxlan: &Endpoint,
+    vni: u32,
+    lower: &Endpoint,
+    budget: Duration,
+) -> Result<()> {
     let counted = |end: Endpoint| async move {
         let netlink = netns::Netlink::open(end.place.to_netns()).await?;
         netlink.link_by_name(end.name.as_str()).await?.ok_or_else(|| CheckError::Failed(format!("no interface {end}")))
@@ -233,7 +169,7 @@ async fn overlay(from: &Place, to: IpAddr, vxlan: &Endpoint, vni: u32, lower: &E
         return failed(format!("{vxlan} has vni {actual}, not {vni}"));
     }
     let underlay_before = counted(lower.clone()).await?.tx_packets.unwrap_or(0);
-    ping(from, to).await?;
+    ping(from, to, budget).await?;
     let device_after = counted(vxlan.clone()).await?;
     let underlay_after = counted(lower.clone()).await?.tx_packets.unwrap_or(0);
     if device_after.tx_packets <= device.tx_packets {
@@ -268,33 +204,4 @@ async fn fdb(bridge: &Endpoint, learned: &[Endpoint]) -> Result<()> {
         return failed(format!("not in the fdb of {bridge}: {}", missing.join(", ")));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use std::cell::RefCell;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn each_outcome_is_reported_before_the_next_check_runs() {
-        let log = RefCell::new(Vec::new());
-        let outcomes = run_each(
-            &["first", "second"],
-            |check| {
-                log.borrow_mut().push(format!("run {check}"));
-                let failing = *check == "second";
-                async move {
-                    if failing {
-                        return failed("no reply");
-                    }
-                    Ok(())
-                }
-            },
-            |outcome| log.borrow_mut().push(format!("report {} {}", outcome.check, outcome.passed)),
-        )
-        .await;
-        assert_eq!(log.into_inner(), ["run first", "report first true", "run second", "report second false"]);
-        assert_eq!(outcomes[1].detail.as_deref(), Some("no reply"));
-    }
 }
