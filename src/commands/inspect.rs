@@ -54,7 +54,7 @@ impl Inspect {
                     None => return not_applied(&lab, self.output, &format!("--name {lab}: it has no record here")),
                 }
             }
-            (None, None) => unreachable!("clap requires FILE or --name"),
+            (None, None) => anyhow::bail!("inspect needs a FILE or --name LAB"),
         };
         let kernel = read(&declared).await?;
         let nodes = inspect::build(&lab, &declared, &kernel);
