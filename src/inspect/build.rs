@@ -113,7 +113,7 @@ fn fill(node: &mut NodeView, spec: &NamespaceSpec, dump: &Dump, kernel: &Kernel,
         let end = other_end(kernel, &place, link);
         let (peer, vxlan) = match link.kind.as_deref() {
             Some("veth") => (end.map(|(p, l)| EndpointView { place: p.clone(), name: l.name.clone() }), None),
-            Some("vxlan") => (None, link.vxlan.as_ref().map(|v| vxlan_view(v, end.map(|(p, l)| (p, l))))),
+            Some("vxlan") => (None, link.vxlan.as_ref().map(|v| vxlan_view(v, end))),
             _ => (None, None),
         };
         node.interfaces.push(InterfaceView {
@@ -177,7 +177,8 @@ fn fill(node: &mut NodeView, spec: &NamespaceSpec, dump: &Dump, kernel: &Kernel,
         let mac = Mac::from_octets(entry.mac);
         let declared =
             spec.fdb.iter().any(|f| f.dev.as_str() == dev && f.mac == mac && Some(f.dst) == entry.dst) && entry.own;
-        if !(entry.own && vxlans.contains(&entry.index)) && !declared {
+        let on_vxlan = entry.own && vxlans.contains(&entry.index);
+        if !on_vxlan && !declared {
             continue;
         }
         node.fdb.push(FdbView {
