@@ -345,3 +345,12 @@ fn the_table_is_in_colour_on_a_terminal_unless_no_color() {
     assert!(!on_terminal(Some("1")), "colour despite NO_COLOR");
     sandbox.netlab_ok(&["destroy", &file]);
 }
+
+#[test]
+fn inspect_help_documents_its_exit_codes() {
+    let help = Command::new(NETLAB).args(["inspect", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    let help = text(&help.stdout);
+    assert!(help.contains("Exit codes: 0 the lab could be read"), "{help}");
+    assert!(help.contains("netlab inspect --name bridge -o json"), "{help}");
+}

@@ -20,7 +20,6 @@ use netns::namespace::Presence as Mounted;
 use super::{load, print_json, Output};
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  netlab inspect topologies/bridge.yaml\n  netlab inspect --name bridge -o json")]
 pub struct Inspect {
     /// The lab's file (or give --name).
     #[arg(required_unless_present = "name")]
@@ -28,6 +27,7 @@ pub struct Inspect {
     /// The lab's name: inspect it from its record under /run/netlab, without its file.
     #[arg(long, conflicts_with = "file")]
     pub name: Option<String>,
+    /// `text`: a table per namespace; `json`: the same as objects.
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
 }

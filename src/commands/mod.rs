@@ -62,8 +62,11 @@ pub enum Command {
     /// Draw the lab: dot, mermaid or svg.
     Graph(graph::Graph),
     /// Show what exists of the lab, as the kernel has it: interfaces, routes, entries.
-    #[command(after_help = "Exit codes: 0 the lab could be read (what it declares and the kernel lacks is shown \
-                            as missing), 1 a runtime failure or a lab not applied here, 2 invalid input.")]
+    #[command(
+        after_help = "Examples:\n  netlab inspect topologies/bridge.yaml\n  netlab inspect --name bridge -o json\n\n\
+                            Exit codes: 0 the lab could be read (what it declares and the kernel lacks is shown \
+                            as missing), 1 a runtime failure or a lab not applied here, 2 invalid input."
+    )]
     Inspect(inspect::Inspect),
 }
 
