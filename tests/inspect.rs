@@ -220,7 +220,7 @@ fn overlay_static_shows_vxlan_parameters_entries_and_simulated_hosts() {
 }
 
 #[test]
-fn an_interface_deleted_by_hand_shows_as_missing() {
+fn an_interface_or_address_deleted_by_hand_shows_as_missing() {
     let sandbox = Sandbox::new();
     let file = topology("bridge.yaml");
     sandbox.netlab_ok(&["apply", &file]);
@@ -235,10 +235,21 @@ fn an_interface_deleted_by_hand_shows_as_missing() {
             "{gone}"
         );
     }
-    assert_eq!(interface(node(&json, "BLUE"), "beth0")["exists"], true);
+    let beth0 = interface(node(&json, "BLUE"), "beth0");
+    assert_eq!((&beth0["exists"], &beth0["missing_addresses"]), (&true.into(), &serde_json::json!([])));
+    // An address deleted by hand: the interface is there, the address missing.
+    sandbox.ok("ip", &["-n", "BLUE", "addr", "del", "11.11.11.3/24", "dev", "beth0"]);
+    let json = inspect_json(&sandbox, &[&file]);
+    let beth0 = interface(node(&json, "BLUE"), "beth0");
+    assert_eq!(
+        (&beth0["addresses"], &beth0["missing_addresses"]),
+        (&serde_json::json!([]), &serde_json::json!(["11.11.11.3/24"]))
+    );
     let table = sandbox.netlab_ok(&["inspect", &file]);
     let row = table.lines().find(|l| l.trim_start().starts_with("reth0")).unwrap();
     assert!(row.contains("missing"), "{table}");
+    let row = table.lines().find(|l| l.trim_start().starts_with("beth0")).unwrap();
+    assert!(row.ends_with("up     up       11.11.11.3/24(missing)"), "{table}");
     sandbox.netlab_ok(&["destroy", &file]);
 }
 

@@ -110,6 +110,12 @@ fn fill(node: &mut NodeView, spec: &NamespaceSpec, dump: &Dump, kernel: &Kernel,
         let mut addresses: Vec<_> =
             dump.addresses.iter().filter(|a| a.index == link.index).map(|a| a.network).collect();
         addresses.sort();
+        let missing_addresses = spec
+            .links
+            .iter()
+            .find(|(name, _)| name.as_str() == link.name)
+            .map(|(_, declared)| declared.addresses.iter().filter(|a| !addresses.contains(a)).copied().collect())
+            .unwrap_or_default();
         let end = other_end(kernel, &place, link);
         let (peer, vxlan) = match link.kind.as_deref() {
             Some("veth") => (end.map(|(p, l)| EndpointView { place: p.clone(), name: l.name.clone() }), None),
@@ -130,6 +136,7 @@ fn fill(node: &mut NodeView, spec: &NamespaceSpec, dump: &Dump, kernel: &Kernel,
             up: Some(link.up),
             oper_state: link.oper_state.map(|s| s.to_string().to_lowercase()),
             addresses,
+            missing_addresses,
             vxlan,
         });
     }
@@ -218,6 +225,7 @@ fn add_missing(node: &mut NodeView, spec: &NamespaceSpec) {
             up: None,
             oper_state: None,
             addresses: Vec::new(),
+            missing_addresses: Vec::new(),
             vxlan: None,
         });
     }

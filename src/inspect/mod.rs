@@ -116,6 +116,8 @@ pub struct InterfaceView {
     /// `unknown`, ...).
     pub oper_state: Option<String>,
     pub addresses: Vec<IpNetwork>,
+    /// Addresses the lab declares on it that the kernel lacks.
+    pub missing_addresses: Vec<IpNetwork>,
     pub vxlan: Option<VxlanView>,
 }
 

@@ -204,7 +204,8 @@ fn interface_row(i: &InterfaceView) -> Vec<Cell> {
         Some(false) => Cell::painted("down", Paint::Yellow),
         None => Cell::plain("-"),
     };
-    let addresses: Vec<String> = i.addresses.iter().map(ToString::to_string).collect();
+    let mut addresses: Vec<String> = i.addresses.iter().map(ToString::to_string).collect();
+    addresses.extend(i.missing_addresses.iter().map(|a| format!("{a}(missing)")));
     let kind = if i.existing { format!("{} (existing)", i.kind) } else { i.kind.clone() };
     vec![
         Cell::plain(&i.name),
@@ -215,6 +216,10 @@ fn interface_row(i: &InterfaceView) -> Vec<Cell> {
         Cell::plain(or_dash(i.mtu)),
         state,
         Cell::plain(or_dash(i.oper_state.as_ref())),
-        Cell::plain(if addresses.is_empty() { "-".to_string() } else { addresses.join(",") }),
+        match (addresses.is_empty(), i.missing_addresses.is_empty()) {
+            (true, _) => Cell::plain("-"),
+            (false, true) => Cell::plain(addresses.join(",")),
+            (false, false) => Cell::painted(addresses.join(","), Paint::Red),
+        },
     ]
 }

@@ -240,6 +240,11 @@ fn what_the_lab_declares_and_the_kernel_lacks_is_missing() {
     let b = node(&nodes, "b");
     assert_eq!(b.namespace, Presence::Missing);
     assert!(!interface(b, "e").exists && interface(b, "e").declared);
+    // a:eth0 is there without its declared address.
+    let eth0 = interface(node(&nodes, "a"), "eth0");
+    assert!(eth0.exists && eth0.addresses.is_empty());
+    assert_eq!(eth0.missing_addresses, ["10.0.0.2/24".parse::<IpNetwork>().unwrap()]);
+    assert!(interface(node(&nodes, "sim"), "eth0").missing_addresses.is_empty());
     let ov = node(&nodes, "ov");
     let route = ov.routes.iter().find(|r| r.to.to_string() == "10.9.0.0/16").unwrap();
     assert!(!route.exists && route.declared);
@@ -296,7 +301,10 @@ fn the_table_is_aligned_and_coloured_only_when_asked() {
         plain[header],
         "  INTERFACE  KIND      PEER   MASTER  MAC                MTU   STATE  OPER     ADDRESSES"
     );
-    assert_eq!(plain[header + 1], "  eth0       veth      ov:p1  -       02:00:00:00:00:02  1500  up     up       -");
+    assert_eq!(
+        plain[header + 1],
+        "  eth0       veth      ov:p1  -       02:00:00:00:00:02  1500  up     up       10.0.0.2/24(missing)"
+    );
     assert!(plain.iter().any(|l| l == "b (node): namespace missing"), "{plain:#?}");
     assert!(plain.iter().any(|l| l.starts_with("  e ") && l.contains("missing")), "{plain:#?}");
     let coloured = render(&inspection, true);
