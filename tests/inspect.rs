@@ -219,6 +219,42 @@ fn overlay_static_shows_vxlan_parameters_entries_and_simulated_hosts() {
     sandbox.netlab_ok(&["destroy", &file]);
 }
 
+/// Three simulated hosts whose namespaces all use the same names and, so, the same
+/// indexes: every veth's peer is the one the file links it to, both ways.
+#[test]
+fn cluster_3_peers_are_the_files_links_both_ways() {
+    let sandbox = Sandbox::new();
+    let file = topology("cluster-3.yaml");
+    sandbox.netlab_ok(&["apply", &file]);
+    let json = inspect_json(&sandbox, &[&file]);
+    let mut pairs = vec![];
+    for i in 1..=3 {
+        pairs.push((format!("host{i}"), "eth0".to_string(), "lan".to_string(), format!("h{i}")));
+    }
+    for ct in 1..=6 {
+        pairs.push((format!("ct{ct}"), "eth0".into(), format!("ov{}", (ct + 1) / 2), format!("veth-ct{ct}")));
+    }
+    for (a, a_if, b, b_if) in &pairs {
+        let peer = |place: &str, name: &str| interface(node(&json, place), name)["peer"].clone();
+        assert_eq!(peer(a, a_if), serde_json::json!({"place": b, "name": b_if}), "{a}:{a_if}");
+        assert_eq!(peer(b, b_if), serde_json::json!({"place": a, "name": a_if}), "{b}:{b_if}");
+    }
+    for i in 1..=3 {
+        assert_eq!(node(&json, &format!("host{i}"))["role"], "simulated_host");
+        let vxlan = &interface(node(&json, &format!("ov{i}")), "vxlan1")["vxlan"];
+        assert_eq!(
+            (vxlan["underlay"].as_str(), vxlan["dev"].as_str()),
+            (Some(format!("host{i}").as_str()), Some("eth0"))
+        );
+        assert_eq!(
+            (&vxlan["l2miss"], &vxlan["l3miss"], &vxlan["learning"]),
+            (&true.into(), &true.into(), &false.into())
+        );
+    }
+    assert_eq!(node(&json, "lan")["role"], "node");
+    sandbox.netlab_ok(&["destroy", &file]);
+}
+
 #[test]
 fn an_interface_or_address_deleted_by_hand_shows_as_missing() {
     let sandbox = Sandbox::new();
