@@ -51,7 +51,7 @@ impl Inspect {
                 };
                 match Record::load(&lab)? {
                     Some(record) => (lab, record.history().previous, true),
-                    None => return not_applied(&lab, self.output, &format!("--name {lab}: it has no record here")),
+                    None => return not_applied(&lab, self.output, "it has no record under /run/netlab"),
                 }
             }
             (None, None) => anyhow::bail!("inspect needs a FILE or --name LAB"),
@@ -104,11 +104,15 @@ async fn read(declared: &Desired) -> Result<Kernel, observe::ObserveError> {
     let mut mounted = vec![Place::Host];
     for place in declared.keys() {
         let Place::Node(node) = place else { continue };
-        match netns::namespace::presence(node.as_str()) {
-            Mounted::Missing => drop(seen.insert(place.clone(), Seen::Missing)),
-            Mounted::Stale => drop(seen.insert(place.clone(), Seen::Stale)),
-            Mounted::Mounted => mounted.push(place.clone()),
-        }
+        let absent = match netns::namespace::presence(node.as_str()) {
+            Mounted::Missing => Seen::Missing,
+            Mounted::Stale => Seen::Stale,
+            Mounted::Mounted => {
+                mounted.push(place.clone());
+                continue;
+            }
+        };
+        seen.insert(place.clone(), absent);
     }
     let dumps = observe::dump_each(mounted.clone()).await?;
     for (place, dump) in mounted.into_iter().zip(dumps) {
