@@ -4,7 +4,7 @@
 //! is 2), so matching indexes alone is ambiguous: the ids are asked of the kernel for
 //! the namespaces that could hold the other end.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use netns::link::LinkState;
 
@@ -21,13 +21,21 @@ pub fn nsids_to_ask(seen: &BTreeMap<Place, Seen>) -> BTreeMap<Place, BTreeSet<Pl
             _ => None,
         })
         .collect();
+    // Index -> the namespaces having a link of that index: one pass, not one per link
+    // (a thousand veths in the host each point at index 2 of a node).
+    let mut holders: HashMap<u32, Vec<&Place>> = HashMap::new();
+    for (place, links) in &read {
+        for link in links.iter() {
+            holders.entry(link.index).or_default().push(place);
+        }
+    }
     let mut asks: BTreeMap<Place, BTreeSet<Place>> = BTreeMap::new();
     for (place, links) in &read {
-        for target in links.iter().filter(|l| l.link_netnsid.is_some()).filter_map(other_end_index) {
-            for (other, other_links) in &read {
-                if other != place && other_links.iter().any(|l| l.index == target) {
-                    asks.entry((*place).clone()).or_default().insert((*other).clone());
-                }
+        let targets: BTreeSet<u32> =
+            links.iter().filter(|l| l.link_netnsid.is_some()).filter_map(other_end_index).collect();
+        for target in targets {
+            for other in holders.get(&target).into_iter().flatten().filter(|other| **other != *place) {
+                asks.entry((*place).clone()).or_default().insert((*other).clone());
             }
         }
     }
