@@ -79,6 +79,8 @@ pub fn render(inspection: &Inspection, colour: bool) -> Vec<String> {
         out.push(String::new());
         node_lines(&mut out, node, colour);
     }
+    // The agents' section (issue 15, item 1) goes here once `inspection.agents` is
+    // filled from the lab's record: one row per agent, after the namespaces.
     out
 }
 

@@ -310,3 +310,12 @@ fn the_table_is_aligned_and_coloured_only_when_asked() {
     let coloured = render(&inspection, true);
     assert!(coloured.iter().any(|l| l.contains("\u{1b}[31mmissing\u{1b}[0m")));
 }
+
+#[test]
+fn protocols_and_neighbour_states_have_iproute2_names() {
+    use super::build::{nud_states, proto_name};
+    assert_eq!([proto_name(2), proto_name(4), proto_name(77), proto_name(186)], ["kernel", "static", "netlab", "186"]);
+    assert_eq!(nud_states(0x80 | 0x40), ["noarp", "permanent"]);
+    assert_eq!(nud_states(0x02), ["reachable"]);
+    assert!(nud_states(0).is_empty());
+}
