@@ -10,6 +10,7 @@ pub mod exit;
 pub mod explain;
 pub mod firewall;
 pub mod graph;
+pub mod inspect;
 pub mod kernel_place;
 pub mod lab;
 pub mod model;

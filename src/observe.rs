@@ -271,12 +271,68 @@ fn namespace_owner(place: &Place, dump: &Dump, mark: &str, adoptable: bool) -> O
     }
 }
 
-struct Dump {
-    links: Vec<LinkState>,
-    addresses: Vec<AddressState>,
-    routes: Vec<RouteState>,
-    neighbours: Vec<netns::neighbour::NeighbourEntry>,
-    fdb: Vec<netns::neighbour::FdbEntry>,
+/// Everything netlink reports in one namespace (the main routing table).
+#[derive(Debug, Clone, Default)]
+pub struct Dump {
+    pub links: Vec<LinkState>,
+    pub addresses: Vec<AddressState>,
+    pub routes: Vec<RouteState>,
+    pub neighbours: Vec<netns::neighbour::NeighbourEntry>,
+    pub fdb: Vec<netns::neighbour::FdbEntry>,
+}
+
+/// Read everything in each namespace, unfiltered, for `inspect`: one result per place,
+/// in order (a namespace that cannot be entered or read is an error of its own).
+/// Neighbour and FDB entries are read where `entries` says or a VXLAN device is: the
+/// kernel walks every namespace's neighbours to dump one's, so reading them in each
+/// of a thousand namespaces costs a thousand times a thousand.
+pub async fn dump_each(places: Vec<Place>, entries: BTreeSet<Place>) -> Result<Vec<Result<Dump, netns::Error>>> {
+    let namespaces: Vec<netns::Netns> = places.iter().map(KernelPlace::to_netns).collect();
+    let entries: BTreeSet<netns::Netns> = entries.iter().map(KernelPlace::to_netns).collect();
+    let dumps = tokio::task::spawn_blocking(move || {
+        netns::thread::in_each(namespaces, move |ns| {
+            let socket = Netlink::open_socket_here()?;
+            let links = blocking::links(&socket)?;
+            let with_entries = entries.contains(ns) || links.iter().any(|l| l.kind.as_deref() == Some("vxlan"));
+            Ok(Dump {
+                addresses: blocking::addresses(&socket)?,
+                routes: blocking::routes(&socket)?,
+                neighbours: if with_entries { blocking::neighbours(&socket)? } else { Vec::new() },
+                fdb: if with_entries { blocking::fdb(&socket)? } else { Vec::new() },
+                links,
+            })
+        })
+    })
+    .await?
+    .map_err(ObserveError::Visit)?;
+    Ok(dumps)
+}
+
+/// For each namespace asked about, the ids it gives the other namespaces asked for
+/// (those an IFLA_LINK_NETNSID may point at): id -> namespace. Read only; a namespace
+/// that gives one no id, or cannot be entered, is left out.
+pub async fn nsids(asked: BTreeMap<Place, BTreeSet<Place>>) -> Result<BTreeMap<Place, BTreeMap<i32, Place>>> {
+    let asked: Vec<(Place, Vec<Place>)> =
+        asked.into_iter().map(|(p, others)| (p, others.into_iter().collect())).collect();
+    let namespaces: Vec<netns::Netns> = asked.iter().map(|(place, _)| place.to_netns()).collect();
+    let others: HashMap<netns::Netns, Vec<Place>> =
+        asked.iter().map(|(place, others)| (place.to_netns(), others.clone())).collect();
+    let found = tokio::task::spawn_blocking(move || {
+        netns::thread::in_each(namespaces, move |ns| {
+            let socket = Netlink::open_socket_here()?;
+            let mut ids = BTreeMap::new();
+            for other in others.get(ns).into_iter().flatten() {
+                let Ok(fd) = other.to_netns().open() else { continue };
+                if let Some(id) = blocking::nsid(&socket, &fd)? {
+                    ids.insert(id, other.clone());
+                }
+            }
+            Ok(ids)
+        })
+    })
+    .await?
+    .map_err(ObserveError::Visit)?;
+    Ok(asked.into_iter().zip(found).filter_map(|((place, _), ids)| Some((place, ids.ok()?))).collect())
 }
 
 impl Dump {

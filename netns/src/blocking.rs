@@ -14,6 +14,7 @@ use rtnetlink::packet_core::{
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkExtentMask, LinkMessage};
 use rtnetlink::packet_route::neighbour::NeighbourMessage;
+use rtnetlink::packet_route::nsid::{NsidAttribute, NsidMessage};
 use rtnetlink::packet_route::route::RouteMessage;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -95,6 +96,25 @@ pub fn fdb(socket: &OwnedFd) -> Result<Vec<crate::neighbour::FdbEntry>> {
         }
     })?;
     Ok(entries)
+}
+
+/// The id the socket's namespace gives the namespace `other` refers to (RTM_GETNSID
+/// with NETNSA_FD), as IFLA_LINK_NETNSID reports it; `None` when it has given none.
+/// Only reads: the kernel assigns no id here.
+pub fn nsid(socket: &OwnedFd, other: &OwnedFd) -> Result<Option<i32>> {
+    let mut request = NsidMessage::default();
+    request.attributes.push(NsidAttribute::Fd(other.as_raw_fd() as u32));
+    let mut id = None;
+    exchange(socket, RouteNetlinkMessage::GetNsId(request), NLM_F_REQUEST | NLM_F_ACK, "get nsid", |reply| {
+        if let RouteNetlinkMessage::NewNsId(message) = reply {
+            for attribute in message.attributes {
+                if let NsidAttribute::Id(found) = attribute {
+                    id = Some(found).filter(|found| *found >= 0);
+                }
+            }
+        }
+    })?;
+    Ok(id)
 }
 
 /// How many requests go to the kernel in one send: their acknowledgements must fit

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 use futures::TryStreamExt;
+/// A link's operational state as the kernel reports it (`ip link`'s `state UP`).
+pub use rtnetlink::packet_route::link::State as OperState;
 use rtnetlink::packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoKind, InfoVeth, InfoVxlan, LinkAttribute, LinkFlags,
     LinkInfo, LinkMessage,
@@ -32,6 +34,11 @@ pub struct LinkState {
     pub peer_index: Option<u32>,
     /// The peer is in another namespace (the kernel sent IFLA_LINK_NETNSID).
     pub peer_elsewhere: bool,
+    /// The id, in this namespace, of the namespace the peer (of a veth) or the lower
+    /// device (of a VXLAN device) is in: IFLA_LINK_NETNSID (see `blocking::nsid`).
+    pub link_netnsid: Option<i32>,
+    /// RFC 2863 operational state (IFLA_OPERSTATE): whether it can pass packets.
+    pub oper_state: Option<OperState>,
     /// Whether IPv6 generates a link-local address here (`None`: IPv6 is off).
     pub ipv6_autoconf: Option<bool>,
     /// For a VXLAN device: its parameters.
@@ -290,7 +297,11 @@ pub(crate) fn parse(message: &LinkMessage) -> LinkState {
             LinkAttribute::Address(bytes) => link.mac = bytes.as_slice().try_into().ok(),
             LinkAttribute::Controller(index) => link.master = Some(*index),
             LinkAttribute::Link(index) => link.peer_index = Some(*index),
-            LinkAttribute::LinkNetNsId(_) => link.peer_elsewhere = true,
+            LinkAttribute::LinkNetNsId(id) => {
+                link.peer_elsewhere = true;
+                link.link_netnsid = Some(*id);
+            }
+            LinkAttribute::OperState(state) => link.oper_state = Some(*state),
             LinkAttribute::Stats64(stats) => {
                 link.tx_packets = Some(stats.tx_packets);
                 link.rx_packets = Some(stats.rx_packets);

@@ -20,6 +20,10 @@ pub struct NeighbourEntry {
     pub mac: Option<Mac>,
     pub permanent: bool,
     pub protocol: u8,
+    /// The NUD state bits (NUD_REACHABLE, NUD_STALE, ...), for display.
+    pub state: u16,
+    /// NTF_EXT_LEARNED: put there by a control plane.
+    pub extern_learned: bool,
 }
 
 /// An FDB entry: of a bridge (on one of its ports), or of a device's own table
@@ -117,6 +121,8 @@ pub fn parse_neighbour(message: &NeighbourMessage) -> Option<NeighbourEntry> {
         mac,
         permanent: message.header.state == NeighbourState::Permanent,
         protocol,
+        state: u16::from(message.header.state),
+        extern_learned: message.header.flags.contains(NeighbourFlags::ExtLearned),
     })
 }
 

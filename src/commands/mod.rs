@@ -6,6 +6,7 @@ mod check;
 mod destroy;
 mod exec;
 mod graph;
+mod inspect;
 mod list;
 mod status;
 mod validate;
@@ -60,6 +61,13 @@ pub enum Command {
     Capture(capture::Capture),
     /// Draw the lab: dot, mermaid or svg.
     Graph(graph::Graph),
+    /// Show what exists of the lab, as the kernel has it: interfaces, routes, entries.
+    #[command(
+        after_help = "Examples:\n  netlab inspect topologies/bridge.yaml\n  netlab inspect --name bridge -o json\n\n\
+                            Exit codes: 0 the lab could be read (what it declares and the kernel lacks is shown \
+                            as missing), 1 a runtime failure or a lab not applied here, 2 invalid input."
+    )]
+    Inspect(inspect::Inspect),
 }
 
 impl Command {
@@ -75,6 +83,7 @@ impl Command {
             Command::List(cmd) => cmd.run(),
             Command::Capture(cmd) => cmd.run().await,
             Command::Graph(cmd) => cmd.run(),
+            Command::Inspect(cmd) => cmd.run().await,
         }
     }
 }
