@@ -27,6 +27,18 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Its name in JSON error reports.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Failure::Runtime => "runtime",
+            Failure::Invalid => "invalid",
+            Failure::Clash => "clash",
+            Failure::Unfit => "unfit",
+            Failure::Busy => "busy",
+            Failure::CorruptRecord => "corrupt_record",
+        }
+    }
+
     pub const fn code(self) -> u8 {
         match self {
             Failure::Runtime => 1,

@@ -12,10 +12,11 @@ fn main() -> ExitCode {
     end_quietly_when_output_closes();
     let cli = commands::Cli::parse();
     commands::init_tracing(cli.verbose);
+    let json = cli.command.wants_json();
     // exec becomes the command: it must enter the namespaces while the process has one
     // thread, and the command inherits netlab's limits, so it runs before the others.
     let command = match cli.command {
-        commands::Command::Exec(exec) => return exit_code(exec.run()),
+        commands::Command::Exec(exec) => return exit_code(exec.run(), false),
         command => command,
     };
     raise_fd_limit();
@@ -26,19 +27,47 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    exit_code(runtime.block_on(command.run()))
+    exit_code(runtime.block_on(command.run()), json)
 }
 
-fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+/// The exit code of a failure's kind; the message on stderr, and with `json` also as
+/// a JSON document on stdout, where the output would have been.
+fn exit_code(result: anyhow::Result<ExitCode>, json: bool) -> ExitCode {
     let err = match result {
         Ok(code) => return code,
         Err(err) => err,
     };
-    match err.downcast_ref::<netlab::model::LoadError>() {
-        Some(netlab::model::LoadError::Invalid(diagnostics)) => eprintln!("{diagnostics}"),
-        _ => eprintln!("netlab: {}", netlab::error_text(&err)),
+    let diagnostics = match err.downcast_ref::<netlab::model::LoadError>() {
+        Some(netlab::model::LoadError::Invalid(diagnostics)) => Some(diagnostics),
+        _ => None,
+    };
+    match diagnostics {
+        Some(diagnostics) => eprintln!("{diagnostics}"),
+        None => eprintln!("netlab: {}", netlab::error_text(&err)),
     }
     let failure = Failure::of(err.chain().map(|cause| cause as &(dyn std::error::Error + 'static)));
+    if json {
+        let mut located = Vec::new();
+        let mut files = diagnostics.into_iter().collect::<Vec<_>>();
+        while let Some(file) = files.pop() {
+            for item in &file.items {
+                located.push(serde_json::json!({
+                    "file": file.file, "line": item.line, "column": item.column, "message": item.message,
+                }));
+            }
+            files.extend(&file.also);
+        }
+        let report = serde_json::json!({ "error": {
+            "kind": failure.name(),
+            "exit_code": failure.code(),
+            "message": match diagnostics {
+                Some(d) => format!("{} does not validate: {} errors", d.file, located.len()),
+                None => netlab::error_text(&err),
+            },
+            "diagnostics": located,
+        }});
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    }
     ExitCode::from(failure.code())
 }
 

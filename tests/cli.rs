@@ -368,3 +368,78 @@ fn a_lab_another_process_is_changing_exits_5() {
         assert!(help.contains(code), "--help lacks `{code}`: {help}");
     }
 }
+
+#[test]
+fn bash_completes_netlabs_commands_and_options() {
+    let script = Command::new(NETLAB).args(["completions", "bash"]).output().unwrap();
+    assert!(script.status.success());
+    let dir = std::env::temp_dir().join(format!("netlab-completion-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("netlab.bash");
+    std::fs::write(&file, &script.stdout).unwrap();
+    // Complete as bash would after `netlab ins<TAB>` and `netlab apply --st<TAB>`.
+    let complete = |words: &str, current: usize| {
+        let program = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={current}; COMP_LINE='{words}'; \
+             _netlab netlab \"${{COMP_WORDS[$COMP_CWORD]}}\" \"${{COMP_WORDS[$COMP_CWORD-1]}}\"; echo \"${{COMPREPLY[@]}}\"",
+            file.display()
+        );
+        let output = Command::new("bash").args(["--noprofile", "--norc", "-c", &program]).output().unwrap();
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        text(&output.stdout).trim().to_string()
+    };
+    assert_eq!(complete("netlab ins", 1), "inspect");
+    assert_eq!(complete("netlab apply --st", 2), "--step");
+    for shell in ["zsh", "fish"] {
+        let output = Command::new(NETLAB).args(["completions", shell]).output().unwrap();
+        assert!(output.status.success() && text(&output.stdout).contains("capture"), "{shell}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn man_pages_cover_every_command_and_its_options() {
+    let dir = std::env::temp_dir().join(format!("netlab-man-{}", std::process::id()));
+    let output = Command::new(NETLAB).args(["man", "--dir"]).arg(&dir).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    for command in
+        ["apply", "plan", "destroy", "status", "validate", "exec", "check", "list", "capture", "graph", "inspect"]
+    {
+        let page = std::fs::read_to_string(dir.join(format!("netlab-{command}.1"))).unwrap();
+        assert!(page.contains(&format!(".TH netlab-{command} 1")), "{command}");
+    }
+    let apply = std::fs::read_to_string(dir.join("netlab-apply.1")).unwrap();
+    assert!(apply.contains("\\-\\-step") && apply.contains("\\-\\-explain"), "{apply}");
+    let main = Command::new(NETLAB).arg("man").output().unwrap();
+    assert!(text(&main.stdout).contains("Exit codes: 0 success"), "the main page lacks the exit codes");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn with_output_json_a_failure_is_json_too() {
+    let dir = std::env::temp_dir().join(format!("netlab-json-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "name: x\nnodes:\n  A: {interfaces: {eth0: {mtuu: 1}}}\n  B: {interfacez: {}}\n").unwrap();
+    for command in [&["validate"][..], &["plan"], &["status"], &["check"], &["graph"]] {
+        let output = Command::new(NETLAB).args(command).arg(&bad).args(["-o", "json"]).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{command:?}");
+        let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{command:?}: {e}: {}", text(&output.stdout)));
+        assert_eq!(json["error"]["kind"], "invalid", "{command:?}");
+        assert_eq!(json["error"]["exit_code"], 2);
+        let diagnostics = json["error"]["diagnostics"].as_array().unwrap();
+        assert_eq!(diagnostics.len(), 2, "{json:#}");
+        assert_eq!((diagnostics[0]["line"].as_u64(), diagnostics[0]["column"].as_u64()), (Some(3), Some(27)));
+        assert!(diagnostics[1]["message"].as_str().unwrap().contains("unknown field `interfacez`"), "{json:#}");
+        // People still read it on stderr.
+        assert!(text(&output.stderr).contains("bad.yaml:3:27"), "{command:?}");
+    }
+    let good = Command::new(NETLAB).args(["validate", "topologies/nat.yaml", "-o", "json"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&good.stdout).unwrap();
+    assert_eq!(
+        (json["valid"].as_bool(), json["lab"].as_str(), json["nodes"].as_u64()),
+        (Some(true), Some("bridge"), Some(3))
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -154,11 +154,8 @@ fn the_command_writes_a_file_or_stdout_and_refuses_an_unknown_format() {
     let dir = std::env::temp_dir().join(format!("netlab-graph-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("nat.mmd");
-    let status = Command::new(netlab)
-        .args(["graph", "topologies/nat.yaml", "--format", "mermaid", "-o"])
-        .arg(&out)
-        .status()
-        .unwrap();
+    let status =
+        Command::new(netlab).args(["graph", "topologies/nat.yaml", "-o", "mermaid", "-w"]).arg(&out).status().unwrap();
     assert!(status.success());
     let topology = netlab::model::load(Path::new("topologies/nat.yaml")).unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), render(&topology, Format::Mermaid).unwrap());
@@ -167,6 +164,14 @@ fn the_command_writes_a_file_or_stdout_and_refuses_an_unknown_format() {
     assert_eq!(String::from_utf8(stdout.stdout).unwrap(), render(&topology, Format::Svg).unwrap());
     let wrong = Command::new(netlab).args(["graph", "topologies/nat.yaml", "--format", "png"]).output().unwrap();
     assert_eq!(wrong.status.code(), Some(2));
+    // JSON: the picture's boxes and edges as objects.
+    let json = Command::new(netlab).args(["graph", "topologies/nat.yaml", "-o", "json"]).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let picture = netlab::graph::picture(&topology);
+    assert_eq!(json["lab"], picture.lab.as_str());
+    assert_eq!(json["vertices"].as_array().unwrap().len(), picture.vertices.len());
+    assert_eq!(json["edges"].as_array().unwrap().len(), picture.edges.len());
+    assert!(json["vertices"].as_array().unwrap().iter().any(|v| v["kind"] == "namespace" && v["lines"][0] == "EXT"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -196,7 +201,7 @@ fn an_svg_of_a_lab_too_large_to_lay_out_is_refused_with_the_way_out() {
     }
     let topology = netlab::model::parse("big.yaml", &yaml).unwrap();
     let error = render(&topology, Format::Svg).unwrap_err().to_string();
-    assert!(error.contains("use --format dot"), "{error}");
+    assert!(error.contains("use -o dot"), "{error}");
     // dot and mermaid have no such limit.
     assert!(render(&topology, Format::Dot).unwrap().contains(&format!("\"ns/n{}\"", count - 1)));
 }

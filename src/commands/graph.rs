@@ -1,4 +1,4 @@
-//! `netlab graph FILE --format dot|mermaid|svg [-o FILE]`: the picture of a lab.
+//! `netlab graph FILE [-o dot|mermaid|svg|json] [-w FILE]`: the picture of a lab.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,19 +12,20 @@ use super::load;
 #[derive(Args)]
 pub struct Graph {
     pub file: PathBuf,
-    /// dot (Graphviz), mermaid (a flowchart; renders on GitHub) or svg (laid out by netlab).
-    #[arg(long, value_enum, default_value = "dot")]
-    pub format: Format,
-    /// Write to this file instead of stdout.
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
+    /// dot (Graphviz), mermaid (a flowchart; renders on GitHub), svg (laid out by
+    /// netlab) or json (the boxes and edges as objects). `--format` is the same.
+    #[arg(short, long, alias = "format", value_enum, default_value = "dot")]
+    pub output: Format,
+    /// Write to FILE instead of stdout: `netlab graph lab.yaml -o svg -w lab.svg`.
+    #[arg(short, long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
 }
 
 impl Graph {
     pub fn run(self) -> Result<ExitCode> {
         let topology = load(&self.file)?;
-        let text = graph::render(&topology, self.format)?;
-        match &self.output {
+        let text = graph::render(&topology, self.output)?;
+        match &self.write {
             Some(path) => std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?,
             None => print!("{text}"),
         }

@@ -4,6 +4,7 @@ mod apply;
 mod capture;
 mod check;
 mod destroy;
+mod docs;
 mod exec;
 mod graph;
 mod inspect;
@@ -68,9 +69,29 @@ pub enum Command {
                             as missing), 1 a runtime failure or a lab not applied here, 2 invalid input."
     )]
     Inspect(inspect::Inspect),
+    /// Print shell completions for bash, zsh, fish, elvish or powershell.
+    Completions(docs::Completions),
+    /// Print netlab's man page, or write a page per command into a folder.
+    Man(docs::Man),
 }
 
 impl Command {
+    /// Whether the output asked for is JSON: a failure is then reported as JSON too.
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::Apply(cmd) => cmd.output == Output::Json,
+            Command::Plan(cmd) => cmd.output == apply::PlanOutput::Json,
+            Command::Destroy(cmd) => cmd.output == Output::Json,
+            Command::Status(cmd) => cmd.output == Output::Json,
+            Command::Validate(cmd) => cmd.output == Output::Json,
+            Command::Check(cmd) => cmd.output == Output::Json,
+            Command::List(cmd) => cmd.output == Output::Json,
+            Command::Inspect(cmd) => cmd.output == Output::Json,
+            Command::Graph(cmd) => cmd.output == netlab::graph::Format::Json,
+            Command::Exec(_) | Command::Capture(_) | Command::Completions(_) | Command::Man(_) => false,
+        }
+    }
+
     pub async fn run(self) -> Result<ExitCode> {
         match self {
             Command::Apply(cmd) => cmd.run().await,
@@ -84,6 +105,8 @@ impl Command {
             Command::Capture(cmd) => cmd.run().await,
             Command::Graph(cmd) => cmd.run(),
             Command::Inspect(cmd) => cmd.run().await,
+            Command::Completions(cmd) => cmd.run(),
+            Command::Man(cmd) => cmd.run(),
         }
     }
 }

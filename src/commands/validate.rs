@@ -4,11 +4,16 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use super::load;
+use serde_json::json;
+
+use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct Validate {
     pub file: PathBuf,
+    /// `json`: the counts as an object; errors too, each with line and column.
+    #[arg(long, short, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 impl Validate {
@@ -22,6 +27,19 @@ impl Validate {
             .iter()
             .flat_map(|(place, spec)| spec.existing.iter().map(move |name| format!("{name} in {place}")))
             .collect();
+        if self.output == Output::Json {
+            print_json(&json!({
+                "file": self.file.display().to_string(),
+                "lab": topology.name,
+                "valid": true,
+                "nodes": nodes,
+                "interfaces": links,
+                "checks": topology.checks.len(),
+                "existing": existing,
+                "warnings": topology.warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         let existing = if existing.is_empty() {
             String::new()
         } else {

@@ -10,7 +10,8 @@ pub mod svg;
 pub use build::picture;
 
 /// What a box stands for; the renderers choose a shape and colour from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BoxKind {
     /// A node's network namespace.
     Namespace,
@@ -28,7 +29,7 @@ pub enum BoxKind {
 
 /// One box of the picture. `lines[0]` is its name; the others are details (addresses,
 /// NAT, routes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Vertex {
     /// Unique in the picture; stable across runs.
     pub id: String,
@@ -38,7 +39,8 @@ pub struct Vertex {
     pub group: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EdgeKind {
     /// A veth pair, between the boxes its two ends are in (or the bridges they are ports of).
     Veth,
@@ -52,7 +54,7 @@ pub enum EdgeKind {
     Publishes,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Edge {
     pub from: String,
     pub to: String,
@@ -62,7 +64,7 @@ pub struct Edge {
 }
 
 /// A simulated host: an underlay namespace and the namespaces that live "on" it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Group {
     pub id: String,
     pub label: String,
@@ -70,7 +72,7 @@ pub struct Group {
     pub root: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Picture {
     pub lab: String,
     pub groups: Vec<Group>,
@@ -86,6 +88,8 @@ pub enum Format {
     Mermaid,
     /// An SVG image laid out by netlab itself.
     Svg,
+    /// The graph model itself: boxes, edges and groups as objects.
+    Json,
 }
 
 /// The picture of `topology` in `format`; only an SVG of a very large lab is refused.
@@ -95,5 +99,6 @@ pub fn render(topology: &crate::model::Topology, format: Format) -> Result<Strin
         Format::Dot => dot::render(&picture),
         Format::Mermaid => mermaid::render(&picture),
         Format::Svg => svg::render(&picture)?,
+        Format::Json => serde_json::to_string_pretty(&picture).expect("a picture serializes") + "\n",
     })
 }

@@ -36,7 +36,7 @@ pub const MAX_ELEMENTS: usize = 400;
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "svg: the lab draws as {0} boxes and edges; netlab lays out at most {MAX_ELEMENTS} (use --format dot with \
+    "svg: the lab draws as {0} boxes and edges; netlab lays out at most {MAX_ELEMENTS} (use -o dot with \
      Graphviz for larger labs)"
 )]
 pub struct TooLarge(pub usize);

@@ -30,10 +30,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let json = cli.command.wants_json();
     match runtime.block_on(cli.command.execute()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(problem) => {
             eprintln!("vxlan-agent: {problem}");
+            if json {
+                // Where the output would have been, in the shape of netlab's errors.
+                let kind = if problem.exit_code() == 2 { "invalid" } else { "runtime" };
+                let report = serde_json::json!({ "error": {
+                    "kind": kind, "exit_code": problem.exit_code(), "message": problem.to_string(),
+                }});
+                println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            }
             ExitCode::from(problem.exit_code())
         }
     }

@@ -182,3 +182,46 @@ fn network_settings_that_cannot_work_are_refused() {
     }
     assert_eq!(folder.read("config"), None, "refused settings wrote to the store");
 }
+
+#[test]
+fn output_json_is_taken_by_every_printing_command_and_failures_follow_it() {
+    let folder = Folder::new("json");
+    let store = folder.store();
+    let published = agent(&endpoint("publish", &store, "10.0.0.2", "02:00:00:00:00:02", "192.168.104.2"));
+    assert!(published.status.success(), "{}", stderr(&published));
+    let list = agent(&["list", "--store", &store, "-o", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"arp": {"10.0.0.2": "02:00:00:00:00:02"}, "fdb": {"02:00:00:00:00:02": "192.168.104.2"}})
+    );
+    let status = agent(&["status", "-o", "json", "--status-dir", folder.0.to_str().unwrap()]);
+    assert_eq!(stdout(&status).trim(), "[]");
+    assert!(agent(&["network", "set", "--store", &store, "--network", "10.244.0.0/16"]).status.success());
+    let show = agent(&["network", "show", "--store", &store, "--output", "json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&show)).unwrap();
+    assert_eq!(json["config"]["network"], "10.244.0.0/16");
+    assert_eq!(json["leases"], serde_json::json!([]));
+    // A bad store URL: exit 2, and the error as JSON where the output would be.
+    let bad = agent(&["list", "--store", "etcd://[::1:2379", "-o", "json"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&bad)).unwrap();
+    assert_eq!(json["error"]["kind"], "invalid");
+    assert_eq!(json["error"]["exit_code"], 2);
+    assert!(!stderr(&bad).is_empty());
+}
+
+#[test]
+fn completions_and_man_pages_come_from_the_command_line_definition() {
+    let bash = agent(&["completions", "bash"]);
+    assert!(bash.status.success());
+    for word in ["run", "publish", "withdraw", "network", "--store", "--mode"] {
+        assert!(stdout(&bash).contains(word), "bash completion lacks {word}");
+    }
+    let folder = Folder::new("man");
+    let man = agent(&["man", "--dir", folder.0.to_str().unwrap()]);
+    assert!(man.status.success(), "{}", stderr(&man));
+    let run = std::fs::read_to_string(folder.0.join("vxlan-agent-run.1")).unwrap();
+    assert!(run.starts_with(".ie") && run.contains(".TH vxlan-agent-run 1"), "{run}");
+    assert!(run.contains("\\-\\-device"), "{run}");
+}

@@ -13,11 +13,23 @@ use super::StoreArgs;
 pub struct List {
     #[command(flatten)]
     store: StoreArgs,
+    /// `json`: {"arp": {IP: MAC}, "fdb": {MAC: VTEP}}.
+    #[arg(long, short, value_enum, default_value_t)]
+    pub output: super::Output,
 }
 
 impl List {
     pub async fn execute(self) -> Result<(), Error> {
         let table = endpoints::list(&self.store.open(netlab_store::DEFAULT_PREFIX, std::time::Duration::ZERO)?).await?;
+        if self.output == super::Output::Json {
+            let arp: serde_json::Map<String, serde_json::Value> =
+                table.arp().map(|(ip, mac)| (ip.to_string(), mac.to_string().into())).collect();
+            let fdb: serde_json::Map<String, serde_json::Value> =
+                table.fdb().map(|(mac, vtep)| (mac.to_string(), vtep.to_string().into())).collect();
+            let json = serde_json::json!({ "arp": arp, "fdb": fdb });
+            println!("{}", serde_json::to_string_pretty(&json).expect("json serializes"));
+            return Ok(());
+        }
         // Buffered: 100,000 endpoints are 200,000 lines.
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         let written: std::io::Result<()> = (|| {

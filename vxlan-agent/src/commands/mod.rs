@@ -1,5 +1,6 @@
 //! The command line: one file per command, each a clap struct with `execute`.
 
+mod docs;
 mod endpoint;
 mod list;
 mod network;
@@ -10,7 +11,7 @@ mod status;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use netlab_store::{AnyStore, StoreUrl, Tls};
 use vxlan_agent::Error;
 
@@ -38,9 +39,31 @@ pub enum Command {
     /// The flannel-like node daemon: lease a subnet, write the subnet file, route to
     /// the other nodes' subnets over VXLAN.
     Node(node::Node),
+    /// Print shell completions for bash, zsh, fish, elvish or powershell.
+    Completions(docs::Completions),
+    /// Print vxlan-agent's man page, or write a page per command into a folder.
+    Man(docs::Man),
+}
+
+/// What a command prints: text for people, or JSON (`-o json`, as netlab's commands).
+#[derive(Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Command {
+    /// Whether the output asked for is JSON: a failure is then reported as JSON too.
+    pub fn wants_json(&self) -> bool {
+        match self {
+            Command::List(command) => command.output == Output::Json,
+            Command::Status(command) => command.json(),
+            Command::Network(command) => command.json(),
+            _ => false,
+        }
+    }
+
     pub async fn execute(self) -> Result<(), Error> {
         match self {
             Command::Run(command) => command.execute().await,
@@ -50,6 +73,8 @@ impl Command {
             Command::Status(command) => command.execute(),
             Command::Network(command) => command.execute().await,
             Command::Node(command) => command.execute().await,
+            Command::Completions(command) => command.execute(),
+            Command::Man(command) => command.execute(),
         }
     }
 }

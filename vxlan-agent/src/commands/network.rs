@@ -47,9 +47,16 @@ struct Set {
 struct Show {
     #[command(flatten)]
     store: StoreArgs,
+    /// `json`: {"config": {...} or null, "leases": [...]}.
+    #[arg(long, short, value_enum, default_value_t)]
+    output: super::Output,
 }
 
 impl Network {
+    pub fn json(&self) -> bool {
+        matches!(&self.command, NetworkCommand::Show(show) if show.output == super::Output::Json)
+    }
+
     pub async fn execute(self) -> Result<(), Error> {
         match self.command {
             NetworkCommand::Set(set) => {
@@ -60,6 +67,9 @@ impl Network {
             }
             NetworkCommand::Show(show) => {
                 let store = show.store.open(leases::DEFAULT_PREFIX, Duration::ZERO)?;
+                if show.output == super::Output::Json {
+                    return show_json(&store).await;
+                }
                 match store.get(&config_key()).await? {
                     Some(value) => {
                         let config = NetworkConfig::parse(&value)?;
@@ -86,4 +96,31 @@ impl Network {
             }
         }
     }
+}
+
+async fn show_json(store: &netlab_store::AnyStore) -> Result<(), Error> {
+    let config = match store.get(&config_key()).await? {
+        Some(value) => {
+            let c = NetworkConfig::parse(&value)?;
+            serde_json::json!({
+                "network": c.network.to_string(), "subnet_len": c.subnet_len,
+                "subnet_min": c.subnet_min.to_string(), "subnet_max": c.subnet_max.to_string(),
+                "vni": c.vni, "port": c.port,
+            })
+        }
+        None => serde_json::Value::Null,
+    };
+    let leases: Vec<serde_json::Value> = vxlan_agent::node::lease::list(store)
+        .await?
+        .into_iter()
+        .map(|(subnet, lease)| {
+            serde_json::json!({
+                "subnet": subnet.to_string(), "public_ip": lease.public_ip.to_string(),
+                "vni": lease.vni, "vtep_mac": lease.vtep_mac.to_string(),
+            })
+        })
+        .collect();
+    let json = serde_json::json!({ "config": config, "leases": leases });
+    println!("{}", serde_json::to_string_pretty(&json).expect("json serializes"));
+    Ok(())
 }

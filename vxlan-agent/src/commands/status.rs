@@ -11,19 +11,26 @@ use vxlan_agent::Error;
 pub struct ShowStatus {
     #[arg(long, default_value = status::DEFAULT_DIR)]
     status_dir: PathBuf,
-    /// Print JSON instead of a table.
-    #[arg(long)]
+    /// `json`: every agent's status file as an array of objects.
+    #[arg(long, short, value_enum, default_value_t)]
+    output: super::Output,
+    /// The same as `-o json` (kept for scripts written before `-o`).
+    #[arg(long, hide = true, conflicts_with = "output")]
     json: bool,
 }
 
 impl ShowStatus {
+    pub fn json(&self) -> bool {
+        self.json || self.output == super::Output::Json
+    }
+
     pub fn execute(self) -> Result<(), Error> {
         let all = Status::read_all(&self.status_dir).map_err(|reason| Error::File {
             step: "read",
             path: self.status_dir.display().to_string(),
             reason,
         })?;
-        if self.json {
+        if self.json() {
             println!("{}", serde_json::to_string_pretty(&all).expect("status serializes"));
             return Ok(());
         }
