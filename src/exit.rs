@@ -64,7 +64,15 @@ pub const EXIT_HELP: &str =
                               with something netlab did not create, 4 the host does not fit the file (a device it \
                               names), 5 another netlab process is changing the lab, 6 the lab's record is corrupt.";
 
+/// Input on the command line that clap cannot judge (a lab's name, a node's): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 fn typed(error: &(dyn std::error::Error + 'static)) -> Option<Failure> {
+    if error.downcast_ref::<Usage>().is_some() {
+        return Some(Failure::Invalid);
+    }
     if let Some(e) = error.downcast_ref::<LabError>() {
         return Some(lab(e));
     }

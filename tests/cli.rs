@@ -443,3 +443,47 @@ fn with_output_json_a_failure_is_json_too() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_lab_can_be_named_instead_of_its_file() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.file("bridge.yaml", &std::fs::read_to_string(topology("bridge.yaml")).unwrap());
+    let not_applied = sandbox.netlab(&["exec", "--name", "bridge", "RED", "--", "true"]);
+    assert_eq!(not_applied.status.code(), Some(1), "{}", text(&not_applied.stderr));
+    assert!(text(&not_applied.stderr).contains("lab bridge is not applied here"), "{}", text(&not_applied.stderr));
+    sandbox.netlab_ok(&["apply", &file]);
+
+    let links = sandbox.netlab_ok(&["exec", "--name", "bridge", "RED", "--", "ip", "-br", "link", "show", "reth0"]);
+    assert!(links.starts_with("reth0@"), "{links}");
+    let checks = sandbox.netlab_ok(&["check", "--name", "bridge"]);
+    assert!(checks.contains("3 passed, 0 failed"), "{checks}");
+    assert_eq!(sandbox.netlab_ok(&["graph", "--name", "bridge"]), sandbox.netlab_ok(&["graph", &file]));
+    // Nothing sends on reth0 unless asked: pings from RED give the frame.
+    let mut capture = sandbox
+        .command(NETLAB)
+        .args(["capture", "--name", "bridge", "RED:reth0", "-c", "1", "--timeout", "30", "-w", "-"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(eventually(30.0, || {
+        sandbox.netlab(&["exec", "--name", "bridge", "RED", "--", "ping", "-c", "1", "-W", "1", "11.11.11.3"]);
+        matches!(capture.try_wait(), Ok(Some(_)))
+    }));
+    let pcap = capture.wait_with_output().unwrap();
+    assert!(pcap.status.success());
+    assert!(pcap.stdout.len() > 24 + 16, "one frame after the pcap header: {} bytes", pcap.stdout.len());
+
+    // Bad names are usage errors; a file that is gone is said so, exec still works.
+    for bad in ["a b", "x/y"] {
+        let output = sandbox.netlab(&["check", "--name", bad]);
+        assert_eq!(output.status.code(), Some(2), "{bad}: {}", text(&output.stderr));
+    }
+    std::fs::remove_file(&file).unwrap();
+    let gone = sandbox.netlab(&["check", "--name", "bridge"]);
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(text(&gone.stderr).contains("which is gone: give the file"), "{}", text(&gone.stderr));
+    sandbox.netlab_ok(&["exec", "--name", "bridge", "BLUE", "--", "true"]);
+    let both = sandbox.netlab(&["exec", "--name", "bridge", "x.yaml", "BLUE", "--", "true"]);
+    assert_eq!(both.status.code(), Some(2));
+    sandbox.netlab_ok(&["destroy", "--name", "bridge"]);
+}

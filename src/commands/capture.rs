@@ -20,10 +20,17 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::load;
 
 #[derive(Args)]
+#[command(
+    override_usage = "netlab capture FILE NODE:IFNAME [OPTIONS]\n       netlab capture --name LAB NODE:IFNAME [OPTIONS]"
+)]
 pub struct Capture {
-    pub file: PathBuf,
-    /// The interface: NODE:IFNAME, or host:IFNAME (or IFNAME alone) for the host's.
-    pub interface: String,
+    /// The lab's file and the interface: NODE:IFNAME, or host:IFNAME (or IFNAME alone)
+    /// for the host's; with --name, the interface alone.
+    #[arg(value_name = "FILE NODE:IFNAME", num_args = 1..=2, required = true)]
+    pub targets: Vec<String>,
+    /// The lab's name: capture on the lab as last applied, from the file it was applied from.
+    #[arg(long)]
+    pub name: Option<String>,
     /// Stop after this many frames.
     #[arg(short = 'c', long = "count", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
@@ -45,8 +52,9 @@ enum Output {
 
 impl Capture {
     pub async fn run(self) -> Result<ExitCode> {
-        let topology = load(&self.file)?;
-        let endpoint = match endpoint(&topology, &self.interface) {
+        let (file, interface) = super::lab_arg::split_target(self.targets, self.name.as_deref())?;
+        let topology = load(&super::lab_arg::file_or_recorded(file, self.name.as_deref())?)?;
+        let endpoint = match endpoint(&topology, &interface) {
             Ok(endpoint) => endpoint,
             Err(message) => {
                 eprintln!("netlab: {message}");

@@ -12,7 +12,12 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct CheckCmd {
-    pub file: PathBuf,
+    /// The lab's file (or give --name).
+    #[arg(required_unless_present = "name")]
+    pub file: Option<PathBuf>,
+    /// The lab's name: run the checks of the file it was last applied from.
+    #[arg(long, conflicts_with = "file")]
+    pub name: Option<String>,
     /// Seconds each check may take (a ping's deadline, a connection's wait).
     #[arg(long, value_name = "SECONDS", default_value_t = netlab::check::BUDGET.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -27,10 +32,11 @@ pub struct CheckCmd {
 
 impl CheckCmd {
     pub async fn run(self) -> Result<ExitCode> {
-        let topology = load(&self.file)?;
+        let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
+        let topology = load(&file)?;
         let checks = netlab::check::select(&topology, &self.only);
         if checks.is_empty() && !self.only.is_empty() {
-            eprintln!("netlab: no check of {} matches --only {}", self.file.display(), self.only.join(", --only "));
+            eprintln!("netlab: no check of {} matches --only {}", file.display(), self.only.join(", --only "));
             return Ok(ExitCode::from(2));
         }
         let text = self.output == Output::Text;

@@ -2,8 +2,8 @@
 //! namespace this lab made. netlab's process becomes the command, so signals reach it
 //! directly and its exit status is the command's own (128+n when a signal ends it).
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -14,11 +14,17 @@ use netns::namespace::Presence;
 use super::load;
 
 #[derive(Args)]
+#[command(
+    override_usage = "netlab exec FILE NODE -- COMMAND [ARGS]...\n       netlab exec --name LAB NODE -- COMMAND [ARGS]..."
+)]
 pub struct Exec {
-    pub file: PathBuf,
-    /// The node (or `host`).
-    pub node: String,
-    /// The command and its arguments, after `--`.
+    /// The lab's file and the node (or `host`); with --name, the node alone.
+    #[arg(value_name = "FILE NODE", num_args = 1..=2, required = true)]
+    pub targets: Vec<String>,
+    /// The lab's name: no file needed, the namespace is checked to be the lab's.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The command and its arguments, after `--`: `netlab exec lab.yaml RED -- ip -br addr`.
     #[arg(last = true, required = true)]
     pub command: Vec<OsString>,
 }
@@ -27,16 +33,28 @@ impl Exec {
     /// Call while the process has one thread: it enters the node's namespaces and, on
     /// success, never returns.
     pub fn run(self) -> Result<ExitCode> {
-        let topology = load(&self.file)?;
-        let place: Place = match self.node.parse() {
-            Ok(place) if topology.namespaces.contains_key(&place) => place,
+        let (file, node) = super::lab_arg::split_target(self.targets, self.name.as_deref())?;
+        // By name, the lab's places are those of its last apply.
+        let (lab, places): (LabName, BTreeSet<Place>) = match (file, &self.name) {
+            (Some(file), _) => {
+                let topology = load(&file)?;
+                (topology.name, topology.namespaces.into_keys().collect())
+            }
+            (None, Some(name)) => {
+                let record = super::lab_arg::record_of(name)?;
+                (record.lab, record.applied.into_keys().collect())
+            }
+            (None, None) => return Err(netlab::exit::Usage("give the lab's FILE or --name LAB".into()).into()),
+        };
+        let place: Place = match node.parse() {
+            Ok(place) if places.contains(&place) => place,
             _ => {
-                eprintln!("netlab: lab {} has no node `{}`", topology.name, self.node);
+                eprintln!("netlab: lab {lab} has no node `{node}`");
                 return Ok(ExitCode::from(2));
             }
         };
         if let Place::Node(node) = &place {
-            enter(&topology.name, node)?;
+            enter(&lab, node)?;
         }
         let errno = netns::exec::exec(&self.command);
         let program = self.command[0].to_string_lossy();

@@ -8,6 +8,7 @@ mod docs;
 mod exec;
 mod graph;
 mod inspect;
+mod lab_arg;
 mod list;
 mod status;
 mod validate;
