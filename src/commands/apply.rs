@@ -15,6 +15,7 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct Apply {
+    /// The lab's file (YAML; see the README's "The file format").
     pub file: PathBuf,
     /// Print the changes without making them.
     #[arg(long)]
@@ -26,6 +27,7 @@ pub struct Apply {
     /// (the next apply finishes the lab, destroy removes it).
     #[arg(long, conflicts_with_all = ["dry_run", "output"])]
     pub step: bool,
+    /// `text` for people, `json` for programs (a failure is then JSON too).
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
 }
@@ -43,10 +45,12 @@ pub enum PlanOutput {
 
 #[derive(Args)]
 pub struct PlanCmd {
+    /// The lab's file (YAML; see the README's "The file format").
     pub file: PathBuf,
     /// Follow each change with the equivalent ip/bridge/nft/iptables/sysctl commands.
     #[arg(long)]
     pub explain: bool,
+    /// `text` for people, `json` for programs, `sh` the equivalent commands as one script.
     #[arg(long, short, value_enum, default_value_t)]
     pub output: PlanOutput,
 }

@@ -26,6 +26,7 @@ pub struct CheckCmd {
     /// `--only ct1`, `--only tcp`, `--only 'ping from RED'`. Repeat for more.
     #[arg(long, value_name = "TEXT")]
     pub only: Vec<String>,
+    /// `text` for people, `json` for programs (a failure is then JSON too).
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
 }

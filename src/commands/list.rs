@@ -9,6 +9,7 @@ use super::{print_json, Output};
 
 #[derive(Args)]
 pub struct List {
+    /// `text` for people, `json` for programs (a failure is then JSON too).
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
 }

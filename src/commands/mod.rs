@@ -39,8 +39,16 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Create or converge what the file declares.
+    #[command(
+        after_help = "Examples:\n  netlab apply topologies/bridge.yaml\n  netlab apply --explain topologies/nat.yaml\n  \
+                            netlab apply --step topologies/bridge.yaml"
+    )]
     Apply(apply::Apply),
     /// Show the changes apply would make (same as `apply --dry-run`).
+    #[command(
+        after_help = "Examples:\n  netlab plan topologies/bridge.yaml\n  netlab plan --explain topologies/nat.yaml\n  \
+                            netlab plan topologies/bridge.yaml -o sh > lab.sh"
+    )]
     Plan(apply::PlanCmd),
     /// Remove everything the lab created, and nothing else.
     Destroy(destroy::Destroy),
@@ -49,6 +57,10 @@ pub enum Command {
                             not applied here, 2 invalid input.")]
     Status(status::Status),
     /// Check the file without touching the kernel.
+    #[command(
+        after_help = "Examples:\n  netlab validate topologies/bridge.yaml\n  netlab validate lab.yaml -o json\n\n\
+                            Exit codes: 0 valid, 2 invalid (each error as file:line:column)."
+    )]
     Validate(validate::Validate),
     /// Run a command inside a node's namespace, as `ip netns exec` does.
     #[command(after_help = "netlab becomes the command: its exit code is the command's (128+N when signal N \
@@ -56,12 +68,24 @@ pub enum Command {
                             namespace is missing or not the lab's, 2 invalid input.")]
     Exec(exec::Exec),
     /// Run the file's checks.
+    #[command(
+        after_help = "Examples:\n  netlab check topologies/bridge.yaml\n  netlab check --name cluster-3 --only pingall\n  \
+                            netlab check lab.yaml --timeout 10 -o json\n\nExit codes: 0 every check passed, 1 one failed, 2 \
+                            invalid input."
+    )]
     Check(check::CheckCmd),
     /// List the labs applied on this host.
+    #[command(after_help = "Examples:\n  netlab list\n  netlab list -o json")]
     List(list::List),
     /// Capture the frames of one interface of a lab, as pcap or one line each.
+    #[command(after_help = "Examples:\n  netlab capture topologies/nat.yaml host:vext -c 10\n  \
+                            netlab capture --name overlay-static host1:eth0 -w - | tshark -r -\n  \
+                            netlab capture lab.yaml RED:eth0 --timeout 5 -w red.pcap")]
     Capture(capture::Capture),
-    /// Draw the lab: dot, mermaid or svg.
+    /// Draw the lab: dot, mermaid, svg or json.
+    #[command(after_help = "Examples:\n  netlab graph topologies/bridge.yaml -o mermaid\n  \
+                            netlab graph topologies/overlay-static.yaml -o svg -w overlay.svg\n  \
+                            netlab graph lab.yaml | dot -Tpng > lab.png")]
     Graph(graph::Graph),
     /// Show what exists of the lab, as the kernel has it: interfaces, routes, entries.
     #[command(
@@ -71,6 +95,8 @@ pub enum Command {
     )]
     Inspect(inspect::Inspect),
     /// Print shell completions for bash, zsh, fish, elvish or powershell.
+    #[command(after_help = "Examples:\n  netlab completions bash > /etc/bash_completion.d/netlab\n  \
+                            netlab completions zsh > ~/.zfunc/_netlab")]
     Completions(docs::Completions),
     /// Print netlab's man page, or write a page per command into a folder.
     Man(docs::Man),

@@ -10,6 +10,7 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct Validate {
+    /// The lab's file (YAML; see the README's "The file format").
     pub file: PathBuf,
     /// `json`: the counts as an object; errors too, each with line and column.
     #[arg(long, short, value_enum, default_value_t)]
