@@ -197,9 +197,15 @@ fn walk(name: &str) -> Walk {
     let path_variable = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     // script(1) gives the session a pseudo-terminal, as the reader's: netlab capture
     // prints one line per frame there. Its -e passes on the session's exit code.
+    // The session's PID namespace gets its own /proc (so `vxlan-agent status` finds the
+    // agents by their PIDs), hence a mount namespace of its own: /run/netns is made
+    // shared first, so the namespaces a walkthrough creates or deletes there are the
+    // sandbox's too (and one it leaves behind outlives the session).
+    sandbox.ok("mount", &["--make-shared", "/run/netns"]);
     let child = sandbox
         .command("unshare")
-        .args(["--pid", "--fork", "--kill-child", "--", "script", "-q", "-e", "-c"])
+        .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "unchanged", "--"])
+        .args(["script", "-q", "-e", "-c"])
         .arg(format!("sh -e {session_file}"))
         .arg("/dev/null")
         .env("PATH", path_variable)
