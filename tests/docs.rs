@@ -373,6 +373,7 @@ fn part7_dynamic_overlay() {
 #[test]
 fn flannel_mode() {
     let walk = walk("flannel.md");
+    assert!(checks_passed(&walk) >= 1);
     let lines = capture_lines(&walk);
     assert!(lines.iter().any(|l| l.contains(" out ") && l.contains("udp") && l.contains("> 8472")), "{lines:#?}");
 }
