@@ -124,7 +124,9 @@ fn line_matches(shown: &str, actual: &str) -> bool {
 fn lines_match(shown: &[&str], actual: &[&str]) -> bool {
     match shown.split_first() {
         None => actual.is_empty(),
-        Some((first, rest)) if first.trim() == "..." => (0..=actual.len()).any(|skip| lines_match(rest, &actual[skip..])),
+        Some((first, rest)) if first.trim() == "..." => {
+            (0..=actual.len()).any(|skip| lines_match(rest, &actual[skip..]))
+        }
         Some((first, rest)) => {
             actual.first().is_some_and(|line| line_matches(first, line)) && lines_match(rest, &actual[1..])
         }
@@ -148,8 +150,9 @@ struct Walk {
 impl Walk {
     /// The output of the one sh block that contains `command`.
     fn output_of(&self, command: &str) -> &str {
-        let found: Vec<usize> =
-            (0..self.blocks.len()).filter(|&i| self.blocks[i].kind == Kind::Run && self.blocks[i].text.contains(command)).collect();
+        let found: Vec<usize> = (0..self.blocks.len())
+            .filter(|&i| self.blocks[i].kind == Kind::Run && self.blocks[i].text.contains(command))
+            .collect();
         assert_eq!(found.len(), 1, "{}: {} sh blocks contain `{command}`", self.path.display(), found.len());
         &self.outputs[found[0]]
     }
@@ -188,7 +191,9 @@ fn walk(name: &str) -> Walk {
     std::fs::create_dir_all(&bin).unwrap();
     std::os::unix::fs::symlink(support::topology(""), work.join("topologies")).unwrap();
     let netlab = env!("CARGO_BIN_EXE_netlab").to_string();
-    for (name, binary) in [("netlab", netlab), ("vxlan-agent", support::agent_binary()), ("netlab-cni", support::cni_binary())] {
+    for (name, binary) in
+        [("netlab", netlab), ("vxlan-agent", support::agent_binary()), ("netlab-cni", support::cni_binary())]
+    {
         std::os::unix::fs::symlink(binary, bin.join(name)).unwrap();
     }
     let session_file = sandbox.file("session.sh", &format!("cd '{}'\n{}", work.display(), script(&blocks)));
@@ -352,11 +357,20 @@ fn part6_static_overlay() {
     let lines = capture_lines(&walk);
     let wrapped = |direction: &str, outer: &str, inner: &str| {
         lines.iter().any(|l| {
-            l.contains(&format!(" {direction} ")) && l.contains(outer) && l.contains("> 4789 vxlan vni 42: ") && l.contains(inner)
+            l.contains(&format!(" {direction} "))
+                && l.contains(outer)
+                && l.contains("> 4789 vxlan vni 42: ")
+                && l.contains(inner)
         })
     };
-    assert!(wrapped("out", "192.168.104.2 > 192.168.104.3 udp", "11.11.11.2 > 11.11.11.3 icmp echo request"), "{lines:#?}");
-    assert!(wrapped("in", "192.168.104.3 > 192.168.104.2 udp", "11.11.11.3 > 11.11.11.2 icmp echo reply"), "{lines:#?}");
+    assert!(
+        wrapped("out", "192.168.104.2 > 192.168.104.3 udp", "11.11.11.2 > 11.11.11.3 icmp echo request"),
+        "{lines:#?}"
+    );
+    assert!(
+        wrapped("in", "192.168.104.3 > 192.168.104.2 udp", "11.11.11.3 > 11.11.11.2 icmp echo reply"),
+        "{lines:#?}"
+    );
 }
 
 #[test]
@@ -395,7 +409,8 @@ fn every_walkthrough_is_run() {
 
 #[test]
 fn blocks_are_read_by_their_tags() {
-    let markdown = "text\n```sh\nnetlab apply x\n```\n```yaml\na: 1\n```\n```console\nok\n```\n```mermaid\nflowchart\n```\n";
+    let markdown =
+        "text\n```sh\nnetlab apply x\n```\n```yaml\na: 1\n```\n```console\nok\n```\n```mermaid\nflowchart\n```\n";
     let read = blocks(markdown).unwrap();
     let kinds: Vec<&Kind> = read.iter().map(|b| &b.kind).collect();
     assert_eq!(kinds, [&Kind::Run, &Kind::Console, &Kind::Mermaid]);
@@ -416,7 +431,10 @@ fn shown_output_matches_with_dots() {
     assert!(!output_matches("+ namespace BLUE\n...\n", output));
     assert!(!output_matches("...\nwould apply 8 changes in ... ms\n", output));
     assert!(!output_matches("+ namespace RED\n", output));
-    assert!(line_matches("... out 148 bytes ... > 4789 vxlan vni 42: ...", "05:05 out 148 bytes 1 > 4789 vxlan vni 42: x"));
+    assert!(line_matches(
+        "... out 148 bytes ... > 4789 vxlan vni 42: ...",
+        "05:05 out 148 bytes 1 > 4789 vxlan vni 42: x"
+    ));
     assert!(!line_matches("... vni 42 ...", "05:05 vni 4 2"));
     assert!(!line_matches("a...a", "a"));
 }
