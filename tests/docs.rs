@@ -16,7 +16,7 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{firewall, text, Sandbox};
@@ -182,7 +182,19 @@ fn walk(name: &str) -> Walk {
     let sandbox = Sandbox::new();
     let before = sandbox.snapshot();
     let firewall_before = firewall(&sandbox);
+    let (status, all) = session(&sandbox, &path, &blocks);
+    let outputs = split(&path, &blocks, status, &all);
+    output_blocks_match(&path, &blocks, &outputs);
 
+    // Destroy (the walkthrough's last step) left the sandbox as it was.
+    assert_eq!(sandbox.snapshot(), before, "{}: the sandbox after the walkthrough", path.display());
+    assert_eq!(firewall(&sandbox), firewall_before, "{}: the firewall after the walkthrough", path.display());
+    Walk { path, blocks, outputs }
+}
+
+/// Run the sh blocks as one session in the sandbox; its exit status and its output
+/// (stdout and stderr as the terminal showed them, without carriage returns).
+fn session(sandbox: &Sandbox, path: &Path, blocks: &[Block]) -> (ExitStatus, String) {
     // The scratch folder: the lab files as in the repository, the binaries of this
     // build under their installed names.
     let work = sandbox.dir.join("work");
@@ -196,17 +208,17 @@ fn walk(name: &str) -> Walk {
     {
         std::os::unix::fs::symlink(binary, bin.join(name)).unwrap();
     }
-    let session_file = sandbox.file("session.sh", &format!("cd '{}'\n{}", work.display(), script(&blocks)));
+    let session_file = sandbox.file("session.sh", &format!("cd '{}'\n{}", work.display(), script(blocks)));
     let output_path = sandbox.dir.join("session.out");
     let output = std::fs::File::create(&output_path).unwrap();
     let path_variable = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
-    // script(1) gives the session a pseudo-terminal, as the reader's: netlab capture
-    // prints one line per frame there. Its -e passes on the session's exit code.
     // The session's PID namespace gets its own /proc (so `vxlan-agent status` finds the
     // agents by their PIDs), hence a mount namespace of its own: /run/netns is made
     // shared first, so the namespaces a walkthrough creates or deletes there are the
     // sandbox's too (and one it leaves behind outlives the session).
     sandbox.ok("mount", &["--make-shared", "/run/netns"]);
+    // script(1) gives the session a pseudo-terminal, as the reader's: netlab capture
+    // prints one line per frame there. Its -e passes on the session's exit code.
     let child = sandbox
         .command("unshare")
         .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "unchanged", "--"])
@@ -235,11 +247,14 @@ fn walk(name: &str) -> Walk {
         std::thread::sleep(Duration::from_millis(50));
     };
     drop(session);
-    let all = text(&std::fs::read(&output_path).unwrap()).replace('\r', "");
+    (status, text(&std::fs::read(&output_path).unwrap()).replace('\r', ""))
+}
 
-    // Cut the output at the markers; a block whose marker is missing failed.
+/// The session's output cut at the markers: each sh block's output (empty for the
+/// other blocks). A block whose marker is missing failed, and the test with it.
+fn split(path: &Path, blocks: &[Block], status: ExitStatus, all: &str) -> Vec<String> {
     let mut outputs = vec![String::new(); blocks.len()];
-    let mut rest = all.as_str();
+    let mut rest = all;
     for (index, block) in blocks.iter().enumerate().filter(|(_, b)| b.kind == Kind::Run) {
         let marker = format!("\n{}\n", end_marker(index));
         let Some(at) = rest.find(&marker) else {
@@ -254,8 +269,12 @@ fn walk(name: &str) -> Walk {
         rest = &rest[at + marker.len()..];
     }
     assert!(status.success(), "{}: the session ended with {status}: {rest}", path.display());
+    outputs
+}
 
-    // Output blocks against the output of the sh block before them.
+/// Each console block matches the output of the sh block before it; each mermaid block
+/// is exactly the output of the `netlab graph FILE --format mermaid` before it.
+fn output_blocks_match(path: &Path, blocks: &[Block], outputs: &[String]) {
     let mut last_run = 0;
     for (index, block) in blocks.iter().enumerate() {
         match block.kind {
@@ -288,11 +307,6 @@ fn walk(name: &str) -> Walk {
             }
         }
     }
-
-    // Destroy (the walkthrough's last step) left the sandbox as it was.
-    assert_eq!(sandbox.snapshot(), before, "{}: the sandbox after the walkthrough", path.display());
-    assert_eq!(firewall(&sandbox), firewall_before, "{}: the firewall after the walkthrough", path.display());
-    Walk { path, blocks, outputs }
 }
 
 /// Each `netlab check` of a walkthrough passed all its checks (`N passed, 0 failed`).
@@ -326,7 +340,7 @@ fn capture_lines(walk: &Walk) -> Vec<String> {
 #[test]
 fn part3_namespaces() {
     let walk = walk("part3-namespaces.md");
-    assert!(checks_passed(&walk) >= 2);
+    assert_eq!(checks_passed(&walk), 3);
     // ARP on the host's side of RED's veth: RED asks for BLUE's address, BLUE answers.
     let lines = capture_lines(&walk);
     assert!(lines.iter().any(|l| l.contains(" in  42 bytes arp who-has 11.11.11.3 tell 11.11.11.2")), "{lines:#?}");
@@ -339,7 +353,7 @@ fn part3_namespaces() {
 #[test]
 fn part4_nat() {
     let walk = walk("part4-nat.md");
-    assert!(checks_passed(&walk) >= 3);
+    assert_eq!(checks_passed(&walk), 4);
     // Going from part 3 to part 4 only adds.
     let plan = walk.output_of("netlab plan topologies/gateway.yaml --explain");
     assert!(plan.contains("would apply 3 changes (3 created)"), "{plan}");
@@ -353,7 +367,7 @@ fn part4_nat() {
 #[test]
 fn part6_static_overlay() {
     let walk = walk("part6-static-overlay.md");
-    assert!(checks_passed(&walk) >= 1);
+    assert_eq!(checks_passed(&walk), 2);
     let lines = capture_lines(&walk);
     let wrapped = |direction: &str, outer: &str, inner: &str| {
         lines.iter().any(|l| {
@@ -376,7 +390,7 @@ fn part6_static_overlay() {
 #[test]
 fn part7_dynamic_overlay() {
     let walk = walk("part7-dynamic-overlay.md");
-    assert!(checks_passed(&walk) >= 2);
+    assert_eq!(checks_passed(&walk), 2);
     let lines = capture_lines(&walk);
     assert!(
         lines.iter().any(|l| l.contains("> 4789 vxlan vni 42: 11.11.11.4 > 11.11.11.3 icmp echo request")),
@@ -387,7 +401,7 @@ fn part7_dynamic_overlay() {
 #[test]
 fn flannel_mode() {
     let walk = walk("flannel.md");
-    assert!(checks_passed(&walk) >= 1);
+    assert_eq!(checks_passed(&walk), 1);
     let lines = capture_lines(&walk);
     assert!(lines.iter().any(|l| l.contains(" out ") && l.contains("udp") && l.contains("> 8472")), "{lines:#?}");
 }
