@@ -31,6 +31,8 @@ enum Kind {
     Run,
     Console,
     Mermaid,
+    /// An excerpt of a lab file of topologies/.
+    Yaml,
 }
 
 #[derive(Debug)]
@@ -55,6 +57,7 @@ fn blocks(markdown: &str) -> Result<Vec<Block>, String> {
                         "sh" => Some(Kind::Run),
                         "console" => Some(Kind::Console),
                         "mermaid" => Some(Kind::Mermaid),
+                        "yaml" => Some(Kind::Yaml),
                         _ => None,
                     };
                     open = Some((kind, number, String::new()));
@@ -63,7 +66,8 @@ fn blocks(markdown: &str) -> Result<Vec<Block>, String> {
             Some((kind, start, mut body)) => {
                 if line.trim_end() == "```" {
                     if let Some(kind) = kind {
-                        if kind != Kind::Run && !blocks.iter().any(|b: &Block| b.kind == Kind::Run) {
+                        let output = matches!(kind, Kind::Console | Kind::Mermaid);
+                        if output && !blocks.iter().any(|b: &Block| b.kind == Kind::Run) {
                             return Err(format!("line {start}: an output block before any sh block"));
                         }
                         blocks.push(Block { kind, line: start, text: body });
@@ -279,6 +283,7 @@ fn output_blocks_match(path: &Path, blocks: &[Block], outputs: &[String]) {
     for (index, block) in blocks.iter().enumerate() {
         match block.kind {
             Kind::Run => last_run = index,
+            Kind::Yaml => {}
             Kind::Console => assert!(
                 output_matches(&block.text, &outputs[last_run]),
                 "{}: the console block at line {} does not match the output of the sh block at line {}.\n--- shown:\n{}--- output:\n{}",
@@ -307,6 +312,57 @@ fn output_blocks_match(path: &Path, blocks: &[Block], outputs: &[String]) {
             }
         }
     }
+}
+
+/// A YAML line without its comment and trailing blanks (comments in an excerpt may
+/// differ from the file's).
+fn without_comment(line: &str) -> &str {
+    let cut = line.find(" #").or_else(|| line.trim_start().starts_with('#').then_some(0)).unwrap_or(line.len());
+    line[..cut].trim_end()
+}
+
+/// Whether the lines of an excerpt (comments and blank lines aside) are lines of the
+/// file, in the same order.
+fn excerpt_of(excerpt: &str, file: &str) -> bool {
+    let mut lines = file.lines().map(without_comment);
+    excerpt.lines().map(without_comment).filter(|l| !l.is_empty()).all(|wanted| lines.any(|l| l == wanted))
+}
+
+/// Every ```yaml block of docs/ is an excerpt of a lab file of topologies/, so a
+/// changed lab file cannot leave a walkthrough showing the old one.
+#[test]
+fn yaml_blocks_are_excerpts_of_the_lab_files() {
+    let labs: Vec<(String, String)> = std::fs::read_dir(support::topology(""))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| (p.display().to_string(), std::fs::read_to_string(&p).unwrap()))
+        .collect();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+    let mut excerpts = 0;
+    for entry in std::fs::read_dir(&docs).unwrap() {
+        let path = entry.unwrap().path();
+        let markdown = std::fs::read_to_string(&path).unwrap();
+        for block in blocks(&markdown).unwrap().iter().filter(|b| b.kind == Kind::Yaml) {
+            assert!(
+                labs.iter().any(|(_, lab)| excerpt_of(&block.text, lab)),
+                "{}: the yaml block at line {} is in no file of topologies/:\n{}",
+                path.display(),
+                block.line,
+                block.text
+            );
+            excerpts += 1;
+        }
+    }
+    assert!(excerpts >= 5, "the walkthroughs show their lab files");
+}
+
+#[test]
+fn an_excerpt_keeps_the_file_order() {
+    let file = "name: x  # the lab\nnodes:\n  RED: {}\n  BLUE: {}\n";
+    assert!(excerpt_of("nodes:\n\n  BLUE: {}   # comment\n", file));
+    assert!(!excerpt_of("  BLUE: {}\n  RED: {}\n", file));
+    assert!(!excerpt_of("  GREEN: {}\n", file));
 }
 
 /// Each `netlab check` of a walkthrough passed all its checks (`N passed, 0 failed`).
@@ -423,13 +479,13 @@ fn every_walkthrough_is_run() {
 
 #[test]
 fn blocks_are_read_by_their_tags() {
-    let markdown =
-        "text\n```sh\nnetlab apply x\n```\n```yaml\na: 1\n```\n```console\nok\n```\n```mermaid\nflowchart\n```\n";
+    // A ```text block is not read (nor the ```sh line inside it).
+    let markdown = "text\n```sh\nnetlab apply x\n```\n```text\n```sh\n```\n```yaml\na: 1\n```\n```console\nok\n```\n```mermaid\nflowchart\n```\n";
     let read = blocks(markdown).unwrap();
     let kinds: Vec<&Kind> = read.iter().map(|b| &b.kind).collect();
-    assert_eq!(kinds, [&Kind::Run, &Kind::Console, &Kind::Mermaid]);
+    assert_eq!(kinds, [&Kind::Run, &Kind::Yaml, &Kind::Console, &Kind::Mermaid]);
     assert_eq!((read[0].line, read[0].text.as_str()), (2, "netlab apply x\n"));
-    assert_eq!(read[1].line, 8);
+    assert_eq!((read[1].line, read[2].line), (8, 11));
     assert!(blocks("```console\nok\n```\n").unwrap_err().contains("line 1"));
     assert!(blocks("```sh\nnetlab apply x\n").unwrap_err().contains("never closed"));
 }
