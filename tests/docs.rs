@@ -180,7 +180,12 @@ impl Drop for Session {
 fn walk(name: &str) -> Walk {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs").join(name);
     let markdown = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    let blocks = blocks(&markdown).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    walk_markdown(path, &markdown)
+}
+
+/// `walk` of a walkthrough's text; `path` names it in messages.
+fn walk_markdown(path: PathBuf, markdown: &str) -> Walk {
+    let blocks = blocks(markdown).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(blocks.iter().any(|b| b.kind == Kind::Run), "{}: no sh block", path.display());
 
     let sandbox = Sandbox::new();
@@ -460,6 +465,32 @@ fn flannel_mode() {
     assert_eq!(checks_passed(&walk), 1);
     let lines = capture_lines(&walk);
     assert!(lines.iter().any(|l| l.contains(" out ") && l.contains("udp") && l.contains("> 8472")), "{lines:#?}");
+}
+
+/// The harness itself: a wrong command, shown output that differs, and a lab left
+/// behind each fail the walkthrough.
+#[test]
+#[should_panic(expected = "wrong.md: the sh block at line 4 failed")]
+fn a_wrong_command_fails_its_walkthrough() {
+    walk_markdown(
+        "wrong.md".into(),
+        "```sh\nnetlab apply topologies/veth-pair.yaml\n```\n```sh\nnetlab chek topologies/veth-pair.yaml\n```\n",
+    );
+}
+
+#[test]
+#[should_panic(expected = "stale.md: the console block at line 4 does not match")]
+fn shown_output_that_differs_fails_its_walkthrough() {
+    walk_markdown(
+        "stale.md".into(),
+        "```sh\nnetlab validate topologies/veth-pair.yaml\n```\n```console\ntopologies/veth-pair.yaml is fine\n```\n",
+    );
+}
+
+#[test]
+#[should_panic(expected = "left.md: the sandbox after the walkthrough")]
+fn a_lab_left_behind_fails_its_walkthrough() {
+    walk_markdown("left.md".into(), "```sh\nnetlab apply topologies/veth-pair.yaml\n```\n");
 }
 
 /// Every walkthrough of docs/ has its test above, and the index links it.
