@@ -4,12 +4,14 @@
 //! `topologies/` is the repository's, this build's `netlab`, `vxlan-agent` and
 //! `netlab-cni` first on PATH, on a pseudo-terminal as the reader's); a ```` ```console
 //! ```` block is the output of the `sh` block before it (`...` alone on a line: any lines;
-//! inside a line: any text), and a ```` ```mermaid ```` block is exactly the output of the
-//! `sh` block before it, which must be one `netlab graph FILE --format mermaid`.
+//! inside a line: any text), a ```` ```mermaid ```` block is exactly the output of the
+//! `sh` block before it, which must be one `netlab graph FILE --format mermaid`, and a
+//! ```` ```yaml ```` block is an excerpt of a lab file.
 //!
-//! The session runs in a PID namespace of its own (`unshare --pid --fork --kill-child`):
-//! when it ends, pass or fail, the kernel kills every process it started (the daemons a
-//! walkthrough runs in the background), besides the walkthrough's own `kill` lines.
+//! The session runs in a PID namespace of its own (`unshare --pid --fork --kill-child`).
+//! A walkthrough stops the daemons it starts; whatever is still running when its last
+//! block ends is killed and fails it, and if the test itself ends early (a bound, a
+//! panic), killing unshare takes the whole namespace with it.
 //! Each test then asserts what its walkthrough claims (the checks pass, the capture
 //! holds the frames the text describes) and that destroy left the sandbox as it was.
 
@@ -89,6 +91,19 @@ fn blocks(markdown: &str) -> Result<Vec<Block>, String> {
 /// The line that ends each sh block's output in the session's output.
 fn end_marker(index: usize) -> String {
     format!("@@netlab-docs block {index} done")
+}
+
+/// The line the session prints when processes it started were still running at its end.
+const LEFT_RUNNING: &str = "@@netlab-docs processes left running";
+
+/// What script(1) runs: the session, then SIGKILL to every other process of the PID
+/// namespace (`kill -1` spares the caller and the namespace's init, script itself), so
+/// that none keeps the terminal open; that `kill` finding any is a failure of the
+/// walkthrough (it stops what it starts, and waits for it).
+fn session_command(session_file: &str) -> String {
+    format!(
+        "sh -e {session_file}; status=$?; if kill -KILL -1 2>/dev/null; then echo '{LEFT_RUNNING}'; [ $status = 0 ] && status=99; fi; exit $status"
+    )
 }
 
 /// The session: each sh block followed by its end marker.
@@ -232,7 +247,7 @@ fn session(sandbox: &Sandbox, path: &Path, blocks: &[Block]) -> (ExitStatus, Str
         .command("unshare")
         .args(["--pid", "--fork", "--kill-child", "--mount-proc", "--propagation", "unchanged", "--"])
         .args(["script", "-q", "-e", "-c"])
-        .arg(format!("sh -e {session_file}"))
+        .arg(session_command(&session_file))
         .arg("/dev/null")
         .env("PATH", path_variable)
         .env("SHELL", "/bin/sh")
@@ -277,6 +292,11 @@ fn split(path: &Path, blocks: &[Block], status: ExitStatus, all: &str) -> Vec<St
         outputs[index] = rest[..at].to_string();
         rest = &rest[at + marker.len()..];
     }
+    assert!(
+        !rest.contains(LEFT_RUNNING),
+        "{}: processes it started were still running at its end (stop them, and wait for them)",
+        path.display()
+    );
     assert!(status.success(), "{}: the session ended with {status}: {rest}", path.display());
     outputs
 }
@@ -491,6 +511,23 @@ fn shown_output_that_differs_fails_its_walkthrough() {
 #[should_panic(expected = "left.md: the sandbox after the walkthrough")]
 fn a_lab_left_behind_fails_its_walkthrough() {
     walk_markdown("left.md".into(), "```sh\nnetlab apply topologies/veth-pair.yaml\n```\n");
+}
+
+/// A process a walkthrough starts in the background and never stops (here one deaf to
+/// the SIGHUP the end of the terminal sends) is killed when its session ends, and the
+/// walkthrough fails.
+#[test]
+fn processes_left_running_are_killed() {
+    let markdown = "```sh\n(trap '' HUP; exec sleep 86399) &\n```\n";
+    let walked = std::panic::catch_unwind(|| walk_markdown("daemon.md".into(), markdown));
+    let message = walked.err().and_then(|e| e.downcast::<String>().ok()).expect("the walkthrough failed");
+    assert!(message.contains("daemon.md: processes it started were still running"), "{message}");
+    let left = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|cmdline| cmdline == b"sleep\086399\0")
+        .count();
+    assert_eq!(left, 0, "the walkthrough's sleep is still running");
 }
 
 /// Every walkthrough of docs/ has its test above, and the index links it.
