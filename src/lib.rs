@@ -23,3 +23,12 @@ pub mod record;
 pub mod status;
 
 pub use error_text::{chain_text, error_text};
+
+/// "1 change", "2 changes": a count with its noun, for messages.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

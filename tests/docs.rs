@@ -155,7 +155,10 @@ fn flannel_mode() {
     let walk = walk("flannel.md");
     assert_eq!(checks_passed(&walk), 1);
     let lines = capture_lines(&walk);
-    assert!(lines.iter().any(|l| l.contains(" out ") && l.contains("udp") && l.contains("> 8472")), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains(" out ") && l.contains("udp") && l.contains("> 8472 vxlan vni 1: 10.244.")),
+        "{lines:#?}"
+    );
 }
 
 /// The harness itself: a wrong command, shown output that differs, and a lab left

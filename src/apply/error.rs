@@ -20,7 +20,7 @@ pub enum ApplyError {
     #[error("internal error: {0}")]
     Internal(String),
     /// Every failure of a step that carries on past one (deletions), one per line.
-    #[error("{} changes failed:\n  {}", .0.len(), .0.join("\n  "))]
+    #[error("{} failed:\n  {}", crate::count(.0.len(), "change"), .0.join("\n  "))]
     Several(Vec<String>),
     #[error("rolled back what this run created")]
     RolledBack(#[source] Box<ApplyError>),

@@ -10,6 +10,8 @@ use netns::packet::Direction;
 
 /// The UDP port IANA assigned to VXLAN; labs may declare others.
 pub const VXLAN_PORT: u16 = 4789;
+/// The Linux kernel's default VXLAN port, which flannel (and the node daemon) use.
+pub const LINUX_VXLAN_PORT: u16 = 8472;
 
 /// `04:59:30.123456 out 98 bytes 11.11.11.2 > 11.11.11.3 icmp echo request`: the time
 /// of day in UTC, the direction, the length on the wire and the decoded headers.
@@ -62,7 +64,8 @@ fn ipv4(packet: &[u8], vxlan_ports: &[u16], depth: usize) -> String {
         17 => {
             text.push_str(&ports("udp", payload));
             let destination_port = be16(payload, 2);
-            if destination_port.is_some_and(|port| port == VXLAN_PORT || vxlan_ports.contains(&port)) {
+            let known = |port: u16| port == VXLAN_PORT || port == LINUX_VXLAN_PORT || vxlan_ports.contains(&port);
+            if destination_port.is_some_and(known) {
                 text.push(' ');
                 text.push_str(&vxlan(&payload[8.min(payload.len())..], vxlan_ports, depth));
             }
@@ -192,11 +195,16 @@ mod tests {
 
     #[test]
     fn a_lab_port_is_decoded_as_vxlan_too() {
-        let mut udp = vec![0, 1, 0x21, 0x18, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 0, 7, 0];
+        // To port 4790 (0x12b6): VXLAN only when a device of the lab uses it.
+        let mut udp = vec![0, 1, 0x12, 0xb6, 0, 0, 0, 0, 0x08, 0, 0, 0, 0, 0, 7, 0];
         udp.extend_from_slice(&ping([10, 0, 0, 1], [10, 0, 0, 2]));
         let frame = ethernet_frame(0x0800, &ipv4_packet(17, [1, 1, 1, 1], [2, 2, 2, 2], &udp));
-        assert!(line(Duration::ZERO, Direction::In, 1, &frame, &[8472]).contains("vxlan vni 7: 10.0.0.1"));
+        assert!(line(Duration::ZERO, Direction::In, 1, &frame, &[4790]).contains("vxlan vni 7: 10.0.0.1"));
         assert!(!line(Duration::ZERO, Direction::In, 1, &frame, &[]).contains("vxlan"));
+        // To 8472 (0x2118), the kernel's default and flannel's: always.
+        udp[2..4].copy_from_slice(&[0x21, 0x18]);
+        let frame = ethernet_frame(0x0800, &ipv4_packet(17, [1, 1, 1, 1], [2, 2, 2, 2], &udp));
+        assert!(line(Duration::ZERO, Direction::In, 1, &frame, &[]).contains("vxlan vni 7: 10.0.0.1"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -96,8 +96,8 @@ impl Apply {
         let counts: Vec<String> = lab::summary(plan).iter().map(|(verb, n)| format!("{n} {verb}")).collect();
         let verb = if self.dry_run { "would apply" } else { "applied" };
         println!(
-            "{verb} {} changes ({}) to lab {} in {} ms",
-            plan.changes.len(),
+            "{verb} {} ({}) to lab {} in {} ms",
+            netlab::count(plan.changes.len(), "change"),
             counts.join(", "),
             topology.name,
             applied.elapsed.as_millis()
@@ -138,14 +138,23 @@ impl Apply {
         match applied.stopped_after {
             _ if total == 0 => println!("no changes"),
             Some(made) => println!(
-                "stopped after {made} of {total} changes; lab {lab} is partly applied: `netlab apply {file}` \
-                 finishes it, `netlab destroy {file}` removes it",
+                "stopped after {made} of {}; lab {lab} is partly applied: `netlab apply {file}` finishes it, \
+                 `netlab destroy {file}` removes it",
+                netlab::count(total, "change"),
                 file = self.file.display()
             ),
-            None => println!("applied {total} changes to lab {lab}"),
+            None => println!("applied {} to lab {lab}", netlab::count(total, "change")),
         }
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// Answers read from a pipe or file are echoed, so a transcript reads as a terminal's.
+fn echoed(answer: &str) -> &str {
+    if !std::io::stdin().is_terminal() {
+        println!("{answer}");
+    }
+    answer
 }
 
 fn ask(lab: &LabName, step: Step<'_>) -> Decision {
@@ -160,7 +169,7 @@ fn ask(lab: &LabName, step: Step<'_>) -> Decision {
                 println!();
                 return Decision::Stop;
             }
-            Ok(_) => match answer.trim() {
+            Ok(_) => match echoed(answer.trim()) {
                 "" | "y" | "yes" => return Decision::Apply,
                 "q" | "quit" | "n" | "no" => return Decision::Stop,
                 other => println!("{other:?}: answer Enter to make the change, q to stop here"),

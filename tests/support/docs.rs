@@ -287,7 +287,7 @@ pub fn split(path: &Path, blocks: &[Block], status: ExitStatus, all: &str) -> Ve
 }
 
 /// Each console block matches the output of the sh block before it; each mermaid block
-/// is exactly the output of the `netlab graph FILE --format mermaid` before it.
+/// is exactly the output of the `netlab graph FILE -o mermaid` before it.
 pub fn output_blocks_match(path: &Path, blocks: &[Block], outputs: &[String]) {
     let mut last_run = 0;
     for (index, block) in blocks.iter().enumerate() {
@@ -306,8 +306,8 @@ pub fn output_blocks_match(path: &Path, blocks: &[Block], outputs: &[String]) {
             Kind::Mermaid => {
                 let command: Vec<&str> = blocks[last_run].text.split_whitespace().collect();
                 assert!(
-                    command.len() == 5 && command[..2] == ["netlab", "graph"] && command[3..] == ["--format", "mermaid"],
-                    "{}: the mermaid block at line {} must follow a block that is just `netlab graph FILE --format mermaid`",
+                    command.len() == 5 && command[..2] == ["netlab", "graph"] && command[3..] == ["-o", "mermaid"],
+                    "{}: the mermaid block at line {} must follow a block that is just `netlab graph FILE -o mermaid`",
                     path.display(),
                     block.line
                 );
