@@ -8,6 +8,7 @@ mod exec;
 mod graph;
 mod list;
 mod status;
+mod supervise;
 mod validate;
 
 use std::io::IsTerminal;
@@ -60,6 +61,9 @@ pub enum Command {
     Capture(capture::Capture),
     /// Draw the lab: dot, mermaid or svg.
     Graph(graph::Graph),
+    /// The supervisor of a lab's vxlan-agents (started by apply, stopped by destroy).
+    #[command(hide = true)]
+    Supervise(supervise::Supervise),
 }
 
 impl Command {
@@ -75,6 +79,8 @@ impl Command {
             Command::List(cmd) => cmd.run(),
             Command::Capture(cmd) => cmd.run().await,
             Command::Graph(cmd) => cmd.run(),
+            // It sleeps between rounds: off the runtime's workers.
+            Command::Supervise(cmd) => tokio::task::spawn_blocking(move || cmd.run()).await?,
         }
     }
 }

@@ -17,6 +17,7 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use names::{IfName, LabName, NodeName, Place, SysctlKey};
 pub use netns::mac::Mac;
 pub use topology::{
+    AgentMode,
     Attachment, Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec,
     Protocol, Publish, RouteSpec, Topology, VxlanSpec,
 };

@@ -77,6 +77,41 @@ pub struct RawVxlan {
     pub store: Option<Located<String>>,
     /// Certificates for an etcd store over TLS.
     pub store_tls: Option<Located<RawStoreTls>>,
+    /// The vxlan-agent netlab runs for this device: `false` (the user runs their own)
+    /// or `{mode: proactive|miss}`; absent with a store: one in the default mode.
+    pub agent: Option<Located<RawAgent>>,
+}
+
+/// `agent:` as written: a boolean, or the agent's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawAgent {
+    Enabled(bool),
+    Options(RawAgentOptions),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentOptions {
+    pub mode: Option<crate::model::AgentMode>,
+}
+
+impl<'de> Deserialize<'de> for RawAgent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AgentVisitor;
+        impl<'de> Visitor<'de> for AgentVisitor {
+            type Value = RawAgent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`false`, `true` or `{mode: proactive|miss}`")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawAgent, E> {
+                Ok(RawAgent::Enabled(v))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawAgent, A::Error> {
+                RawAgentOptions::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawAgent::Options)
+            }
+        }
+        d.deserialize_any(AgentVisitor)
+    }
 }
 
 /// PEM files, absolute paths: the CA that signed etcd's certificate, and the client's

@@ -79,6 +79,29 @@ pub struct VxlanSpec {
     pub store: Option<StoreUrl>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_tls: Option<Tls>,
+    /// The vxlan-agent netlab runs for the device (only with a store); `None`: none
+    /// (`agent: false`, or no store). Not a property of the device either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentMode>,
+}
+
+/// How a vxlan-agent fills the device: `vxlan-agent run --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentMode {
+    /// Every remote endpoint installed before traffic needs it.
+    Proactive,
+    /// Only the kernel's misses answered, as the tutorial's agent does.
+    Miss,
+}
+
+impl AgentMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentMode::Proactive => "proactive",
+            AgentMode::Miss => "miss",
+        }
+    }
 }
 
 impl NamespaceSpec {

@@ -1,0 +1,176 @@
+//! The vxlan-agents a lab runs: one per VXLAN device with a store (unless the file
+//! says `agent: false`), in the namespace of the device's underlay. Desired agents
+//! come from the file, observed ones are the processes found running (see
+//! `agents::observe`); the difference is a list of start, restart and stop changes.
+//! Pure, like the rest of the plan.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Change, Desired, History};
+use crate::model::{AgentMode, IfName, LinkKind, Place};
+use netlab_store::{StoreUrl, Tls};
+
+/// One agent as the file asks for it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AgentSpec {
+    /// The namespace of the VXLAN device.
+    pub place: Place,
+    pub device: IfName,
+    /// Where the agent process runs: the namespace of the device's UDP socket.
+    pub underlay: Place,
+    pub store: StoreUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    pub mode: AgentMode,
+}
+
+impl AgentSpec {
+    /// `vxlan-agent`'s arguments for it, in a fixed order: an agent running with other
+    /// arguments is another agent (observation compares them word for word).
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec!["run".to_string()];
+        if let Place::Node(node) = &self.place {
+            args.extend(["--netns".to_string(), node.to_string()]);
+        }
+        args.extend(["--device".to_string(), self.device.to_string(), "--store".into(), self.store.to_string()]);
+        if self.mode != AgentMode::Proactive {
+            args.extend(["--mode".to_string(), self.mode.name().to_string()]);
+        }
+        if let Some(tls) = &self.tls {
+            for (option, path) in [("--etcd-ca", &tls.ca), ("--etcd-cert", &tls.cert), ("--etcd-key", &tls.key)] {
+                if let Some(path) = path {
+                    args.extend([option.to_string(), path.display().to_string()]);
+                }
+            }
+        }
+        args
+    }
+
+    pub fn key(&self) -> AgentKey {
+        AgentKey { place: self.place.clone(), device: self.device.clone() }
+    }
+}
+
+/// Which device an agent serves: at most one agent per device.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AgentKey {
+    pub place: Place,
+    pub device: IfName,
+}
+
+impl std::fmt::Display for AgentKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.place.qualify(&self.device))
+    }
+}
+
+impl AgentKey {
+    /// A file name for the agent: `PLACE:DEVICE` (no interface name has a `:`, so no
+    /// two agents share one).
+    pub fn file_stem(&self) -> String {
+        format!("{}:{}", self.place, self.device)
+    }
+}
+
+/// A vxlan-agent process found running where the lab's agents run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedAgent {
+    pub key: AgentKey,
+    /// The namespace the process runs in.
+    pub underlay: Place,
+    /// Its arguments after the program's name.
+    pub args: Vec<String>,
+    pub pid: u32,
+    /// Its start time, in clock ticks after boot (/proc/PID/stat): with the pid, it
+    /// names the process, even once the pid is recycled.
+    pub started: u64,
+}
+
+/// The process a change stops: checked to be this one (start time, command line)
+/// before any signal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentProcess {
+    pub pid: u32,
+    pub started: u64,
+}
+
+impl ObservedAgent {
+    fn process(&self) -> AgentProcess {
+        AgentProcess { pid: self.pid, started: self.started }
+    }
+
+    fn runs(&self, spec: &AgentSpec) -> bool {
+        self.underlay == spec.underlay && self.args == spec.args()
+    }
+}
+
+/// The agents `desired` asks for.
+pub fn desired_agents(desired: &Desired) -> Vec<AgentSpec> {
+    let mut agents = Vec::new();
+    for (place, spec) in desired {
+        for (name, link) in &spec.links {
+            let LinkKind::Vxlan(vxlan) = &link.kind else { continue };
+            let (Some(mode), Some(store)) = (vxlan.agent, &vxlan.store) else { continue };
+            agents.push(AgentSpec {
+                place: place.clone(),
+                device: name.clone(),
+                underlay: vxlan.underlay.clone(),
+                store: store.clone(),
+                tls: vxlan.store_tls.clone(),
+                mode,
+            });
+        }
+    }
+    agents
+}
+
+/// Whether an earlier apply of the lab ran an agent for `key`: only those are the
+/// lab's to stop or replace.
+fn was_ours(history: &History, key: &AgentKey) -> bool {
+    let link = history.previous.get(&key.place).and_then(|ns| ns.links.get(&key.device));
+    matches!(link.map(|l| &l.kind), Some(LinkKind::Vxlan(vxlan)) if vxlan.agent.is_some() && vxlan.store.is_some())
+}
+
+/// Start what is missing, restart what runs with other arguments, stop the lab's
+/// agents the file no longer asks for. An agent someone else started is left alone:
+/// taken as the lab's when it runs as the file says, a conflict when it does not.
+pub fn agent_changes(
+    desired: &Desired,
+    observed: &[ObservedAgent],
+    history: &History,
+    changes: &mut Vec<Change>,
+    conflicts: &mut Vec<String>,
+) {
+    let mut running: BTreeMap<&AgentKey, Vec<&ObservedAgent>> = BTreeMap::new();
+    for agent in observed {
+        running.entry(&agent.key).or_default().push(agent);
+    }
+    let wanted = desired_agents(desired);
+    for spec in &wanted {
+        let key = spec.key();
+        let found = running.get(&key).map(Vec::as_slice).unwrap_or_default();
+        if found.iter().any(|agent| agent.runs(spec)) {
+            continue;
+        }
+        match found.first() {
+            None => changes.push(Change::StartAgent { agent: spec.clone() }),
+            Some(_) if was_ours(history, &key) => changes.push(Change::RestartAgent {
+                agent: spec.clone(),
+                running: found.iter().map(|a| a.process()).collect(),
+            }),
+            Some(other) => conflicts.push(format!(
+                "a vxlan-agent netlab did not start (pid {}) serves {key} with other arguments: stop it, or \
+                 set `agent: false` on the device",
+                other.pid
+            )),
+        }
+    }
+    for (key, agents) in running {
+        if wanted.iter().any(|spec| spec.key() == *key) || !was_ours(history, key) {
+            continue;
+        }
+        changes.push(Change::StopAgent { key: key.clone(), running: agents.iter().map(|a| a.process()).collect() });
+    }
+}
