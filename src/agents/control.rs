@@ -103,11 +103,18 @@ fn wait_serving(lab: &LabName, spec: &AgentSpec, deadline: Instant) -> Result<()
         let agents = read_agents(lab);
         let state = agents.get(&key.file_stem());
         let running = state.filter(|s| s.spec == *spec).and_then(|s| s.process.clone());
-        if let Some(process) = running.filter(|p| is_alive(p, PROGRAM)) {
+        let alive = running.filter(|p| is_alive(p, PROGRAM));
+        if let Some(process) = &alive {
             let status = agent_status(&key);
             if status.as_ref().is_some_and(|s| s.pid == process.pid && s.store_loaded && s.device_index.is_some()) {
                 return Ok(());
             }
+        }
+        // An agent that runs but cannot reach its store yet keeps trying: not a failure
+        // of apply (status says what it lacks).
+        if Instant::now() >= deadline && alive.is_some() {
+            tracing::warn!(agent = %key, "the agent runs but has not loaded its store or found its device yet");
+            return Ok(());
         }
         if Instant::now() >= deadline {
             let reason = match (state.and_then(|s| s.last_error.clone()), agent_status(&key)) {

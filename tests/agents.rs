@@ -1,0 +1,209 @@
+//! The vxlan-agents netlab runs (privileged, each test in its own sandbox): apply starts
+//! one per VXLAN device with a store under the lab's supervisor, the first pings
+//! answer with no agent started by the test, a killed agent and the agent of a remade
+//! device are started again, an unchanged re-apply keeps them (same pids), a killed
+//! supervisor is started again by the next apply, `agent: false` starts nothing, and
+//! destroy leaves no process. Whatever a test leaves is killed by pid at its end.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+use support::overlay::{entries, own_agents};
+use support::{eventually, text, topology, Sandbox};
+
+/// The processes of a lab found from outside the sandbox: any process in the
+/// simulated hosts' namespaces (where the agents run), and netlab's supervisor or a
+/// vxlan-agent in the sandbox's own. Dropped, it kills what is left (pass or fail).
+struct Leftovers {
+    /// Inodes of the simulated hosts' namespaces.
+    hosts: BTreeSet<u64>,
+    /// Inode of the sandbox's namespace.
+    sandbox: u64,
+}
+
+fn inode(text: &str) -> u64 {
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    digits.parse().unwrap()
+}
+
+impl Leftovers {
+    fn new(sandbox: &Sandbox, hosts: &[&str]) -> Leftovers {
+        let hosts = hosts
+            .iter()
+            .map(|h| inode(&sandbox.ok("stat", &["-L", "-c", "%i", &format!("/run/netns/{h}")])))
+            .collect();
+        let own = inode(&sandbox.ok("readlink", &["/proc/self/ns/net"]));
+        Leftovers { hosts, sandbox: own }
+    }
+
+    /// "PID COMMAND LINE" of each process of the lab still running.
+    fn running(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(namespace) = std::fs::metadata(format!("/proc/{pid}/ns/net")) else { continue };
+            let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
+            let line = String::from_utf8_lossy(&raw).replace('\0', " ");
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            let ours = self.hosts.contains(&namespace.ino())
+                || (namespace.ino() == self.sandbox && (line.contains("vxlan-agent") || line.contains(" supervise ")));
+            if ours && !zombie && !line.is_empty() {
+                found.push(format!("{pid} {line}"));
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for process in self.running() {
+            let pid: i32 = process.split(' ').next().unwrap().parse().unwrap();
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+fn ping(sandbox: &Sandbox, from: &str, to: &str) -> bool {
+    sandbox.run("ip", &["netns", "exec", from, "ping", "-c1", "-W2", to]).status.success()
+}
+
+fn status(sandbox: &Sandbox, file: &str) -> Value {
+    let output = sandbox.netlab(&["status", file, "-o", "json"]);
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)))
+}
+
+/// The pid of each agent `status` reports running, by device.
+fn agent_pids(sandbox: &Sandbox, file: &str) -> Vec<(String, Option<u64>)> {
+    let status = status(sandbox, file);
+    status["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["agent"].as_str().unwrap().to_string(), a["pid"].as_u64()))
+        .collect()
+}
+
+fn pid_of(sandbox: &Sandbox, file: &str, agent: &str) -> Option<u64> {
+    agent_pids(sandbox, file).into_iter().find(|(a, _)| a == agent).and_then(|(_, pid)| pid)
+}
+
+fn supervisor_pid(sandbox: &Sandbox, lab: &str) -> i32 {
+    let file = sandbox.ok("cat", &[&format!("/run/netlab/{lab}/supervisor.json")]);
+    let value: Value = serde_json::from_str(&file).unwrap();
+    value["process"]["pid"].as_i64().unwrap() as i32
+}
+
+fn destroy_leaves_nothing(sandbox: &Sandbox, file: &str, lab: &str, leftovers: &Leftovers) {
+    sandbox.netlab_ok(&["destroy", file]);
+    assert_eq!(leftovers.running(), Vec::<String>::new(), "processes left after destroy");
+    assert!(!sandbox.run("test", &["-e", &format!("/run/netlab/{lab}")]).status.success(), "the lab's folder stays");
+}
+
+#[test]
+fn overlay_dynamic_runs_its_agents_from_apply_to_destroy() {
+    let sandbox = Sandbox::new();
+    let file = topology("overlay-dynamic.yaml");
+    let applied = sandbox.netlab_ok(&["apply", &file]);
+    assert!(applied.contains("+ agent of ov1:vxlan1 in host1, proactive"), "{applied}");
+    let leftovers = Leftovers::new(&sandbox, &["host1", "host2"]);
+    // The first ping of each pair answers: the agents had installed every remote
+    // endpoint when apply returned.
+    for (from, to) in [("ct1", "11.11.11.3"), ("ct2", "11.11.11.2"), ("ct3", "11.11.11.3")] {
+        assert!(ping(&sandbox, from, to), "{from} -> {to}: {}", sandbox.netlab_ok(&["status", &file]));
+    }
+    let before = [entries(&sandbox, "ov1"), entries(&sandbox, "ov2")];
+    assert_eq!(before[0].len(), 2, "{before:?}");
+    assert_eq!(before[1].len(), 4, "{before:?}");
+    let report = status(&sandbox, &file);
+    assert_eq!(report["in_sync"], true, "{report}");
+    assert_eq!(report["agents"][1]["neighbours"], 2, "{report}");
+    assert_eq!(report["agents"][1]["fdb"], 2, "{report}");
+    let pids = agent_pids(&sandbox, &file);
+    assert!(pids.iter().all(|(_, pid)| pid.is_some()), "{pids:?}");
+    assert_eq!(leftovers.running().len(), 2 + 1, "two agents and the supervisor: {:?}", leftovers.running());
+
+    // An unchanged file: nothing to do, the same agents.
+    assert_eq!(sandbox.netlab_ok(&["apply", &file]).trim(), "no changes");
+    assert_eq!(agent_pids(&sandbox, &file), pids);
+
+    // An agent killed by hand is back, and puts back the entries removed meanwhile.
+    let killed = pid_of(&sandbox, &file, "ov1:vxlan1").unwrap();
+    kill(Pid::from_raw(killed as i32), Signal::SIGKILL).unwrap();
+    sandbox.ok("ip", &["-n", "ov1", "neigh", "flush", "dev", "vxlan1", "nud", "all"]);
+    assert!(
+        eventually(15.0, || pid_of(&sandbox, &file, "ov1:vxlan1").is_some_and(|pid| pid != killed)
+            && entries(&sandbox, "ov1") == before[0]),
+        "{}",
+        sandbox.netlab_ok(&["status", &file])
+    );
+    assert!(status(&sandbox, &file)["agents"][0]["restarts"].as_u64().unwrap() >= 1);
+    assert!(ping(&sandbox, "ct1", "11.11.11.3"));
+
+    // The device made again: its agent is started again and fills it.
+    let serving = pid_of(&sandbox, &file, "ov1:vxlan1").unwrap();
+    sandbox.ok("ip", &["-n", "ov1", "link", "del", "vxlan1"]);
+    sandbox.netlab_ok(&["apply", &file]);
+    assert!(
+        eventually(15.0, || pid_of(&sandbox, &file, "ov1:vxlan1").is_some_and(|pid| pid != serving)
+            && entries(&sandbox, "ov1") == before[0]),
+        "{}",
+        sandbox.netlab_ok(&["status", &file])
+    );
+    assert!(ping(&sandbox, "ct1", "11.11.11.3"));
+
+    // A killed supervisor: the next apply starts it again; the agents keep running.
+    let pids = agent_pids(&sandbox, &file);
+    let supervisor = supervisor_pid(&sandbox, "overlay-dynamic");
+    kill(Pid::from_raw(supervisor), Signal::SIGKILL).unwrap();
+    assert!(eventually(5.0, || !leftovers.running().iter().any(|p| p.starts_with(&format!("{supervisor} ")))));
+    sandbox.netlab_ok(&["apply", &file]);
+    let again = supervisor_pid(&sandbox, "overlay-dynamic");
+    assert_ne!(again, supervisor);
+    assert!(leftovers.running().iter().any(|p| p.starts_with(&format!("{again} ")) && p.contains("supervise")));
+    assert_eq!(agent_pids(&sandbox, &file), pids, "the agents were taken over, not started again");
+    // ...and supervises them: a killed agent is back.
+    let killed = pid_of(&sandbox, &file, "ov2:vxlan1").unwrap();
+    kill(Pid::from_raw(killed as i32), Signal::SIGKILL).unwrap();
+    assert!(eventually(15.0, || pid_of(&sandbox, &file, "ov2:vxlan1").is_some_and(|pid| pid != killed)));
+
+    destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
+}
+
+#[test]
+fn cluster_3_answers_every_first_ping() {
+    let sandbox = Sandbox::new();
+    let file = topology("cluster-3.yaml");
+    sandbox.netlab_ok(&["apply", &file]);
+    let leftovers = Leftovers::new(&sandbox, &["host1", "host2", "host3"]);
+    let mut failed = Vec::new();
+    for from in 1..=6 {
+        for to in 2..=7 {
+            if to != from + 1 && !ping(&sandbox, &format!("ct{from}"), &format!("11.11.11.{to}")) {
+                failed.push(format!("ct{from} -> 11.11.11.{to}"));
+            }
+        }
+    }
+    assert_eq!(failed, Vec::<String>::new(), "{}", sandbox.netlab_ok(&["status", &file]));
+    assert_eq!(leftovers.running().len(), 3 + 1, "{:?}", leftovers.running());
+    destroy_leaves_nothing(&sandbox, &file, "cluster-3", &leftovers);
+}
+
+#[test]
+fn agent_false_starts_nothing() {
+    let sandbox = Sandbox::new();
+    let file = own_agents(&sandbox, "overlay-dynamic.yaml");
+    let applied = sandbox.netlab_ok(&["apply", &file]);
+    assert!(!applied.contains("agent"), "{applied}");
+    let leftovers = Leftovers::new(&sandbox, &["host1", "host2"]);
+    assert_eq!(leftovers.running(), Vec::<String>::new());
+    assert_eq!(status(&sandbox, &file)["agents"], serde_json::json!([]));
+    assert!(!sandbox.run("test", &["-e", "/run/netlab/overlay-dynamic"]).status.success());
+    destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
+}
