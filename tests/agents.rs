@@ -33,10 +33,8 @@ fn inode(text: &str) -> u64 {
 
 impl Leftovers {
     fn new(sandbox: &Sandbox, hosts: &[&str]) -> Leftovers {
-        let hosts = hosts
-            .iter()
-            .map(|h| inode(&sandbox.ok("stat", &["-L", "-c", "%i", &format!("/run/netns/{h}")])))
-            .collect();
+        let hosts =
+            hosts.iter().map(|h| inode(&sandbox.ok("stat", &["-L", "-c", "%i", &format!("/run/netns/{h}")]))).collect();
         let own = inode(&sandbox.ok("readlink", &["/proc/self/ns/net"]));
         Leftovers { hosts, sandbox: own }
     }

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use netlab::model::{parse, Endpoint, LinkKind, Place, Topology};
+use netlab::plan::agents::{desired_agents, ObservedAgent};
 use netlab::plan::{
     plan, resolve, Desired, History, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink,
     ObservedNamespace, ObservedVxlan, Plan,
 };
-use netlab::plan::agents::{desired_agents, ObservedAgent};
 use netlab::status::{status, State};
 
 fn load(name: &str) -> Topology {
@@ -542,7 +542,10 @@ fn agents_are_started_restarted_and_stopped_as_the_file_says() {
         assert_ne!(text, source);
         parse("overlay-dynamic.yaml", &text).unwrap()
     };
-    let miss = edited("store: 'dir:/run/netlab/stores/overlay-dynamic'}", "store: 'dir:/run/netlab/stores/overlay-dynamic', agent: {mode: miss}}");
+    let miss = edited(
+        "store: 'dir:/run/netlab/stores/overlay-dynamic'}",
+        "store: 'dir:/run/netlab/stores/overlay-dynamic', agent: {mode: miss}}",
+    );
     let restart = plan(&miss.namespaces, &running, &history).unwrap();
     assert_eq!(
         lines(&restart),
@@ -550,7 +553,10 @@ fn agents_are_started_restarted_and_stopped_as_the_file_says() {
     );
     assert_eq!(serde_json::to_value(&restart.changes[0]).unwrap()["action"], "restart_agent");
 
-    let own = edited("store: 'dir:/run/netlab/stores/overlay-dynamic'}", "store: 'dir:/run/netlab/stores/overlay-dynamic', agent: false}");
+    let own = edited(
+        "store: 'dir:/run/netlab/stores/overlay-dynamic'}",
+        "store: 'dir:/run/netlab/stores/overlay-dynamic', agent: false}",
+    );
     let stop = plan(&own.namespaces, &running, &history).unwrap();
     assert_eq!(lines(&stop), ["- agent of ov1:vxlan1 (pid 100)"]);
     assert_eq!(serde_json::to_value(&stop.changes[0]).unwrap()["action"], "stop_agent");

@@ -124,12 +124,7 @@ fn wait_serving(lab: &LabName, spec: &AgentSpec, deadline: Instant) -> Result<()
                 (None, None) => "it has not started".to_string(),
             };
             let log = state.map(|s| s.log.clone()).unwrap_or_else(|| lab_dir(lab));
-            return Err(AgentError::NotRunning {
-                key: key.to_string(),
-                seconds: START_TIMEOUT.as_secs(),
-                reason,
-                log,
-            });
+            return Err(AgentError::NotRunning { key: key.to_string(), seconds: START_TIMEOUT.as_secs(), reason, log });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -152,11 +147,7 @@ fn ensure_supervisor(lab: &LabName) -> Result<(), AgentError> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("supervisor.log")).map_err(failed)?;
     let exe = std::env::current_exe().map_err(AgentError::OwnExecutable)?;
     let mut command = Command::new(exe);
-    command
-        .args(["supervise", "--name", lab.as_str()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
+    command.args(["supervise", "--name", lab.as_str()]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     // SAFETY: setsid is async-signal-safe; it makes the child a session leader, out
     // of the terminal's and apply's process group (no SIGHUP, no Ctrl-C).
     unsafe {
@@ -204,9 +195,7 @@ pub fn shutdown(lab: &LabName) -> Result<(), AgentError> {
         return Err(AgentError::LeftBehind { lab: lab.clone(), processes: left });
     }
     match std::fs::remove_dir_all(lab_dir(lab)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(AgentError::Write { path: lab_dir(lab), source: e })
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AgentError::Write { path: lab_dir(lab), source: e }),
         _ => Ok(()),
     }
 }

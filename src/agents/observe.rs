@@ -44,9 +44,9 @@ pub fn observe<'a>(places: impl IntoIterator<Item = &'a Place>) -> Vec<ObservedA
 fn served(args: &[String], underlay: &Place) -> Option<AgentKey> {
     let value = |option: &str| {
         args.iter().enumerate().find_map(|(i, word)| {
-            word.strip_prefix(&format!("{option}=")).map(str::to_string).or_else(|| {
-                (word == option).then(|| args.get(i + 1).cloned()).flatten()
-            })
+            word.strip_prefix(&format!("{option}="))
+                .map(str::to_string)
+                .or_else(|| (word == option).then(|| args.get(i + 1).cloned()).flatten())
         })
     };
     let device: IfName = value("--device")?.parse().ok()?;

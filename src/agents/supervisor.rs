@@ -86,7 +86,8 @@ pub fn supervise(lab: &LabName) -> Result<(), AgentError> {
     let process = AgentProcess { pid: me, started: start_time(me).unwrap_or_default() };
     state::write(&supervisor_file(lab), &SupervisorState { process })?;
     tracing::info!(%lab, pid = me, "supervisor started");
-    let mut supervisor = Supervisor { lab: lab.clone(), slots: BTreeMap::new(), written: None, checked: Instant::now() };
+    let mut supervisor =
+        Supervisor { lab: lab.clone(), slots: BTreeMap::new(), written: None, checked: Instant::now() };
     supervisor.adopt();
     while !STOP.load(Ordering::Relaxed) && dir.exists() {
         supervisor.round();
@@ -244,9 +245,8 @@ impl Slot {
     fn start(&mut self) {
         // An agent already serving the device as wanted (an earlier supervisor's, or
         // one started by hand with the same arguments) is taken over, not doubled.
-        let running = observe([&self.spec.underlay]).into_iter().find(|a| {
-            a.key == self.spec.key() && a.args == self.spec.args()
-        });
+        let running =
+            observe([&self.spec.underlay]).into_iter().find(|a| a.key == self.spec.key() && a.args == self.spec.args());
         if let Some(found) = running {
             self.process = Some(AgentProcess { pid: found.pid, started: found.started });
             self.ifindex = ifindex(&self.spec);

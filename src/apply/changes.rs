@@ -11,8 +11,8 @@ use crate::firewall;
 use crate::kernel_place::KernelPlace;
 use crate::model::{IfName, Place, RouteSpec, VxlanSpec};
 use crate::ownership;
-use crate::plan::firewall::nat_table;
 use crate::plan::agents::{AgentKey, AgentProcess};
+use crate::plan::firewall::nat_table;
 use crate::plan::{Change, LinkSettings, VethEnd};
 
 /// Deleting what is already gone is success: a veth goes with its peer, a route with

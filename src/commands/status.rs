@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use netlab::agents::AgentReport;
 use netlab::lab;
 use netlab::model::Topology;
-use netlab::agents::AgentReport;
 use netlab::plan::agents::desired_agents;
 use netlab::plan::{Change, Plan};
 use netlab::record::Record;
@@ -63,7 +63,12 @@ impl Status {
             }
         }
         for agent in &agents {
-            println!("{:<10} vxlan-agent of {}{}", if agent.running { "running" } else { "stopped" }, agent.agent, details(agent));
+            println!(
+                "{:<10} vxlan-agent of {}{}",
+                if agent.running { "running" } else { "stopped" },
+                agent.agent,
+                details(agent)
+            );
         }
         if in_sync {
             println!("lab {} matches {}", topology.name, self.file.display());

@@ -20,8 +20,8 @@ use ipnetwork::IpNetwork;
 
 use crate::model::{IfName, LabName, Place, RouteSpec};
 use crate::ownership;
-use crate::plan::firewall::{table_name, Backend, Direction, ForwardAccept};
 use crate::plan::agents::{AgentProcess, AgentSpec};
+use crate::plan::firewall::{table_name, Backend, Direction, ForwardAccept};
 use crate::plan::{Change, LinkSettings, LinkUpdate, VethEnd};
 
 /// One word of a command.
