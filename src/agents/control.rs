@@ -147,7 +147,8 @@ fn ensure_supervisor(lab: &LabName) -> Result<(), AgentError> {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("supervisor.log")).map_err(failed)?;
     let exe = std::env::current_exe().map_err(AgentError::OwnExecutable)?;
     let mut command = Command::new(exe);
-    command.args(["supervise", "--name", lab.as_str()]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+    // -v: its starts and stops (info) go to supervisor.log too, not only warnings.
+    command.args(["-v", "supervise", "--name", lab.as_str()]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
     // SAFETY: setsid is async-signal-safe; it makes the child a session leader, out
     // of the terminal's and apply's process group (no SIGHUP, no Ctrl-C).
     unsafe {
@@ -158,18 +159,17 @@ fn ensure_supervisor(lab: &LabName) -> Result<(), AgentError> {
             Ok(())
         });
     }
-    let child = command.spawn().map_err(failed)?;
-    // Its start time, so that the supervisor's file can be checked before it is written.
-    let started = process::start_time(child.id());
-    // Not waited for: it outlives apply (and is reaped by init once apply exits).
-    drop(child);
+    let mut child = command.spawn().map_err(failed)?;
+    // Until it has written its file (or left: another one took the lock first).
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !supervisor_alive(lab) {
-        if Instant::now() >= deadline || started.is_none() {
+    while !supervisor_alive(lab) && Instant::now() < deadline {
+        if child.try_wait().map_err(failed)?.is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Not waited for: it outlives apply (and is reaped by init once apply exits).
+    drop(child);
     Ok(())
 }
 
