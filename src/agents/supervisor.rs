@@ -319,9 +319,13 @@ fn ifindex(spec: &AgentSpec) -> Option<u32> {
     .flatten()
 }
 
-/// The last line of a log, for the error a dead agent leaves.
+/// The last line of a log, for the error a dead agent leaves: only one that is not a
+/// log line of the agent's routine work (an INFO or DEBUG line says nothing of why).
 fn last_line(log: &PathBuf) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
     let line = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    if [" INFO ", " DEBUG ", " TRACE "].iter().any(|level| line.contains(level)) {
+        return None;
+    }
     Some(line.chars().take(300).collect())
 }

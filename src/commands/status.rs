@@ -94,7 +94,7 @@ fn details(agent: &AgentReport) -> String {
         parts.push(format!("{neighbours} neighbours and {fdb} fdb entries installed"));
     }
     if agent.restarts > 0 {
-        parts.push(format!("{} restarts", agent.restarts));
+        parts.push(format!("restarts: {}", agent.restarts));
     }
     if let Some(error) = &agent.last_error {
         parts.push(format!("last error: {error}"));
