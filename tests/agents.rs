@@ -205,3 +205,44 @@ fn agent_false_starts_nothing() {
     assert!(!sandbox.run("test", &["-e", "/run/netlab/overlay-dynamic"]).status.success());
     destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
 }
+
+/// flannel-3 with a node daemon declared on each node: apply runs the three, each
+/// leases a subnet and routes to the two others', a node reaches another's subnet
+/// across the overlay, status shows each daemon's subnet, destroy stops them.
+#[test]
+fn node_daemons_declared_in_the_file_are_run_by_apply() {
+    use support::flannel::{set_network, DIR_STORE};
+    let sandbox = Sandbox::new();
+    let mut source = std::fs::read_to_string(topology("flannel-3.yaml")).unwrap();
+    for n in 1..=3 {
+        let from = format!("      eth0: {{addresses: [192.168.104.{}/24]}}\n", n + 1);
+        let to = format!("{from}    node: {{store: '{DIR_STORE}', public_ip: 192.168.104.{}}}\n", n + 1);
+        assert_eq!(source.matches(&from).count(), 1, "flannel-3.yaml changed shape");
+        source = source.replacen(&from, &to, 1);
+    }
+    let file = sandbox.file("flannel-3-nodes.yaml", &source);
+    set_network(&sandbox, DIR_STORE, &[]);
+    let applied = sandbox.netlab_ok(&["apply", &file]);
+    assert!(applied.contains("+ agent of node1 (node daemon) in node1, node, store"), "{applied}");
+    let leftovers = Leftovers::new(&sandbox, &["node1", "node2", "node3"]);
+    assert_eq!(leftovers.running().len(), 3 + 1, "{:?}", leftovers.running());
+
+    // Each holds a subnet once apply returns; each routes to the two others' in time.
+    let subnets = || -> Vec<Option<String>> {
+        let report = status(&sandbox, &file);
+        report["agents"].as_array().unwrap().iter().map(|a| a["subnet"].as_str().map(str::to_string)).collect()
+    };
+    let held = subnets();
+    assert!(held.iter().all(Option::is_some), "{held:?}");
+    let routes = |n: u8| sandbox.ok("ip", &["-n", &format!("node{n}"), "route", "show", "dev", "flannel.1"]);
+    assert!(
+        eventually(20.0, || (1..=3).all(|n| routes(n).lines().count() == 2)),
+        "{}",
+        sandbox.netlab_ok(&["status", &file])
+    );
+    // node1 reaches node2's device address (its subnet's .0) through flannel.1.
+    let node2 = held[1].as_deref().unwrap().split('/').next().unwrap().to_string();
+    assert!(ping(&sandbox, "node1", &node2), "{}", routes(1));
+    assert_eq!(sandbox.netlab_ok(&["apply", &file]).trim(), "no changes");
+    destroy_leaves_nothing(&sandbox, &file, "flannel-3", &leftovers);
+}

@@ -105,22 +105,21 @@ fn wait_serving(lab: &LabName, spec: &AgentSpec, deadline: Instant) -> Result<()
         let running = state.filter(|s| s.spec == *spec).and_then(|s| s.process.clone());
         let alive = running.filter(|p| is_alive(p, PROGRAM));
         if let Some(process) = &alive {
-            let status = agent_status(&key);
-            if status.as_ref().is_some_and(|s| s.pid == process.pid && s.store_loaded && s.device_index.is_some()) {
+            let status = agent_status(spec);
+            if status.as_ref().is_some_and(|s| s.pid == process.pid && s.ready) {
                 return Ok(());
             }
         }
         // An agent that runs but cannot reach its store yet keeps trying: not a failure
         // of apply (status says what it lacks).
         if Instant::now() >= deadline && alive.is_some() {
-            tracing::warn!(agent = %key, "the agent runs but has not loaded its store or found its device yet");
+            tracing::warn!(agent = %key, "the agent runs but does not serve yet (its store, its device)");
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let reason = match (state.and_then(|s| s.last_error.clone()), agent_status(&key)) {
+            let reason = match (state.and_then(|s| s.last_error.clone()), agent_status(spec)) {
                 (Some(error), _) => error,
-                (None, Some(status)) if !status.store_loaded => "its store is not loaded yet".to_string(),
-                (None, Some(status)) => status.device_problem.unwrap_or_else(|| "no device".into()),
+                (None, Some(status)) => status.problem.unwrap_or_else(|| "it does not serve yet".into()),
                 (None, None) => "it has not started".to_string(),
             };
             let log = state.map(|s| s.log.clone()).unwrap_or_else(|| lab_dir(lab));

@@ -27,7 +27,7 @@ pub fn observe<'a>(places: impl IntoIterator<Item = &'a Place>) -> Vec<ObservedA
     let mut agents = Vec::new();
     for pid in all_pids() {
         let Some(words) = command_line(pid) else { continue };
-        if !runs_program(&words, PROGRAM) || words.get(1).map(String::as_str) != Some("run") {
+        if !runs_program(&words, PROGRAM) || !matches!(words.get(1).map(String::as_str), Some("run" | "node")) {
             continue;
         }
         let Some(underlay) = net_namespace(Some(pid)).and_then(|inode| by_inode.get(&inode)) else { continue };
@@ -40,8 +40,11 @@ pub fn observe<'a>(places: impl IntoIterator<Item = &'a Place>) -> Vec<ObservedA
 }
 
 /// The device an agent serves, from its arguments: `--netns` (default: the namespace
-/// it runs in) and `--device`.
+/// it runs in) and `--device`; a node daemon (`node`) serves the namespace it runs in.
 fn served(args: &[String], underlay: &Place) -> Option<AgentKey> {
+    if args.first().map(String::as_str) == Some("node") {
+        return Some(AgentKey { place: underlay.clone(), device: None });
+    }
     let value = |option: &str| {
         args.iter().enumerate().find_map(|(i, word)| {
             word.strip_prefix(&format!("{option}="))
@@ -54,7 +57,7 @@ fn served(args: &[String], underlay: &Place) -> Option<AgentKey> {
         Some(netns) => Place::Node(netns.parse().ok()?),
         None => underlay.clone(),
     };
-    Some(AgentKey { place, device })
+    Some(AgentKey { place, device: Some(device) })
 }
 
 #[cfg(test)]
@@ -74,5 +77,9 @@ mod tests {
         assert_eq!(key.to_string(), "host1:vxlan1");
         assert_eq!(served(&words("run --netns ov1"), &host1), None);
         assert_eq!(served(&words("run --netns ../x --device vxlan1"), &host1), None);
+        assert_eq!(
+            served(&words("node --store dir:/x --public-ip 10.0.0.1"), &host1).unwrap().to_string(),
+            "host1 (node daemon)"
+        );
     }
 }

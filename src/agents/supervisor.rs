@@ -21,7 +21,7 @@ use super::state::{self, agents_file, read_agents, read_wanted, supervisor_file,
 use super::{agent_program, lab_dir, observe, AgentError, PROGRAM};
 use crate::kernel_place::KernelPlace;
 use crate::model::LabName;
-use crate::plan::agents::{AgentProcess, AgentSpec};
+use crate::plan::agents::{AgentProcess, AgentSpec, Role};
 
 const ROUND: Duration = Duration::from_millis(200);
 /// How often each device's ifindex is read.
@@ -308,9 +308,11 @@ impl Slot {
     }
 }
 
-/// The device's ifindex now; `None` when it (or its namespace) is missing.
+/// The device's ifindex now; `None` when it (or its namespace) is missing, and for a
+/// node daemon, which makes its device itself.
 fn ifindex(spec: &AgentSpec) -> Option<u32> {
-    let device = spec.device.to_string();
+    let Role::Vxlan { device, .. } = &spec.role else { return None };
+    let device = device.to_string();
     netns::thread::in_one(spec.place.to_netns(), move |_| {
         let links = netns::blocking::links(&netns::Netlink::open_socket_here()?)?;
         Ok(links.into_iter().find(|l| l.name == device).map(|l| l.index))

@@ -93,6 +93,9 @@ fn details(agent: &AgentReport) -> String {
     if let (Some(neighbours), Some(fdb)) = (agent.neighbours, agent.fdb) {
         parts.push(format!("{neighbours} neighbours and {fdb} fdb entries installed"));
     }
+    if let Some(subnet) = &agent.subnet {
+        parts.push(format!("subnet {subnet}, routes to {} other subnets", agent.routes.unwrap_or(0)));
+    }
     if agent.restarts > 0 {
         parts.push(format!("restarts: {}", agent.restarts));
     }

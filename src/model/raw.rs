@@ -46,6 +46,21 @@ pub struct RawNode {
     /// Static FDB entries of VXLAN devices: MAC -> remote VTEP.
     #[serde(default)]
     pub fdb: Vec<RawFdbEntry>,
+    /// The flannel-like mode's node daemon (`vxlan-agent node`), run here by netlab.
+    pub node: Option<Located<RawNodeDaemon>>,
+}
+
+/// `vxlan-agent node` on a simulated host: its store and address on the underlay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNodeDaemon {
+    /// dir:PATH or etcd://HOST:PORT[,...][/PREFIX] (default prefix /coreos.com/network).
+    pub store: Located<String>,
+    pub store_tls: Option<Located<RawStoreTls>>,
+    /// This host's IPv4 address on the underlay: its VTEP.
+    pub public_ip: Located<String>,
+    /// Masquerade traffic from this host's subnet leaving the cluster network.
+    pub ip_masq: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -39,6 +39,20 @@ pub struct NamespaceSpec {
     /// their facts (addresses, MTU) are checked at plan time (see `plan::existing`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub existing: BTreeSet<IfName>,
+    /// The flannel-like mode's node daemon netlab runs here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeDaemonSpec>,
+}
+
+/// `vxlan-agent node --store STORE --public-ip IP [--ip-masq]` in a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeDaemonSpec {
+    pub store: StoreUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_tls: Option<Tls>,
+    pub public_ip: std::net::Ipv4Addr,
+    #[serde(default)]
+    pub ip_masq: bool,
 }
 
 /// A static neighbour entry: `ip neigh replace IP lladdr MAC dev DEV nud permanent`.

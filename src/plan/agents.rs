@@ -1,10 +1,12 @@
 //! The vxlan-agents a lab runs: one per VXLAN device with a store (unless the file
-//! says `agent: false`), in the namespace of the device's underlay. Desired agents
+//! says `agent: false`), in the namespace of the device's underlay, and the flannel-like
+//! mode's node daemon (`vxlan-agent node`) where a namespace declares `node:`. Desired agents
 //! come from the file, observed ones are the processes found running (see
 //! `agents::observe`); the difference is a list of start, restart and stop changes.
 //! Pure, like the rest of the plan.
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,28 +17,58 @@ use netlab_store::{StoreUrl, Tls};
 /// One agent as the file asks for it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AgentSpec {
-    /// The namespace of the VXLAN device.
+    /// The namespace it serves: the VXLAN device's, or the node daemon's own.
     pub place: Place,
-    pub device: IfName,
     /// Where the agent process runs: the namespace of the device's UDP socket.
     pub underlay: Place,
     pub store: StoreUrl,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
-    pub mode: AgentMode,
+    #[serde(flatten)]
+    pub role: Role,
+}
+
+/// What the agent does.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Role {
+    /// `vxlan-agent run`: fills one VXLAN device from the store.
+    Vxlan { device: IfName, mode: AgentMode },
+    /// `vxlan-agent node`: leases the host's subnet, makes its VXLAN device and routes.
+    Node { public_ip: Ipv4Addr, ip_masq: bool },
+}
+
+/// Where the node daemon of a namespace writes its subnet file (flannel's format, for
+/// CNI plugins) and its status: one of each per simulated host, which all share /run.
+pub fn node_files(place: &Place) -> (String, String) {
+    (format!("/run/vxlan-agent/node/{place}.env"), format!("/run/vxlan-agent/node/{place}.json"))
 }
 
 impl AgentSpec {
     /// `vxlan-agent`'s arguments for it, in a fixed order: an agent running with other
     /// arguments is another agent (observation compares them word for word).
     pub fn args(&self) -> Vec<String> {
-        let mut args = vec!["run".to_string()];
-        if let Place::Node(node) = &self.place {
-            args.extend(["--netns".to_string(), node.to_string()]);
-        }
-        args.extend(["--device".to_string(), self.device.to_string(), "--store".into(), self.store.to_string()]);
-        if self.mode != AgentMode::Proactive {
-            args.extend(["--mode".to_string(), self.mode.name().to_string()]);
+        let mut args = Vec::new();
+        match &self.role {
+            Role::Vxlan { device, mode } => {
+                args.push("run".to_string());
+                if let Place::Node(node) = &self.place {
+                    args.extend(["--netns".to_string(), node.to_string()]);
+                }
+                args.extend(["--device".to_string(), device.to_string(), "--store".into(), self.store.to_string()]);
+                if *mode != AgentMode::Proactive {
+                    args.extend(["--mode".to_string(), mode.name().to_string()]);
+                }
+            }
+            Role::Node { public_ip, ip_masq } => {
+                let (subnet_file, status_file) = node_files(&self.place);
+                args.extend(["node".to_string(), "--store".into(), self.store.to_string()]);
+                args.extend(["--public-ip".to_string(), public_ip.to_string()]);
+                args.extend(["--subnet-file".to_string(), subnet_file, "--status-file".into(), status_file]);
+                if *ip_masq {
+                    args.push("--ip-masq".to_string());
+                }
+            }
         }
         if let Some(tls) = &self.tls {
             for (option, path) in [("--etcd-ca", &tls.ca), ("--etcd-cert", &tls.cert), ("--etcd-key", &tls.key)] {
@@ -49,28 +81,48 @@ impl AgentSpec {
     }
 
     pub fn key(&self) -> AgentKey {
-        AgentKey { place: self.place.clone(), device: self.device.clone() }
+        let device = match &self.role {
+            Role::Vxlan { device, .. } => Some(device.clone()),
+            Role::Node { .. } => None,
+        };
+        AgentKey { place: self.place.clone(), device }
+    }
+
+    /// "proactive", "miss", or "node".
+    pub fn kind(&self) -> &'static str {
+        match &self.role {
+            Role::Vxlan { mode, .. } => mode.name(),
+            Role::Node { .. } => "node",
+        }
     }
 }
 
-/// Which device an agent serves: at most one agent per device.
+/// Which device an agent serves (`None`: the namespace's node daemon): at most one
+/// agent each.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct AgentKey {
     pub place: Place,
-    pub device: IfName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<IfName>,
 }
 
 impl std::fmt::Display for AgentKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.place.qualify(&self.device))
+        match &self.device {
+            Some(device) => f.write_str(&self.place.qualify(device)),
+            None => write!(f, "{} (node daemon)", self.place),
+        }
     }
 }
 
 impl AgentKey {
-    /// A file name for the agent: `PLACE:DEVICE` (no interface name has a `:`, so no
-    /// two agents share one).
+    /// A file name for the agent: `PLACE:DEVICE`, or `PLACE` for a node daemon (no
+    /// interface or namespace name has a `:`, so no two agents share one).
     pub fn file_stem(&self) -> String {
-        format!("{}:{}", self.place, self.device)
+        match &self.device {
+            Some(device) => format!("{}:{device}", self.place),
+            None => self.place.to_string(),
+        }
     }
 }
 
@@ -115,11 +167,19 @@ pub fn desired_agents(desired: &Desired) -> Vec<AgentSpec> {
             let (Some(mode), Some(store)) = (vxlan.agent, &vxlan.store) else { continue };
             agents.push(AgentSpec {
                 place: place.clone(),
-                device: name.clone(),
                 underlay: vxlan.underlay.clone(),
                 store: store.clone(),
                 tls: vxlan.store_tls.clone(),
-                mode,
+                role: Role::Vxlan { device: name.clone(), mode },
+            });
+        }
+        if let Some(node) = &spec.node {
+            agents.push(AgentSpec {
+                place: place.clone(),
+                underlay: place.clone(),
+                store: node.store.clone(),
+                tls: node.store_tls.clone(),
+                role: Role::Node { public_ip: node.public_ip, ip_masq: node.ip_masq },
             });
         }
     }
@@ -129,7 +189,9 @@ pub fn desired_agents(desired: &Desired) -> Vec<AgentSpec> {
 /// Whether an earlier apply of the lab ran an agent for `key`: only those are the
 /// lab's to stop or replace.
 fn was_ours(history: &History, key: &AgentKey) -> bool {
-    let link = history.previous.get(&key.place).and_then(|ns| ns.links.get(&key.device));
+    let Some(namespace) = history.previous.get(&key.place) else { return false };
+    let Some(device) = &key.device else { return namespace.node.is_some() };
+    let link = namespace.links.get(device);
     matches!(link.map(|l| &l.kind), Some(LinkKind::Vxlan(vxlan)) if vxlan.agent.is_some() && vxlan.store.is_some())
 }
 
@@ -162,7 +224,7 @@ pub fn agent_changes(
             }),
             Some(other) => conflicts.push(format!(
                 "a vxlan-agent netlab did not start (pid {}) serves {key} with other arguments: stop it, or \
-                 set `agent: false` on the device",
+                 set `agent: false` on the device (or drop `node:`)",
                 other.pid
             )),
         }

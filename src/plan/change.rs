@@ -462,7 +462,7 @@ struct AgentText<'a>(&'a AgentSpec);
 impl fmt::Display for AgentText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let agent = self.0;
-        write!(f, "{} in {}, {}, store {}", agent.key(), agent.underlay, agent.mode.name(), agent.store)
+        write!(f, "{} in {}, {}, store {}", agent.key(), agent.underlay, agent.kind(), agent.store)
     }
 }
 
