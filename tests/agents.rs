@@ -32,9 +32,14 @@ fn inode(text: &str) -> u64 {
 }
 
 impl Leftovers {
+    /// Right after apply, pass or fail: a host namespace apply did not make is skipped.
     fn new(sandbox: &Sandbox, hosts: &[&str]) -> Leftovers {
-        let hosts =
-            hosts.iter().map(|h| inode(&sandbox.ok("stat", &["-L", "-c", "%i", &format!("/run/netns/{h}")]))).collect();
+        let hosts = hosts
+            .iter()
+            .map(|h| sandbox.run("stat", &["-L", "-c", "%i", &format!("/run/netns/{h}")]))
+            .filter(|stat| stat.status.success())
+            .map(|stat| inode(&text(&stat.stdout)))
+            .collect();
         let own = inode(&sandbox.ok("readlink", &["/proc/self/ns/net"]));
         Leftovers { hosts, sandbox: own }
     }
@@ -66,6 +71,16 @@ impl Drop for Leftovers {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
+}
+
+/// Apply `file`, then (whether it worked or not) take note of the lab's processes, so
+/// that they are killed at the end whatever happens; then require success. The
+/// leftovers and apply's output.
+fn applied(sandbox: &Sandbox, file: &str, hosts: &[&str]) -> (Leftovers, String) {
+    let output = sandbox.netlab(&["apply", file]);
+    let leftovers = Leftovers::new(sandbox, hosts);
+    assert!(output.status.success(), "apply: {}{}", text(&output.stdout), text(&output.stderr));
+    (leftovers, text(&output.stdout))
 }
 
 fn ping(sandbox: &Sandbox, from: &str, to: &str) -> bool {
@@ -108,9 +123,8 @@ fn destroy_leaves_nothing(sandbox: &Sandbox, file: &str, lab: &str, leftovers: &
 fn overlay_dynamic_runs_its_agents_from_apply_to_destroy() {
     let sandbox = Sandbox::new();
     let file = topology("overlay-dynamic.yaml");
-    let applied = sandbox.netlab_ok(&["apply", &file]);
+    let (leftovers, applied) = applied(&sandbox, &file, &["host1", "host2"]);
     assert!(applied.contains("+ agent of ov1:vxlan1 in host1, proactive"), "{applied}");
-    let leftovers = Leftovers::new(&sandbox, &["host1", "host2"]);
     // The first ping of each pair answers: the agents had installed every remote
     // endpoint when apply returned.
     for (from, to) in [("ct1", "11.11.11.3"), ("ct2", "11.11.11.2"), ("ct3", "11.11.11.3")] {
@@ -178,8 +192,7 @@ fn overlay_dynamic_runs_its_agents_from_apply_to_destroy() {
 fn cluster_3_answers_every_first_ping() {
     let sandbox = Sandbox::new();
     let file = topology("cluster-3.yaml");
-    sandbox.netlab_ok(&["apply", &file]);
-    let leftovers = Leftovers::new(&sandbox, &["host1", "host2", "host3"]);
+    let (leftovers, _) = applied(&sandbox, &file, &["host1", "host2", "host3"]);
     let mut failed = Vec::new();
     for from in 1..=6 {
         for to in 2..=7 {
@@ -197,9 +210,8 @@ fn cluster_3_answers_every_first_ping() {
 fn agent_false_starts_nothing() {
     let sandbox = Sandbox::new();
     let file = own_agents(&sandbox, "overlay-dynamic.yaml");
-    let applied = sandbox.netlab_ok(&["apply", &file]);
+    let (leftovers, applied) = applied(&sandbox, &file, &["host1", "host2"]);
     assert!(!applied.contains("agent"), "{applied}");
-    let leftovers = Leftovers::new(&sandbox, &["host1", "host2"]);
     assert_eq!(leftovers.running(), Vec::<String>::new());
     assert_eq!(status(&sandbox, &file)["agents"], serde_json::json!([]));
     assert!(!sandbox.run("test", &["-e", "/run/netlab/overlay-dynamic"]).status.success());
@@ -222,9 +234,8 @@ fn node_daemons_declared_in_the_file_are_run_by_apply() {
     }
     let file = sandbox.file("flannel-3-nodes.yaml", &source);
     set_network(&sandbox, DIR_STORE, &[]);
-    let applied = sandbox.netlab_ok(&["apply", &file]);
+    let (leftovers, applied) = applied(&sandbox, &file, &["node1", "node2", "node3"]);
     assert!(applied.contains("+ agent of node1 (node daemon) in node1, node, store"), "{applied}");
-    let leftovers = Leftovers::new(&sandbox, &["node1", "node2", "node3"]);
     assert_eq!(leftovers.running().len(), 3 + 1, "{:?}", leftovers.running());
 
     // Each holds a subnet once apply returns; each routes to the two others' in time.
@@ -245,4 +256,38 @@ fn node_daemons_declared_in_the_file_are_run_by_apply() {
     assert!(ping(&sandbox, "node1", &node2), "{}", routes(1));
     assert_eq!(sandbox.netlab_ok(&["apply", &file]).trim(), "no changes");
     destroy_leaves_nothing(&sandbox, &file, "flannel-3", &leftovers);
+}
+
+/// Re-apply after an edit: another mode restarts the agent with it, `agent: false`
+/// stops the lab's agent of that device, the other agent keeps its pid throughout.
+#[test]
+fn an_edited_file_restarts_and_stops_agents() {
+    let sandbox = Sandbox::new();
+    let source = std::fs::read_to_string(topology("overlay-dynamic.yaml")).unwrap();
+    let store = "store: 'dir:/run/netlab/stores/overlay-dynamic'}";
+    let edit = |with: &str| {
+        let text = source.replacen(store, &format!("store: 'dir:/run/netlab/stores/overlay-dynamic', {with}}}"), 1);
+        assert_ne!(text, source);
+        sandbox.file("overlay-dynamic.yaml", &text)
+    };
+    let file = sandbox.file("overlay-dynamic.yaml", &source);
+    let (leftovers, _) = applied(&sandbox, &file, &["host1", "host2"]);
+    let first = agent_pids(&sandbox, &file);
+
+    let file = edit("agent: {mode: miss}");
+    let changed = sandbox.netlab_ok(&["apply", &file]);
+    assert!(changed.contains("~ agent of ov1:vxlan1 in host1, miss"), "{changed}");
+    let second = agent_pids(&sandbox, &file);
+    assert_ne!(second[0].1, first[0].1, "restarted");
+    assert_eq!(second[1], first[1], "the other agent is untouched");
+    let miss = leftovers.running();
+    assert!(miss.iter().any(|p| p.contains("--netns ov1") && p.contains("--mode miss")), "{miss:?}");
+
+    let file = edit("agent: false");
+    let stopped = sandbox.netlab_ok(&["apply", &file]);
+    assert!(stopped.contains("- agent of ov1:vxlan1"), "{stopped}");
+    let left = leftovers.running();
+    assert!(!left.iter().any(|p| p.contains("--netns ov1")), "{left:?}");
+    assert_eq!(agent_pids(&sandbox, &file), [second[1].clone()]);
+    destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
 }
