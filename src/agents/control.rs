@@ -7,10 +7,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::process::{self, is_alive};
+use super::process::{self, is_agent, is_alive};
 use super::report::agent_status;
 use super::state::{self, read_agents, read_supervisor, want_dir};
-use super::{lab_dir, AgentError, PROGRAM};
+use super::{lab_dir, AgentError};
 use crate::model::LabName;
 use crate::plan::agents::{AgentKey, AgentProcess, AgentSpec};
 
@@ -19,12 +19,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a stopped process has to exit on SIGTERM before SIGKILL.
 const GRACE: Duration = Duration::from_secs(3);
 
-/// The supervisor is this very program, run as `netlab supervise --name LAB`.
-pub(super) fn supervisor_program() -> String {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.file_name()?.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "netlab".into())
+/// The lab's supervisor: `... supervise --name LAB` (whatever netlab's file is called).
+fn supervisor_of(lab: &LabName) -> impl Fn(&[String]) -> bool + '_ {
+    move |words| {
+        words.iter().any(|w| w == "supervise") && words.windows(2).any(|w| w[0] == "--name" && w[1] == lab.as_str())
+    }
 }
 
 fn want_file(lab: &LabName, key: &AgentKey) -> std::path::PathBuf {
@@ -42,7 +41,7 @@ pub fn stop(lab: &LabName, key: &AgentKey, running: &[AgentProcess]) -> Result<(
     }
     let mut left = Vec::new();
     for process in running {
-        if !process::stop(process, PROGRAM, GRACE) {
+        if !process::stop(process, &is_agent, GRACE) {
             left.push(format!("vxlan-agent pid {}", process.pid));
         }
     }
@@ -77,7 +76,7 @@ pub fn converge(lab: &LabName, wanted: &[AgentSpec], replaced: &[AgentProcess]) 
     }
     if wanted.is_empty() {
         if let Some(supervisor) = read_supervisor(lab) {
-            process::stop(&supervisor.process, &supervisor_program(), GRACE);
+            process::stop(&supervisor.process, &supervisor_of(lab), GRACE);
         }
         return Ok(());
     }
@@ -85,7 +84,7 @@ pub fn converge(lab: &LabName, wanted: &[AgentSpec], replaced: &[AgentProcess]) 
         state::write(&want_file(lab, &spec.key()), spec)?;
     }
     for process in replaced {
-        process::stop(process, PROGRAM, GRACE);
+        process::stop(process, &is_agent, GRACE);
     }
     ensure_supervisor(lab)?;
     let deadline = Instant::now() + START_TIMEOUT;
@@ -103,7 +102,7 @@ fn wait_serving(lab: &LabName, spec: &AgentSpec, deadline: Instant) -> Result<()
         let agents = read_agents(lab);
         let state = agents.get(&key.file_stem());
         let running = state.filter(|s| s.spec == *spec).and_then(|s| s.process.clone());
-        let alive = running.filter(|p| is_alive(p, PROGRAM));
+        let alive = running.filter(|p| is_alive(p, &is_agent));
         if let Some(process) = &alive {
             let status = agent_status(spec);
             if status.as_ref().is_some_and(|s| s.pid == process.pid && s.ready) {
@@ -130,7 +129,7 @@ fn wait_serving(lab: &LabName, spec: &AgentSpec, deadline: Instant) -> Result<()
 }
 
 fn supervisor_alive(lab: &LabName) -> bool {
-    read_supervisor(lab).is_some_and(|s| is_alive(&s.process, &supervisor_program()))
+    read_supervisor(lab).is_some_and(|s| is_alive(&s.process, &supervisor_of(lab)))
 }
 
 /// Start the lab's supervisor unless it runs: detached, in a session of its own,
@@ -179,13 +178,13 @@ pub fn shutdown(lab: &LabName) -> Result<(), AgentError> {
     let _ = std::fs::remove_dir_all(want_dir(lab));
     let mut left = Vec::new();
     if let Some(supervisor) = read_supervisor(lab) {
-        if !process::stop(&supervisor.process, &supervisor_program(), GRACE * 2) {
+        if !process::stop(&supervisor.process, &supervisor_of(lab), GRACE * 2) {
             left.push(format!("supervisor pid {}", supervisor.process.pid));
         }
     }
     for (stem, agent) in read_agents(lab) {
         if let Some(process) = agent.process {
-            if !process::stop(&process, PROGRAM, GRACE) {
+            if !process::stop(&process, &is_agent, GRACE) {
                 left.push(format!("vxlan-agent of {stem} (pid {})", process.pid));
             }
         }

@@ -41,10 +41,17 @@ pub fn runs_program(words: &[String], name: &str) -> bool {
     words.first().and_then(|w| Path::new(w).file_name()).is_some_and(|f| f == name)
 }
 
-/// The process is still the one meant: same start time, running `program`.
-pub fn is_alive(process: &AgentProcess, program: &str) -> bool {
-    start_time(process.pid) == Some(process.started)
-        && command_line(process.pid).is_some_and(|words| runs_program(&words, program))
+/// What tells the process meant by its command line.
+pub type Meant<'a> = &'a dyn Fn(&[String]) -> bool;
+
+/// A vxlan-agent.
+pub fn is_agent(words: &[String]) -> bool {
+    runs_program(words, super::PROGRAM)
+}
+
+/// The process is still the one meant: same start time, a command line `meant` accepts.
+pub fn is_alive(process: &AgentProcess, meant: Meant) -> bool {
+    start_time(process.pid) == Some(process.started) && command_line(process.pid).is_some_and(|words| meant(&words))
 }
 
 /// The inode of the network namespace of a process (or of `/proc/self`).
@@ -60,8 +67,8 @@ pub fn net_namespace(pid: Option<u32>) -> Option<u64> {
 /// Stop a process that is still the one meant: SIGTERM, then SIGKILL after `grace`.
 /// Whether it is gone (true also when it had already gone, or the pid is another
 /// process's now, which is left alone).
-pub fn stop(process: &AgentProcess, program: &str, grace: Duration) -> bool {
-    if !is_alive(process, program) {
+pub fn stop(process: &AgentProcess, meant: Meant, grace: Duration) -> bool {
+    if !is_alive(process, meant) {
         return true;
     }
     let pid = Pid::from_raw(process.pid as i32);
@@ -70,7 +77,7 @@ pub fn stop(process: &AgentProcess, program: &str, grace: Duration) -> bool {
         return true;
     }
     // Checked again: the pid may have been recycled while we waited.
-    if is_alive(process, program) {
+    if is_alive(process, meant) {
         let _ = kill(pid, Signal::SIGKILL);
     }
     wait_gone(process, Duration::from_secs(2))
@@ -106,10 +113,11 @@ mod tests {
         let started = start_time(pid).expect("our own start time");
         let words = command_line(pid).unwrap();
         let program = Path::new(&words[0]).file_name().unwrap().to_string_lossy().into_owned();
-        assert!(is_alive(&AgentProcess { pid, started }, &program));
+        let us = |w: &[String]| runs_program(w, &program);
+        assert!(is_alive(&AgentProcess { pid, started }, &us));
         // Another start time is another process: never ours to signal.
-        assert!(!is_alive(&AgentProcess { pid, started: started + 1 }, &program));
-        assert!(!is_alive(&AgentProcess { pid, started }, "vxlan-agent"));
-        assert!(stop(&AgentProcess { pid, started: started + 1 }, &program, Duration::ZERO));
+        assert!(!is_alive(&AgentProcess { pid, started: started + 1 }, &us));
+        assert!(!is_alive(&AgentProcess { pid, started }, &is_agent));
+        assert!(stop(&AgentProcess { pid, started: started + 1 }, &us, Duration::ZERO));
     }
 }

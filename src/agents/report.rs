@@ -5,9 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::process::is_alive;
+use super::process::{is_agent, is_alive};
 use super::state::read_agents;
-use super::PROGRAM;
 use crate::model::{LabName, Place};
 use crate::plan::agents::{node_files, AgentSpec, Role};
 
@@ -122,7 +121,7 @@ pub fn report(lab: &LabName, wanted: &[AgentSpec]) -> Vec<AgentReport> {
         .map(|spec| {
             let key = spec.key();
             let state = states.get(&key.file_stem()).filter(|s| s.spec == *spec);
-            let process = state.and_then(|s| s.process.clone()).filter(|p| is_alive(p, PROGRAM));
+            let process = state.and_then(|s| s.process.clone()).filter(|p| is_alive(p, &is_agent));
             let status = process.as_ref().and_then(|p| agent_status(spec).filter(|s| s.pid == p.pid));
             AgentReport {
                 agent: key.to_string(),

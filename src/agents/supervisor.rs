@@ -16,9 +16,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::process::{self, is_alive, start_time};
+use super::process::{self, is_agent, is_alive, start_time};
 use super::state::{self, agents_file, read_agents, read_wanted, supervisor_file, AgentState, SupervisorState};
-use super::{agent_program, lab_dir, observe, AgentError, PROGRAM};
+use super::{agent_program, lab_dir, observe, AgentError};
 use crate::kernel_place::KernelPlace;
 use crate::model::LabName;
 use crate::plan::agents::{AgentProcess, AgentSpec, Role};
@@ -113,7 +113,7 @@ impl Supervisor {
         let wanted = read_wanted(&self.lab);
         for (stem, state) in read_agents(&self.lab) {
             let (Some(process), Some(spec)) = (state.process, wanted.get(&stem)) else { continue };
-            if state.spec == *spec && is_alive(&process, PROGRAM) {
+            if state.spec == *spec && is_alive(&process, &is_agent) {
                 let mut slot = Slot::new(spec.clone(), state.log);
                 slot.restarts = state.restarts;
                 slot.ifindex = ifindex(spec);
@@ -213,7 +213,7 @@ impl Slot {
                 Ok(None) => None,
                 Err(e) => Some(format!("wait: {e}")),
             },
-            None => (!is_alive(&process, PROGRAM)).then(|| "ended".to_string()),
+            None => (!is_alive(&process, &is_agent)).then(|| "ended".to_string()),
         };
         if let Some(how) = ended {
             let error = format!("{how}{}", last_line(&self.log).map(|l| format!(": {l}")).unwrap_or_default());
@@ -300,7 +300,7 @@ impl Slot {
 
     fn stop(&mut self) {
         if let Some(process) = self.process.take() {
-            process::stop(&process, PROGRAM, GRACE);
+            process::stop(&process, &is_agent, GRACE);
         }
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
