@@ -236,3 +236,39 @@ pub fn agent_changes(
         changes.push(Change::StopAgent { key: key.clone(), running: agents.iter().map(|a| a.process()).collect() });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(place: &str, role: Role, tls: Option<Tls>) -> AgentSpec {
+        AgentSpec {
+            place: place.parse().unwrap(),
+            underlay: "host1".parse().unwrap(),
+            store: "etcd://10.0.0.9:2379/x".parse().unwrap(),
+            tls,
+            role,
+        }
+    }
+
+    #[test]
+    fn arguments_say_everything_the_file_does_in_a_fixed_order() {
+        let vxlan = Role::Vxlan { device: "vxlan1".parse().unwrap(), mode: AgentMode::Miss };
+        let tls = Tls { ca: Some("/ca.pem".into()), cert: Some("/c.pem".into()), key: Some("/k.pem".into()) };
+        assert_eq!(
+            spec("ov1", vxlan, Some(tls)).args().join(" "),
+            "run --netns ov1 --device vxlan1 --store etcd://10.0.0.9:2379/x --mode miss --etcd-ca /ca.pem \
+             --etcd-cert /c.pem --etcd-key /k.pem"
+        );
+        let host = Role::Vxlan { device: "vxlan1".parse().unwrap(), mode: AgentMode::Proactive };
+        assert_eq!(spec("host", host, None).args().join(" "), "run --device vxlan1 --store etcd://10.0.0.9:2379/x");
+        let node = spec("node1", Role::Node { public_ip: "10.0.0.2".parse().unwrap(), ip_masq: true }, None);
+        assert_eq!(
+            node.args().join(" "),
+            "node --store etcd://10.0.0.9:2379/x --public-ip 10.0.0.2 --subnet-file /run/vxlan-agent/node/node1.env \
+             --status-file /run/vxlan-agent/node/node1.json --ip-masq"
+        );
+        assert_eq!(node.key().file_stem(), "node1");
+        assert_eq!(node.key().to_string(), "node1 (node daemon)");
+    }
+}
