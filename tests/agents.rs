@@ -291,3 +291,30 @@ fn an_edited_file_restarts_and_stops_agents() {
     assert_eq!(agent_pids(&sandbox, &file), [second[1].clone()]);
     destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
 }
+
+/// A caller that waits for apply's output to close (a pipe, as `$(netlab apply ...)`
+/// or a CI log) is not kept waiting by the supervisor and agents apply leaves
+/// running: they keep no descriptor apply inherited, even one not close-on-exec.
+#[test]
+fn apply_leaves_no_inherited_descriptor_open_in_its_processes() {
+    use std::io::Read;
+    let sandbox = Sandbox::new();
+    let file = topology("overlay-dynamic.yaml");
+    // sh hands apply a copy of the pipe as fd 7, which is not close-on-exec.
+    let script = format!("exec 7>&1; {} apply {file} >/dev/null 2>&1", env!("CARGO_BIN_EXE_netlab"));
+    let mut child = sandbox.command("sh").args(["-c", &script]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut pipe = child.stdout.take().unwrap();
+    let (sender, closed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = pipe.read_to_end(&mut Vec::new());
+        let _ = sender.send(());
+    });
+    let status = child.wait().unwrap();
+    let leftovers = Leftovers::new(&sandbox, &["host1", "host2"]);
+    assert!(status.success());
+    assert_eq!(leftovers.running().len(), 2 + 1, "{:?}", leftovers.running());
+    // Bounded only so that a failure ends: the pipe closes when sh exits.
+    let waited = closed.recv_timeout(std::time::Duration::from_secs(30));
+    assert!(waited.is_ok(), "the pipe stays open: held by {:?}", leftovers.running());
+    destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
+}

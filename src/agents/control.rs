@@ -147,11 +147,17 @@ fn ensure_supervisor(lab: &LabName) -> Result<(), AgentError> {
     let mut command = Command::new(exe);
     // -v: its starts and stops (info) go to supervisor.log too, not only warnings.
     command.args(["-v", "supervise", "--name", lab.as_str()]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
-    // SAFETY: setsid is async-signal-safe; it makes the child a session leader, out
-    // of the terminal's and apply's process group (no SIGHUP, no Ctrl-C).
+    // SAFETY: setsid and close_range are async-signal-safe system calls. setsid makes
+    // the child a session leader, out of the terminal's and apply's process group (no
+    // SIGHUP, no Ctrl-C); every descriptor past stderr that apply's caller let it
+    // inherit (a pipe someone waits on to close, say) is closed at exec, so the
+    // long-lived supervisor and its agents hold none of them.
     unsafe {
         command.pre_exec(|| {
             if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
