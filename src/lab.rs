@@ -161,10 +161,14 @@ async fn observe_for(
         scope = scope.with_host_firewall();
     }
     let mut observed = observe(lab, &scope).await?;
-    // Agents run in the lab's namespaces or the host's.
-    let places: std::collections::BTreeSet<&Place> =
-        desired.keys().chain(history.previous.keys()).chain([&Place::Host]).collect();
-    observed.agents = crate::agents::observe(places);
+    // Agents are looked for only where the file or an earlier apply runs one: a lab
+    // without any costs no scan of /proc, a large one no look at every namespace.
+    let agents = crate::plan::agents::desired_agents;
+    let underlays: std::collections::BTreeSet<Place> =
+        agents(desired).into_iter().chain(agents(&history.previous)).map(|agent| agent.underlay).collect();
+    if !underlays.is_empty() {
+        observed.agents = crate::agents::observe(&underlays);
+    }
     Ok(observed)
 }
 
