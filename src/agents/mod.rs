@@ -39,7 +39,7 @@ pub enum AgentError {
     SpawnSupervisor { lab: LabName, source: std::io::Error },
     #[error("the vxlan-agent of {key} is not running after {seconds} s: {reason} (log: {})", log.display())]
     NotRunning { key: String, seconds: u64, reason: String, log: PathBuf },
-    #[error("processes of lab {lab} are still running after destroy: {}", .processes.join(", "))]
+    #[error("processes of lab {lab} would not stop: {}", .processes.join(", "))]
     LeftBehind { lab: LabName, processes: Vec<String> },
     #[error("find the netlab executable: {0}")]
     OwnExecutable(std::io::Error),
