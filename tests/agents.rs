@@ -318,3 +318,31 @@ fn apply_leaves_no_inherited_descriptor_open_in_its_processes() {
     assert!(waited.is_ok(), "the pipe stays open: held by {:?}", leftovers.running());
     destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
 }
+
+/// A netlab with no vxlan-agent beside it or on PATH says so at once, names the way
+/// out, and starts nothing.
+#[test]
+fn without_vxlan_agent_apply_says_so_and_starts_nothing() {
+    let sandbox = Sandbox::new();
+    let alone = sandbox.dir.join("alone");
+    std::fs::create_dir(&alone).unwrap();
+    let netlab = alone.join("netlab");
+    std::fs::hard_link(env!("CARGO_BIN_EXE_netlab"), &netlab).unwrap();
+    let file = topology("overlay-dynamic.yaml");
+    let output = sandbox
+        .command(netlab.to_str().unwrap())
+        .args(["apply", &file])
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap();
+    let leftovers = Leftovers::new(&sandbox, &["host1", "host2"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!("vxlan-agent is neither beside netlab ({}/vxlan-agent) nor on PATH", alone.display()))
+            && stderr.contains("set `agent: false`"),
+        "{stderr}"
+    );
+    assert_eq!(leftovers.running(), Vec::<String>::new());
+    destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
+}

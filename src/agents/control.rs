@@ -80,6 +80,8 @@ pub fn converge(lab: &LabName, wanted: &[AgentSpec], replaced: &[AgentProcess]) 
         }
         return Ok(());
     }
+    // Said at once, rather than after waiting for agents that cannot start.
+    super::agent_program()?;
     for spec in wanted {
         state::write(&want_file(lab, &spec.key()), spec)?;
     }

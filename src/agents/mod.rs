@@ -43,6 +43,8 @@ pub enum AgentError {
     LeftBehind { lab: LabName, processes: Vec<String> },
     #[error("find the netlab executable: {0}")]
     OwnExecutable(std::io::Error),
+    #[error("vxlan-agent is neither beside netlab ({}) nor on PATH: install it, or set `agent: false` on the lab's VXLAN devices (and drop `node:`)", .beside.display())]
+    NoAgentProgram { beside: PathBuf },
 }
 
 /// The lab's folder of processes and logs.
@@ -52,12 +54,14 @@ pub fn lab_dir(lab: &LabName) -> PathBuf {
 
 /// The vxlan-agent to run: the one beside netlab's own executable, else the first on
 /// PATH (found at each start, so an agent installed later is found too).
-pub fn agent_program() -> PathBuf {
-    if let Some(beside) = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(PROGRAM))) {
-        if beside.is_file() {
-            return beside;
-        }
+pub fn agent_program() -> Result<PathBuf, AgentError> {
+    let beside = std::env::current_exe().map_err(AgentError::OwnExecutable)?.with_file_name(PROGRAM);
+    if beside.is_file() {
+        return Ok(beside);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path).map(|dir| dir.join(PROGRAM)).find(|p| p.is_file()).unwrap_or_else(|| PROGRAM.into())
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(PROGRAM))
+        .find(|p| p.is_file())
+        .ok_or(AgentError::NoAgentProgram { beside })
 }

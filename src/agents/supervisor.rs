@@ -279,7 +279,8 @@ impl Slot {
         let namespace = File::open(self.spec.underlay.to_netns().path())?;
         let log = OpenOptions::new().create(true).append(true).open(&self.log)?;
         self.ifindex = ifindex(&self.spec);
-        let mut command = Command::new(agent_program());
+        let program = agent_program().map_err(std::io::Error::other)?;
+        let mut command = Command::new(program);
         command.args(self.spec.args()).stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         let fd = namespace.as_raw_fd();
         // SAFETY: setns is async-signal-safe; `namespace` outlives the spawn.
