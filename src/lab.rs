@@ -29,6 +29,8 @@ pub enum LabError {
     Step(#[source] ApplyError),
     #[error(transparent)]
     Publish(#[from] crate::publish::PublishError),
+    #[error(transparent)]
+    Agents(#[from] crate::agents::AgentError),
     #[error("cannot apply without taking over what netlab did not create:\n  {}", .0.join("\n  "))]
     Conflicts(Vec<String>),
     #[error("destroy left objects of lab {lab} behind: {}", .objects.join(", "))]
@@ -106,6 +108,7 @@ pub async fn apply_in(topology: &Topology, file: Option<&Path>, mut mode: Mode<'
         record.save()?;
     }
     publish(topology, &mut record).await?;
+    run_agents(lab, desired, &plan).await?;
     Ok(Applied { plan, elapsed: started.elapsed(), stopped_after: None })
 }
 
@@ -126,6 +129,24 @@ async fn publish(topology: &Topology, record: &mut Record) -> Result<()> {
         record.publications = wanted;
         record.save()?;
     }
+    Ok(())
+}
+
+/// The lab's agents, once its endpoints are published: those the file asks for run
+/// under the lab's supervisor (started again if it was killed), the plan's restarts
+/// replace the processes they name. Runs on every apply, like `publish`.
+async fn run_agents(lab: &LabName, desired: &Desired, plan: &Plan) -> Result<()> {
+    let wanted = crate::plan::agents::desired_agents(desired);
+    let replaced: Vec<_> = plan
+        .changes
+        .iter()
+        .filter_map(|c| if let Change::RestartAgent { running, .. } = c { Some(running.clone()) } else { None })
+        .flatten()
+        .collect();
+    let lab = lab.clone();
+    tokio::task::spawn_blocking(move || crate::agents::converge(&lab, &wanted, &replaced))
+        .await
+        .map_err(crate::apply::ApplyError::from)??;
     Ok(())
 }
 
@@ -168,7 +189,16 @@ async fn observe_for(
     if recovering {
         scope = scope.with_host_firewall();
     }
-    Ok(observe(lab, &scope).await?)
+    let mut observed = observe(lab, &scope).await?;
+    // Agents are looked for only where the file or an earlier apply runs one: a lab
+    // without any costs no scan of /proc, a large one no look at every namespace.
+    let agents = crate::plan::agents::desired_agents;
+    let underlays: std::collections::BTreeSet<Place> =
+        agents(desired).into_iter().chain(agents(&history.previous)).map(|agent| agent.underlay).collect();
+    if !underlays.is_empty() {
+        observed.agents = crate::agents::observe(&underlays);
+    }
+    Ok(observed)
 }
 
 pub struct Destroyed {
@@ -213,6 +243,11 @@ pub async fn destroy(lab: &LabName, topology: Option<&Topology>) -> Result<Destr
     }
     let mut history = record.history();
     history.others = other_labs(lab)?.0;
+    // The supervisor first: it would start again the agents the plan stops.
+    let stopping = lab.clone();
+    tokio::task::spawn_blocking(move || crate::agents::shutdown(&stopping))
+        .await
+        .map_err(crate::apply::ApplyError::from)??;
     let empty = Desired::new();
     if !record.publications.is_empty() {
         // An unreachable store does not keep the lab's namespaces alive: its stale

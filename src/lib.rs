@@ -2,6 +2,7 @@
 //! file and what the kernel has into an ordered list of changes; the edges
 //! (`observe`, `apply`, `check`) talk to the kernel.
 
+pub mod agents;
 pub mod apply;
 pub mod capture;
 pub mod check;

@@ -120,10 +120,20 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
             });
         }
     }
+    for agent in crate::plan::agents::desired_agents(desired) {
+        let key = agent.key();
+        let state = changes.iter().find_map(|c| match c {
+            Change::StartAgent { agent: a } if a.key() == key => Some(State::Missing),
+            Change::RestartAgent { agent: a, .. } if a.key() == key => Some(State::Differs),
+            _ => None,
+        });
+        report.push(entry(format!("agent of {key}"), state.unwrap_or(State::Ok), None));
+    }
     for change in changes {
         let unexpected = matches!(
             change,
-            Change::DeleteNamespace { .. }
+            Change::StopAgent { .. }
+                | Change::DeleteNamespace { .. }
                 | Change::DeleteLink { .. }
                 | Change::DeleteAddress { .. }
                 | Change::DeleteRoute { .. }

@@ -7,12 +7,12 @@ mod support;
 
 use nix::sys::signal::Signal;
 use support::overlay::*;
-use support::{agent_binary, eventually, topology, Certificates, Process, Sandbox};
+use support::{agent_binary, eventually, Certificates, Process, Sandbox};
 
 #[test]
 fn folder_store_proactive_first_ping_answers() {
     let sandbox = Sandbox::new();
-    let file = topology("overlay-dynamic.yaml");
+    let file = own_agents(&sandbox, "overlay-dynamic.yaml");
     sandbox.netlab_ok(&["apply", &file]);
     // netlab published the three containers in the tutorial's layout.
     assert_eq!(sandbox.ok("cat", &["/run/netlab/stores/overlay-dynamic/arp/11.11.11.3"]).trim(), "02:42:c0:a8:00:03");
@@ -106,7 +106,7 @@ fn folder_store_proactive_first_ping_answers() {
 #[test]
 fn netlink_overrun_is_counted_and_reconciled() {
     let sandbox = Sandbox::new();
-    sandbox.netlab_ok(&["apply", &topology("overlay-dynamic.yaml")]);
+    sandbox.netlab_ok(&["apply", &own_agents(&sandbox, "overlay-dynamic.yaml")]);
     let args = [
         "run",
         "--netns",
@@ -170,7 +170,7 @@ fn netlink_overrun_is_counted_and_reconciled() {
 #[test]
 fn miss_mode_answers_misses_only() {
     let sandbox = Sandbox::new();
-    let file = topology("overlay-dynamic.yaml");
+    let file = own_agents(&sandbox, "overlay-dynamic.yaml");
     sandbox.netlab_ok(&["apply", &file]);
     let agent1 = agent(&sandbox, "host1", "ov1", DIR_STORE, &["--mode", "miss"]);
     let _agent2 = agent(&sandbox, "host2", "ov2", DIR_STORE, &["--mode", "miss"]);
@@ -250,7 +250,7 @@ fn miss_mode_answers_misses_only() {
 fn etcd_cluster_loses_a_member() {
     let sandbox = Sandbox::new();
     let store = "etcd://127.0.0.1:2379,127.0.0.2:2379,127.0.0.3:2379/overlay-dynamic";
-    let source = std::fs::read_to_string(topology("overlay-dynamic.yaml")).unwrap();
+    let source = std::fs::read_to_string(own_agents(&sandbox, "overlay-dynamic.yaml")).unwrap();
     let file = sandbox.file("overlay-dynamic-etcd3.yaml", &source.replace(DIR_STORE, store));
     let mut members: Vec<Process> = (1..=3).map(|i| etcd_member(&sandbox, i)).collect();
     let ready = |m: &Process| m.output().contains("ready to serve client requests");
@@ -283,7 +283,7 @@ fn etcd_cluster_loses_a_member() {
 #[test]
 fn etcd_on_loopback_with_agents_beside_it() {
     let sandbox = Sandbox::new();
-    let source = std::fs::read_to_string(topology("overlay-dynamic.yaml")).unwrap();
+    let source = std::fs::read_to_string(own_agents(&sandbox, "overlay-dynamic.yaml")).unwrap();
     let store = "etcd://127.0.0.1:2379/overlay-dynamic";
     let file = sandbox.file("overlay-dynamic-etcd.yaml", &source.replace(DIR_STORE, store));
     let _etcd = etcd(&sandbox);
@@ -323,7 +323,7 @@ fn etcd_over_tls_with_client_certificates() {
     let store = "etcd://127.0.0.1:2379/overlay-dynamic";
     let store_in_file =
         format!("'{store}', store_tls: {{ca: '{}', cert: '{}', key: '{}'}}", tls.ca, tls.client_cert, tls.client_key);
-    let source = std::fs::read_to_string(topology("overlay-dynamic.yaml")).unwrap();
+    let source = std::fs::read_to_string(own_agents(&sandbox, "overlay-dynamic.yaml")).unwrap();
     let file = sandbox.file("overlay-dynamic-tls.yaml", &source.replace(&format!("'{DIR_STORE}'"), &store_in_file));
     let _etcd = etcd_with(&sandbox, Some(&tls));
     sandbox.netlab_ok(&["apply", &file]);
@@ -353,7 +353,7 @@ fn etcd_over_tls_with_client_certificates() {
 fn cluster_of_three_follows_the_store() {
     let sandbox = Sandbox::new();
     let before = sandbox.snapshot();
-    let file = topology("cluster-3.yaml");
+    let file = own_agents(&sandbox, "cluster-3.yaml");
     sandbox.netlab_ok(&["apply", &file]);
     let mut agents = cluster_agents(&sandbox, "dir:/run/netlab/stores/cluster-3");
     assert!(eventually(10.0, || converged(&sandbox)), "{:?}", entries(&sandbox, "ov1"));
@@ -468,7 +468,7 @@ fn cluster_of_three_with_etcd_rides_out_an_outage() {
 #[test]
 fn burst_of_twenty_thousand_entries_is_all_installed() {
     let sandbox = Sandbox::new();
-    let file = topology("overlay-dynamic.yaml");
+    let file = own_agents(&sandbox, "overlay-dynamic.yaml");
     sandbox.netlab_ok(&["apply", &file]);
     let store = sandbox.dir.join("burst");
     std::fs::create_dir_all(store.join("arp")).unwrap();

@@ -7,7 +7,7 @@ mod support;
 
 use nix::sys::signal::Signal;
 use support::overlay::*;
-use support::{agent_binary, eventually, topology, Sandbox};
+use support::{agent_binary, eventually, Sandbox};
 
 const FOLDER: &str = "/run/netlab/stores/overlay-dynamic";
 
@@ -29,7 +29,7 @@ fn marker(sandbox: &Sandbox, n: u8) {
 #[test]
 fn fifo_and_dev_zero_keys_hang_nothing_and_bloat_nothing() {
     let sandbox = Sandbox::new();
-    let file = topology("overlay-dynamic.yaml");
+    let file = own_agents(&sandbox, "overlay-dynamic.yaml");
     // A FIFO where netlab is about to publish ct2's address: apply replaces it and
     // does not hang on reading it.
     sh(&sandbox, &format!("mkdir -p {FOLDER}/arp {FOLDER}/fdb && mkfifo {FOLDER}/arp/11.11.11.3"));
@@ -66,7 +66,7 @@ fn fifo_and_dev_zero_keys_hang_nothing_and_bloat_nothing() {
 #[test]
 fn symlinks_in_the_store_are_never_followed() {
     let sandbox = Sandbox::new();
-    let file = topology("overlay-dynamic.yaml");
+    let file = own_agents(&sandbox, "overlay-dynamic.yaml");
     sandbox.netlab_ok(&["apply", &file]);
     let outside = sandbox.file("outside", "precious\n");
     // A key that is a link to a file outside the store: refused when read, replaced
@@ -111,7 +111,7 @@ fn symlinks_in_the_store_are_never_followed() {
 #[test]
 fn hand_written_aliases_work_with_inotify_alone() {
     let sandbox = Sandbox::new();
-    sandbox.netlab_ok(&["apply", &topology("overlay-dynamic.yaml")]);
+    sandbox.netlab_ok(&["apply", &own_agents(&sandbox, "overlay-dynamic.yaml")]);
     // No rescans: only inotify tells the agent.
     let agent1 = agent(&sandbox, "host1", "ov1", DIR_STORE, &["--poll", "0"]);
     assert!(eventually(10.0, || entries(&sandbox, "ov1") == WANT1), "{}", agent1.output());
@@ -138,7 +138,7 @@ fn hand_written_aliases_work_with_inotify_alone() {
 #[test]
 fn garbage_store_entries_are_never_installed() {
     let sandbox = Sandbox::new();
-    sandbox.netlab_ok(&["apply", &topology("overlay-dynamic.yaml")]);
+    sandbox.netlab_ok(&["apply", &own_agents(&sandbox, "overlay-dynamic.yaml")]);
     let agent1 = agent(&sandbox, "host1", "ov1", DIR_STORE, &[]);
     assert!(eventually(10.0, || entries(&sandbox, "ov1") == WANT1), "{}", agent1.output());
     let garbage = ["0.0.0.0", "127.0.0.1", "255.255.255.255", "224.0.0.1", "169.254.0.5", "ff02::1", "fe80::5", "::1"];

@@ -9,14 +9,14 @@ use std::time::Duration;
 use netlab_store::endpoints::Endpoint;
 use netlab_store::{AnyStore, KeyPath, Store, StoreUrl, Value};
 use support::overlay::*;
-use support::{agent_binary, eventually, topology, Sandbox};
+use support::{agent_binary, eventually, Sandbox};
 
 const WANT1: [&str; 2] = ["fdb 02:42:c0:a8:00:03 dst 192.168.104.3", "neigh 11.11.11.3 lladdr 02:42:c0:a8:00:03"];
 
 #[test]
 fn a_second_agent_for_the_same_device_is_refused() {
     let sandbox = Sandbox::new();
-    sandbox.netlab_ok(&["apply", &topology("overlay-dynamic.yaml")]);
+    sandbox.netlab_ok(&["apply", &own_agents(&sandbox, "overlay-dynamic.yaml")]);
     let first = agent(&sandbox, "host1", "ov1", DIR_STORE, &[]);
     assert!(eventually(10.0, || entries(&sandbox, "ov1") == WANT1), "{}", first.output());
     // Bounded: an agent that is not refused would run on (`timeout` exits 124 then).
@@ -48,7 +48,7 @@ fn a_second_agent_for_the_same_device_is_refused() {
 #[test]
 fn destroy_and_apply_under_running_agents() {
     let sandbox = Sandbox::new();
-    let file = topology("overlay-dynamic.yaml");
+    let file = own_agents(&sandbox, "overlay-dynamic.yaml");
     sandbox.netlab_ok(&["apply", &file]);
     // Periodic resyncs would not help: they read the namespace the sockets are in.
     let agent1 = agent(&sandbox, "host1", "ov1", DIR_STORE, &[]);
@@ -71,7 +71,7 @@ fn destroy_and_apply_under_running_agents() {
 fn an_idle_etcd_watch_stays_up() {
     let sandbox = Sandbox::new();
     let store = "etcd://127.0.0.1:2379/overlay-dynamic";
-    let source = std::fs::read_to_string(topology("overlay-dynamic.yaml")).unwrap();
+    let source = std::fs::read_to_string(own_agents(&sandbox, "overlay-dynamic.yaml")).unwrap();
     let file = sandbox.file("overlay-dynamic-etcd.yaml", &source.replace(DIR_STORE, store));
     let _etcd = etcd(&sandbox);
     sandbox.netlab_ok(&["apply", &file]);
@@ -96,7 +96,7 @@ fn a_hundred_thousand_etcd_endpoints_list_and_install() {
     const ENDPOINTS: u32 = 100_000;
     let sandbox = Sandbox::new();
     let store = "etcd://127.0.0.1:2379/big";
-    let source = std::fs::read_to_string(topology("overlay-dynamic.yaml")).unwrap();
+    let source = std::fs::read_to_string(own_agents(&sandbox, "overlay-dynamic.yaml")).unwrap();
     let file = sandbox.file("overlay-dynamic-etcd.yaml", &source.replace(DIR_STORE, "etcd://127.0.0.1:2379/small"));
     let _etcd = etcd(&sandbox);
     sandbox.netlab_ok(&["apply", &file]);

@@ -6,7 +6,7 @@
 
 mod support;
 
-use support::{eventually, firewall, text, topology, Sandbox};
+use support::{agent_binary, eventually, firewall, text, topology, Sandbox};
 
 /// Generate the script in the sandbox (plan reads the kernel there), run it with sh,
 /// then require status 0, an empty plan, and a destroy that leaves nothing behind.
@@ -16,7 +16,10 @@ fn script_builds_the_lab(sandbox: &Sandbox, file: &str) {
     let script = sandbox.netlab_ok(&["plan", file, "--output", "sh"]);
     assert!(script.starts_with("#!/bin/sh\n") && script.contains("\nset -e\n"), "{script}");
     let path = sandbox.file("lab.sh", &script);
-    let ran = sandbox.run("sh", &[&path]);
+    // A dynamic overlay's script starts `vxlan-agent` as the README has it: on PATH.
+    let agent_dir = std::path::Path::new(&agent_binary()).parent().unwrap().display().to_string();
+    let search = format!("{agent_dir}:{}", std::env::var("PATH").unwrap_or_default());
+    let ran = sandbox.command("sh").arg(&path).env("PATH", search).output().unwrap();
     assert!(ran.status.success(), "{file}: the script failed: {}\n{script}", text(&ran.stderr));
 
     let status = sandbox.netlab(&["status", file]);

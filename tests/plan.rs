@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use netlab::model::{parse, Endpoint, LinkKind, Place, Topology};
+use netlab::plan::agents::{desired_agents, ObservedAgent};
 use netlab::plan::{
     plan, resolve, Desired, History, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink,
     ObservedNamespace, ObservedVxlan, Plan,
@@ -69,6 +70,16 @@ fn applied(desired: &Desired) -> Observed {
         state.fdb = spec.fdb.clone();
         state.sysctls = spec.sysctls.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect();
         observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
+    }
+    // Each agent the file asks for, running as asked.
+    for (i, agent) in desired_agents(desired).into_iter().enumerate() {
+        observed.agents.push(ObservedAgent {
+            key: agent.key(),
+            underlay: agent.underlay.clone(),
+            args: agent.args(),
+            pid: 100 + i as u32,
+            started: 7,
+        });
     }
     observed
 }
@@ -497,4 +508,69 @@ fn a_foreign_nat_table_is_a_conflict_and_destroy_leaves_it() {
     );
     let destroy = lines(&plan(&Desired::new(), &observed, &history).unwrap());
     assert!(!destroy.iter().any(|l| l.contains("nat table")), "{destroy:?}");
+}
+
+/// The dynamic overlay gets one agent per VXLAN device with a store, last, in the
+/// underlay's namespace; an agent running as the file says is left alone; another
+/// mode restarts it; `agent: false` stops the lab's; a device without an agent gets
+/// none, and someone else's agent is never stopped.
+#[test]
+fn agents_are_started_restarted_and_stopped_as_the_file_says() {
+    let lab = load("overlay-dynamic.yaml");
+    let fresh = plan(&lab.namespaces, &Observed::default(), &History::default()).unwrap();
+    let agents: Vec<String> = lines(&fresh).into_iter().filter(|l| l.contains("agent")).collect();
+    assert_eq!(
+        agents,
+        [
+            "+ agent of ov1:vxlan1 in host1, proactive, store dir:/run/netlab/stores/overlay-dynamic",
+            "+ agent of ov2:vxlan1 in host2, proactive, store dir:/run/netlab/stores/overlay-dynamic",
+        ]
+    );
+    assert!(lines(&fresh).last().unwrap().contains("agent of ov2:vxlan1"), "agents start last");
+    let json = serde_json::to_value(fresh.changes.last().unwrap()).unwrap();
+    assert_eq!(json["action"], "start_agent");
+    assert_eq!(json["agent"]["underlay"], "host2");
+    assert_eq!(json["agent"]["mode"], "proactive");
+
+    let running = applied(&lab.namespaces);
+    let history = history_of(&lab.namespaces);
+    assert!(plan(&lab.namespaces, &running, &history).unwrap().is_empty());
+
+    let source = std::fs::read_to_string("topologies/overlay-dynamic.yaml").unwrap();
+    let edited = |from: &str, to: &str| {
+        let text = source.replacen(from, to, 1);
+        assert_ne!(text, source);
+        parse("overlay-dynamic.yaml", &text).unwrap()
+    };
+    let miss = edited(
+        "store: 'dir:/run/netlab/stores/overlay-dynamic'}",
+        "store: 'dir:/run/netlab/stores/overlay-dynamic', agent: {mode: miss}}",
+    );
+    let restart = plan(&miss.namespaces, &running, &history).unwrap();
+    assert_eq!(
+        lines(&restart),
+        ["~ agent of ov1:vxlan1 in host1, miss, store dir:/run/netlab/stores/overlay-dynamic (replaces pid 100)"]
+    );
+    assert_eq!(serde_json::to_value(&restart.changes[0]).unwrap()["action"], "restart_agent");
+
+    let own = edited(
+        "store: 'dir:/run/netlab/stores/overlay-dynamic'}",
+        "store: 'dir:/run/netlab/stores/overlay-dynamic', agent: false}",
+    );
+    let stop = plan(&own.namespaces, &running, &history).unwrap();
+    assert_eq!(lines(&stop), ["- agent of ov1:vxlan1 (pid 100)"]);
+    assert_eq!(serde_json::to_value(&stop.changes[0]).unwrap()["action"], "stop_agent");
+    // Once the file has said `agent: false`, the agent running there is the user's.
+    assert!(plan(&own.namespaces, &running, &history_of(&own.namespaces)).unwrap().is_empty());
+    let theirs = plan(&miss.namespaces, &running, &history_of(&own.namespaces)).unwrap_err();
+    assert!(theirs[0].contains("a vxlan-agent netlab did not start (pid 100) serves ov1:vxlan1"), "{theirs:?}");
+
+    // destroy stops every agent of the lab, before anything else.
+    let destroy = plan(&Desired::new(), &running, &history).unwrap();
+    assert_eq!(lines(&destroy)[..2], ["- agent of ov1:vxlan1 (pid 100)", "- agent of ov2:vxlan1 (pid 101)"]);
+
+    // overlay-static has no store: no agent.
+    let static_lab = load("overlay-static.yaml");
+    let plan_static = plan(&static_lab.namespaces, &Observed::default(), &History::default()).unwrap();
+    assert!(!lines(&plan_static).iter().any(|l| l.contains("agent")));
 }

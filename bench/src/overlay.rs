@@ -199,7 +199,8 @@ impl Tools {
 
     /// The cluster file for a store; for etcd the underlay reaches this namespace.
     pub(crate) fn cluster(&self, store: &str) -> Result<PathBuf> {
-        let mut text = CLUSTER.replace(DIR_STORE, store);
+        // The bench runs its own agents, in the mode it measures: netlab runs none.
+        let mut text = CLUSTER.replace(&format!("store: '{DIR_STORE}'"), &format!("store: '{store}', agent: false"));
         if store.starts_with("etcd") {
             text = text
                 .replace("nodes:\n", "host:\n  interfaces:\n    lab0: {addresses: [192.168.104.1/24]}\nnodes:\n")

@@ -11,6 +11,7 @@ use crate::firewall;
 use crate::kernel_place::KernelPlace;
 use crate::model::{IfName, Place, RouteSpec, VxlanSpec};
 use crate::ownership;
+use crate::plan::agents::{AgentKey, AgentProcess};
 use crate::plan::firewall::nat_table;
 use crate::plan::{Change, LinkSettings, VethEnd};
 
@@ -24,8 +25,19 @@ pub fn ignore_missing(result: netns::Result<()>) -> netns::Result<()> {
 }
 
 impl Executor {
+    /// Stop an agent before its device or namespace goes (it waits for the process).
+    async fn stop_agent(&self, key: &AgentKey, running: &[AgentProcess]) -> Result<()> {
+        let (lab, key, running) = (self.lab.clone(), key.clone(), running.to_vec());
+        tokio::task::spawn_blocking(move || crate::agents::stop(&lab, &key, &running)).await??;
+        Ok(())
+    }
+
     pub(super) async fn one(&self, change: &Change) -> Result<()> {
         match change {
+            Change::StopAgent { key, running } => self.stop_agent(key, running).await?,
+            // Agents start once the lab's endpoints are published (so a proactive one
+            // installs them all at its start): see `lab::apply` and `agents::converge`.
+            Change::StartAgent { .. } | Change::RestartAgent { .. } => {}
             Change::DeleteNamespace { namespace } => netns::namespace::delete(namespace.as_str())?,
             Change::DeleteNatTable { place } => firewall::nft::delete(place, &self.lab)?,
             Change::SetNatTable { place, nat } => {

@@ -9,6 +9,8 @@ pub enum ApplyError {
     Kernel(#[from] netns::Error),
     #[error(transparent)]
     Firewall(#[from] FirewallError),
+    #[error(transparent)]
+    Agent(#[from] crate::agents::AgentError),
     #[error("link {0} not found")]
     LinkNotFound(String),
     #[error("start the namespace thread")]

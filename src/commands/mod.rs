@@ -11,6 +11,7 @@ mod inspect;
 mod lab_arg;
 mod list;
 mod status;
+mod supervise;
 mod validate;
 
 use std::io::IsTerminal;
@@ -100,6 +101,9 @@ pub enum Command {
     Completions(docs::Completions),
     /// Print netlab's man page, or write a page per command into a folder.
     Man(docs::Man),
+    /// The supervisor of a lab's vxlan-agents (started by apply, stopped by destroy).
+    #[command(hide = true)]
+    Supervise(supervise::Supervise),
 }
 
 impl Command {
@@ -115,7 +119,11 @@ impl Command {
             Command::List(cmd) => cmd.output == Output::Json,
             Command::Inspect(cmd) => cmd.output == Output::Json,
             Command::Graph(cmd) => cmd.output == netlab::graph::Format::Json,
-            Command::Exec(_) | Command::Capture(_) | Command::Completions(_) | Command::Man(_) => false,
+            Command::Exec(_)
+            | Command::Capture(_)
+            | Command::Completions(_)
+            | Command::Man(_)
+            | Command::Supervise(_) => false,
         }
     }
 
@@ -134,6 +142,8 @@ impl Command {
             Command::Inspect(cmd) => cmd.run().await,
             Command::Completions(cmd) => cmd.run(),
             Command::Man(cmd) => cmd.run(),
+            // It sleeps between rounds: off the runtime's workers.
+            Command::Supervise(cmd) => tokio::task::spawn_blocking(move || cmd.run()).await?,
         }
     }
 }

@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use netlab::agents::AgentReport;
 use netlab::lab;
 use netlab::model::Topology;
+use netlab::plan::agents::desired_agents;
 use netlab::plan::{Change, Plan};
 use netlab::record::Record;
 use netlab::status::{status, State};
@@ -33,8 +35,15 @@ impl Status {
         let recorded = !matches!(Record::load(&topology.name), Ok(None));
         let applied = in_sync || recorded || !creates_every_node(&topology, &plan);
         let code = if in_sync { ExitCode::SUCCESS } else { ExitCode::from(1) };
+        let agents = netlab::agents::report(&topology.name, &desired_agents(&topology.namespaces));
         if self.output == Output::Json {
-            print_json(&json!({ "lab": topology.name, "applied": applied, "in_sync": in_sync, "objects": objects }))?;
+            print_json(&json!({
+                "lab": topology.name,
+                "applied": applied,
+                "in_sync": in_sync,
+                "objects": objects,
+                "agents": agents,
+            }))?;
             return Ok(code);
         }
         if !applied {
@@ -53,6 +62,14 @@ impl Status {
                 None => println!("{state:<10} {}", object.object),
             }
         }
+        for agent in &agents {
+            println!(
+                "{:<10} vxlan-agent of {}{}",
+                if agent.running { "running" } else { "stopped" },
+                agent.agent,
+                details(agent)
+            );
+        }
         if in_sync {
             println!("lab {} matches {}", topology.name, self.file.display());
         } else {
@@ -64,6 +81,34 @@ impl Status {
             );
         }
         Ok(code)
+    }
+}
+
+/// " (pid N, 4 neighbours and 4 fdb entries installed, 1 restart, last error: ...)".
+fn details(agent: &AgentReport) -> String {
+    let mut parts = Vec::new();
+    if let Some(pid) = agent.pid {
+        parts.push(format!("pid {pid}"));
+    }
+    if let (Some(neighbours), Some(fdb)) = (agent.neighbours, agent.fdb) {
+        parts.push(format!("{neighbours} neighbours and {fdb} fdb entries installed"));
+    }
+    if let Some(subnet) = &agent.subnet {
+        parts.push(format!("subnet {subnet}, routes to {} other subnets", agent.routes.unwrap_or(0)));
+    }
+    if agent.restarts > 0 {
+        parts.push(format!("restarts: {}", agent.restarts));
+    }
+    if let Some(error) = &agent.last_error {
+        parts.push(format!("last error: {error}"));
+    }
+    if let Some(log) = &agent.log {
+        parts.push(format!("log {}", log.display()));
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", parts.join(", "))
     }
 }
 

@@ -20,6 +20,7 @@ use ipnetwork::IpNetwork;
 
 use crate::model::{IfName, LabName, Place, RouteSpec};
 use crate::ownership;
+use crate::plan::agents::{AgentProcess, AgentSpec};
 use crate::plan::firewall::{table_name, Backend, Direction, ForwardAccept};
 use crate::plan::{Change, LinkSettings, LinkUpdate, VethEnd};
 
@@ -30,6 +31,10 @@ pub enum Arg {
     /// The network namespace of the shell running the script (netlab's "host"), as a
     /// path `ip ... netns` opens: `/proc/$$/ns/net`. Only a shell knows `$$`.
     ShellNetns,
+    /// The end of a command started in the background: standard input from
+    /// /dev/null, output and errors appended to this file (a process that outlives
+    /// the script must hold none of its pipes).
+    OutputTo(String),
 }
 
 /// A command: its words, what it reads on standard input, and notes on where it
@@ -67,6 +72,19 @@ struct Explainer<'a> {
     lab: &'a LabName,
     mark: String,
     group: String,
+}
+
+/// `kill PID` for each process of an agent.
+fn stop_agent(running: &[AgentProcess]) -> Vec<Command> {
+    running
+        .iter()
+        .map(|process| {
+            Command::new(["kill".to_string(), process.pid.to_string()]).note(
+                "apply first checks the pid is still that agent (its start time and command line), then waits for it \
+                 to exit (SIGKILL after 3 s)",
+            )
+        })
+        .collect()
 }
 
 /// `ip` (or `bridge`) in a namespace: `-n NODE` for a node, nothing for the host.
@@ -111,8 +129,31 @@ fn route_words(route: &RouteSpec) -> Vec<String> {
 }
 
 impl Explainer<'_> {
+    /// The agent in the background, in its own session, inside the underlay's
+    /// namespace, its output in the lab's folder.
+    fn start_agent(&self, agent: &AgentSpec) -> Vec<Command> {
+        let dir = crate::agents::lab_dir(self.lab).display().to_string();
+        let log = format!("{dir}/{}.log", agent.key().file_stem());
+        let mut words = in_namespace(&agent.underlay, "setsid");
+        words.extend(["-f".to_string(), crate::agents::PROGRAM.to_string()]);
+        words.extend(agent.args());
+        let mut start = Command::new(words).note(
+            "apply runs it under the lab's supervisor (`netlab supervise`), which starts it again when it dies or its \
+             device is made again, and waits until it has loaded its store; started here, it runs unsupervised",
+        );
+        start.args.push(Arg::OutputTo(log));
+        vec![Command::new(["mkdir", "-p", dir.as_str()]), start]
+    }
+
     fn change(&self, change: &Change) -> Vec<Command> {
         match change {
+            Change::StartAgent { agent } => self.start_agent(agent),
+            Change::RestartAgent { agent, running } => {
+                let mut commands = stop_agent(running);
+                commands.extend(self.start_agent(agent));
+                commands
+            }
+            Change::StopAgent { running, .. } => stop_agent(running),
             Change::CreateNamespace { namespace } => {
                 let place = Place::Node(namespace.clone());
                 vec![

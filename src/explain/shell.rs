@@ -26,6 +26,7 @@ fn arg_text(arg: &Arg) -> String {
         Arg::Word(word) => quote(word),
         // Double quotes: `$$` expands (to the shell's own pid), nothing else is there.
         Arg::ShellNetns => "\"/proc/$$/ns/net\"".to_string(),
+        Arg::OutputTo(file) => format!("</dev/null >>{} 2>&1", quote(file)),
     }
 }
 

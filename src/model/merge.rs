@@ -55,6 +55,8 @@ fn merge_node(base: RawNode, over: RawNode, errors: &mut Vec<Diagnostic>) -> Raw
         vxlans: merge_named(base.vxlans, over.vxlans, errors, |base, _, _| Merged::Conflict(base)),
         neighbours: joined(base.neighbours, over.neighbours),
         fdb: joined(base.fdb, over.fdb),
+        // The file that extends may give the node daemon other options.
+        node: over.node.or(base.node),
     }
 }
 

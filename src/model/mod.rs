@@ -17,8 +17,8 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use names::{IfName, LabName, NodeName, Place, SysctlKey};
 pub use netns::mac::Mac;
 pub use topology::{
-    Attachment, Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec, NeighbourSpec,
-    Pinged, Protocol, Publish, RouteSpec, Topology, VxlanSpec,
+    AgentMode, Attachment, Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec,
+    NeighbourSpec, Pinged, Protocol, Publish, RouteSpec, Topology, VxlanSpec,
 };
 
 /// Parse and validate a topology from its text; `file` names it in errors. A text

@@ -46,6 +46,21 @@ pub struct RawNode {
     /// Static FDB entries of VXLAN devices: MAC -> remote VTEP.
     #[serde(default)]
     pub fdb: Vec<RawFdbEntry>,
+    /// The flannel-like mode's node daemon (`vxlan-agent node`), run here by netlab.
+    pub node: Option<Located<RawNodeDaemon>>,
+}
+
+/// `vxlan-agent node` on a simulated host: its store and address on the underlay.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNodeDaemon {
+    /// dir:PATH or etcd://HOST:PORT[,...][/PREFIX] (default prefix /coreos.com/network).
+    pub store: Located<String>,
+    pub store_tls: Option<Located<RawStoreTls>>,
+    /// This host's IPv4 address on the underlay: its VTEP.
+    pub public_ip: Located<String>,
+    /// Masquerade traffic from this host's subnet leaving the cluster network.
+    pub ip_masq: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -77,6 +92,41 @@ pub struct RawVxlan {
     pub store: Option<Located<String>>,
     /// Certificates for an etcd store over TLS.
     pub store_tls: Option<Located<RawStoreTls>>,
+    /// The vxlan-agent netlab runs for this device: `false` (the user runs their own)
+    /// or `{mode: proactive|miss}`; absent with a store: one in the default mode.
+    pub agent: Option<Located<RawAgent>>,
+}
+
+/// `agent:` as written: a boolean, or the agent's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawAgent {
+    Enabled(bool),
+    Options(RawAgentOptions),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAgentOptions {
+    pub mode: Option<crate::model::AgentMode>,
+}
+
+impl<'de> Deserialize<'de> for RawAgent {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct AgentVisitor;
+        impl<'de> Visitor<'de> for AgentVisitor {
+            type Value = RawAgent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`false`, `true` or `{mode: proactive|miss}`")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<RawAgent, E> {
+                Ok(RawAgent::Enabled(v))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawAgent, A::Error> {
+                RawAgentOptions::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawAgent::Options)
+            }
+        }
+        d.deserialize_any(AgentVisitor)
+    }
 }
 
 /// PEM files, absolute paths: the CA that signed etcd's certificate, and the client's

@@ -32,6 +32,8 @@ const INTERFACE: Shape = Shape::Fields(&[
     ("ipv6_autoconf", Shape::Any),
 ]);
 const STORE_TLS: Shape = Shape::Fields(&[("ca", Shape::Any), ("cert", Shape::Any), ("key", Shape::Any)]);
+/// `agent: false` is a scalar, which this pass does not look into; a mapping has these fields.
+const AGENT: Shape = Shape::Fields(&[("mode", Shape::Any)]);
 const VXLAN: Shape = Shape::Fields(&[
     ("vni", Shape::Any),
     ("port", Shape::Any),
@@ -51,6 +53,7 @@ const VXLAN: Shape = Shape::Fields(&[
     ("bridge", Shape::Any),
     ("store", Shape::Any),
     ("store_tls", STORE_TLS),
+    ("agent", AGENT),
 ]);
 const ROUTE: Shape = Shape::Fields(&[("to", Shape::Any), ("via", Shape::Any), ("dev", Shape::Any)]);
 const NEIGHBOUR: Shape = Shape::Fields(&[("ip", Shape::Any), ("mac", Shape::Any), ("dev", Shape::Any)]);
@@ -58,6 +61,12 @@ const FDB: Shape = Shape::Fields(&[("mac", Shape::Any), ("dev", Shape::Any), ("d
 const MASQUERADE: Shape = Shape::Fields(&[("from", Shape::Any), ("out", Shape::Any), ("to", Shape::Any)]);
 const PUBLISH: Shape = Shape::Fields(&[("protocol", Shape::Any), ("on", Shape::Any), ("to", Shape::Any)]);
 const NAT: Shape = Shape::Fields(&[("masquerade", Shape::Items(&MASQUERADE)), ("publish", Shape::Items(&PUBLISH))]);
+const NODE_DAEMON: Shape = Shape::Fields(&[
+    ("store", Shape::Any),
+    ("store_tls", STORE_TLS),
+    ("public_ip", Shape::Any),
+    ("ip_masq", Shape::Any),
+]);
 const NODE: Shape = Shape::Fields(&[
     ("interfaces", Shape::Named(&INTERFACE)),
     ("bridges", Shape::Named(&INTERFACE)),
@@ -67,6 +76,7 @@ const NODE: Shape = Shape::Fields(&[
     ("vxlans", Shape::Named(&VXLAN)),
     ("neighbours", Shape::Items(&NEIGHBOUR)),
     ("fdb", Shape::Items(&FDB)),
+    ("node", NODE_DAEMON),
 ]);
 const LINK: Shape = Shape::Fields(&[("endpoints", Shape::Any)]);
 const PING: Shape = Shape::Fields(&[("from", Shape::Any), ("to", Shape::Any)]);
@@ -252,12 +262,14 @@ mod tests {
     /// The shapes here and the `Raw*` types serde reads must name the same fields.
     #[test]
     fn shapes_follow_the_raw_types() {
-        let pairs: [(Vec<&str>, &Shape); 16] = [
+        let pairs: [(Vec<&str>, &Shape); 18] = [
             (serde_fields::<RawTopology>(), &TOPOLOGY),
             (serde_fields::<RawNode>(), &NODE),
             (serde_fields::<RawInterface>(), &INTERFACE),
             (serde_fields::<RawVxlan>(), &VXLAN),
             (serde_fields::<RawStoreTls>(), &STORE_TLS),
+            (serde_fields::<RawAgentOptions>(), &AGENT),
+            (serde_fields::<RawNodeDaemon>(), &NODE_DAEMON),
             (serde_fields::<RawRoute>(), &ROUTE),
             (serde_fields::<RawNeighbour>(), &NEIGHBOUR),
             (serde_fields::<RawFdbEntry>(), &FDB),

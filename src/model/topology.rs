@@ -39,6 +39,20 @@ pub struct NamespaceSpec {
     /// their facts (addresses, MTU) are checked at plan time (see `plan::existing`).
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub existing: BTreeSet<IfName>,
+    /// The flannel-like mode's node daemon netlab runs here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeDaemonSpec>,
+}
+
+/// `vxlan-agent node --store STORE --public-ip IP [--ip-masq]` in a namespace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct NodeDaemonSpec {
+    pub store: StoreUrl,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_tls: Option<Tls>,
+    pub public_ip: std::net::Ipv4Addr,
+    #[serde(default)]
+    pub ip_masq: bool,
 }
 
 /// A static neighbour entry: `ip neigh replace IP lladdr MAC dev DEV nud permanent`.
@@ -79,6 +93,29 @@ pub struct VxlanSpec {
     pub store: Option<StoreUrl>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_tls: Option<Tls>,
+    /// The vxlan-agent netlab runs for the device (only with a store); `None`: none
+    /// (`agent: false`, or no store). Not a property of the device either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentMode>,
+}
+
+/// How a vxlan-agent fills the device: `vxlan-agent run --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AgentMode {
+    /// Every remote endpoint installed before traffic needs it.
+    Proactive,
+    /// Only the kernel's misses answered, as the tutorial's agent does.
+    Miss,
+}
+
+impl AgentMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            AgentMode::Proactive => "proactive",
+            AgentMode::Miss => "miss",
+        }
+    }
 }
 
 impl NamespaceSpec {

@@ -6,12 +6,18 @@ use std::fmt;
 use ipnetwork::IpNetwork;
 use serde::{Deserialize, Serialize};
 
+use super::agents::{AgentKey, AgentProcess, AgentSpec};
 use super::firewall::ForwardAccept;
 use crate::model::{FdbSpec, IfName, Mac, NatSpec, NeighbourSpec, NodeName, Place, RouteSpec, SysctlKey, VxlanSpec};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Change {
+    /// Stop the lab's vxlan-agent of a device the file no longer gives one.
+    StopAgent {
+        key: AgentKey,
+        running: Vec<AgentProcess>,
+    },
     DeleteNatTable {
         place: Place,
     },
@@ -102,6 +108,15 @@ pub enum Change {
         place: Place,
         accept: ForwardAccept,
     },
+    /// Run a vxlan-agent for the device, under the lab's supervisor.
+    StartAgent {
+        agent: AgentSpec,
+    },
+    /// The agent runs with other arguments than the file's: stop it, start it anew.
+    RestartAgent {
+        agent: AgentSpec,
+        running: Vec<AgentProcess>,
+    },
 }
 
 /// What a new link is created with.
@@ -153,6 +168,8 @@ impl LinkUpdate {
 /// Changes of one phase have no order among themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Phase {
+    /// First: an agent is stopped before its device or namespace goes.
+    StopAgents,
     DeleteFirewall,
     DeleteEntries,
     DeleteRoutes,
@@ -169,6 +186,8 @@ pub enum Phase {
     SetSysctls,
     AddRoutes,
     SetFirewall,
+    /// Last: an agent starts once its device, namespace and store are in place.
+    StartAgents,
 }
 
 /// What creation is ordered by: a change that needs one waits for the change that
@@ -185,6 +204,8 @@ pub enum Resource {
 impl Change {
     pub fn phase(&self) -> Phase {
         match self {
+            Change::StopAgent { .. } => Phase::StopAgents,
+            Change::StartAgent { .. } | Change::RestartAgent { .. } => Phase::StartAgents,
             Change::DeleteNatTable { .. } | Change::DeleteForwardAccept { .. } => Phase::DeleteFirewall,
             Change::DeleteNeighbour { .. } | Change::DeleteFdb { .. } => Phase::DeleteEntries,
             Change::SetNeighbour { .. } | Change::SetFdb { .. } => Phase::SetEntries,
@@ -226,7 +247,8 @@ impl Effect {
 impl Change {
     pub fn effect(&self) -> Effect {
         match self {
-            Change::DeleteNatTable { .. }
+            Change::StopAgent { .. }
+            | Change::DeleteNatTable { .. }
             | Change::DeleteForwardAccept { .. }
             | Change::DeleteNeighbour { .. }
             | Change::DeleteFdb { .. }
@@ -240,8 +262,10 @@ impl Change {
             | Change::CreateVxlan { .. }
             | Change::AddAddress { .. }
             | Change::AddRoute { .. }
-            | Change::AddForwardAccept { .. } => Effect::Create,
-            Change::SetLink { .. }
+            | Change::AddForwardAccept { .. }
+            | Change::StartAgent { .. } => Effect::Create,
+            Change::RestartAgent { .. }
+            | Change::SetLink { .. }
             | Change::SetNeighbour { .. }
             | Change::SetFdb { .. }
             | Change::SetSysctl { .. }
@@ -267,7 +291,10 @@ impl Change {
             | Change::DeleteNatTable { .. }
             | Change::DeleteForwardAccept { .. }
             | Change::SetNatTable { .. }
-            | Change::AddForwardAccept { .. } => Vec::new(),
+            | Change::AddForwardAccept { .. }
+            | Change::StopAgent { .. }
+            | Change::StartAgent { .. }
+            | Change::RestartAgent { .. } => Vec::new(),
             Change::CreateVeth { a, b } => vec![&a.place, &b.place],
             Change::CreateVxlan { place, vxlan, .. } => vec![place, &vxlan.underlay],
             Change::DeleteNeighbour { place, .. }
@@ -332,6 +359,8 @@ impl Change {
                 Place::Node(namespace.clone())
             }
             Change::CreateVeth { a, b } => a.place.clone().max(b.place.clone()),
+            Change::StopAgent { key, .. } => key.place.clone(),
+            Change::StartAgent { agent } | Change::RestartAgent { agent, .. } => agent.place.clone(),
             Change::CreateBridge { place, .. }
             | Change::SetLink { place, .. }
             | Change::AddAddress { place, .. }
@@ -364,6 +393,11 @@ struct Object<'a>(&'a Change);
 impl fmt::Display for Object<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
+            Change::StopAgent { key, running } => write!(f, "agent of {key} (pid {})", pids(running)),
+            Change::StartAgent { agent } => write!(f, "agent of {}", AgentText(agent)),
+            Change::RestartAgent { agent, running } => {
+                write!(f, "agent of {} (replaces pid {})", AgentText(agent), pids(running))
+            }
             Change::DeleteNamespace { namespace } => write!(f, "namespace {namespace}"),
             Change::DeleteNatTable { place } => write!(f, "nat table in {place}"),
             Change::DeleteNeighbour { place, entry } => {
@@ -420,6 +454,20 @@ impl fmt::Display for Object<'_> {
             Change::AddRoute { place, route } => write!(f, "route {route} in {place}"),
         }
     }
+}
+
+/// "ov1:vxlan1 in host1, proactive, store dir:/run/...".
+struct AgentText<'a>(&'a AgentSpec);
+
+impl fmt::Display for AgentText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let agent = self.0;
+        write!(f, "{} in {}, {}, store {}", agent.key(), agent.underlay, agent.kind(), agent.store)
+    }
+}
+
+fn pids(running: &[AgentProcess]) -> String {
+    running.iter().map(|p| p.pid.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 impl fmt::Display for LinkSettings {

@@ -1,6 +1,7 @@
 //! Desired state + observed state -> an ordered list of changes. Pure: the same
 //! inputs always give the same plan, so plans are golden-tested without root.
 
+pub mod agents;
 mod change;
 mod existing;
 pub mod firewall;
@@ -65,6 +66,7 @@ pub fn plan(desired: &Desired, observed: &Observed, history: &History) -> Result
     let mut planner =
         Planner { desired, observed, history, changes: Vec::new(), conflicts: Vec::new(), doomed: BTreeSet::new() };
     planner.run();
+    agents::agent_changes(desired, &observed.agents, history, &mut planner.changes, &mut planner.conflicts);
     if planner.conflicts.is_empty() {
         // Stable: within a phase, the order of iteration (sorted maps) is kept.
         planner.changes.sort_by_key(Change::phase);

@@ -12,6 +12,8 @@ use crate::model::{FdbSpec, IfName, Mac, NeighbourSpec, Place, RouteSpec, Sysctl
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     pub namespaces: BTreeMap<Place, ObservedNamespace>,
+    /// vxlan-agent processes running where the lab's agents run.
+    pub agents: Vec<super::agents::ObservedAgent>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

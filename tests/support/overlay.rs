@@ -5,6 +5,29 @@
 
 use super::{agent_binary, eventually, topology, Certificates, Process, Sandbox};
 
+/// A copy of a lab of topologies/ whose VXLAN devices say `agent: false`: the tests
+/// that run vxlan-agent themselves (with their own options) keep netlab from running
+/// one too. Its path.
+pub fn own_agents(sandbox: &Sandbox, name: &str) -> String {
+    let source = std::fs::read_to_string(topology(name)).unwrap();
+    sandbox.file(&format!("own-agents-{}", name.replace('/', "-")), &without_agents(&source))
+}
+
+/// `agent: false` after every `store:` of a lab's text.
+pub fn without_agents(source: &str) -> String {
+    let mut out = String::new();
+    let mut rest = source;
+    while let Some(at) = rest.find("store: '") {
+        let end = at + "store: '".len() + rest[at + "store: '".len()..].find('\'').unwrap() + 1;
+        out.push_str(&rest[..end]);
+        out.push_str(", agent: false");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    assert!(out.contains("agent: false"), "no store in the lab");
+    out
+}
+
 pub const DIR_STORE: &str = "dir:/run/netlab/stores/overlay-dynamic";
 
 pub fn agent(sandbox: &Sandbox, host: &str, overlay: &str, store: &str, extra: &[&str]) -> Process {
@@ -80,7 +103,7 @@ pub fn spawn_etcd(
 /// cluster-3 with its underlay reaching the test's own namespace (the "machine" the
 /// simulated hosts run on), where etcd listens on 192.168.104.1.
 pub fn cluster_with_etcd(sandbox: &Sandbox) -> String {
-    let source = std::fs::read_to_string(topology("cluster-3.yaml")).unwrap();
+    let source = without_agents(&std::fs::read_to_string(topology("cluster-3.yaml")).unwrap());
     let edited = source
         .replace("nodes:\n", "host:\n  interfaces:\n    lab0: {addresses: [192.168.104.1/24]}\nnodes:\n")
         .replace("      h1: {bridge: br0}\n", "      h0: {bridge: br0}\n      h1: {bridge: br0}\n")

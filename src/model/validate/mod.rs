@@ -11,6 +11,7 @@ mod interfaces;
 mod links;
 mod namespace;
 mod nat;
+mod node_daemon;
 mod overlays;
 mod routes;
 mod sysctls;

@@ -64,7 +64,17 @@ impl Validator {
         let sysctls = self.sysctls(place, node);
         let nat = self.nat(place, node, &links);
         let (neighbours, fdb) = self.entries(place, node, &links);
-        let spec = NamespaceSpec { links, routes, sysctls, nat, neighbours, fdb, existing: BTreeSet::new() };
+        let node_daemon = node.node.as_ref().and_then(|daemon| self.node_daemon(daemon));
+        let spec = NamespaceSpec {
+            links,
+            routes,
+            sysctls,
+            nat,
+            neighbours,
+            fdb,
+            existing: BTreeSet::new(),
+            node: node_daemon,
+        };
         if !spec.nat.is_empty() && !spec.forwards_ipv4() {
             let at = node.nat.as_ref().and_then(|n| {
                 n.masquerade.first().map(|m| m.from.referenced).or(n.publish.first().map(|p| p.on.referenced))

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use super::{interfaces, Draft, PlaceDraft, Validator, VxlanSite};
 use crate::model::names::{IfName, Place};
-use crate::model::raw::{Located, RawNode, RawStoreTls, RawVxlan};
-use crate::model::topology::{LinkKind, LinkSpec, VxlanSpec};
+use crate::model::raw::{Located, RawAgent, RawNode, RawStoreTls, RawVxlan};
+use crate::model::topology::{AgentMode, LinkKind, LinkSpec, VxlanSpec};
 use netlab_store::{StoreUrl, Tls};
 use netns::mac::Mac;
 
@@ -121,6 +121,7 @@ impl Validator {
             }
         }
         let store = raw.store.as_ref().and_then(|text| self.store(text, raw.bridge.is_some()));
+        let agent = self.agent(place, &underlay, raw, store.is_some());
         Some(VxlanSpec {
             vni: raw.vni.value,
             port: self.port(raw.port.as_ref())?,
@@ -140,7 +141,38 @@ impl Validator {
                 (None, _, _) => None,
             },
             store,
+            agent,
         })
+    }
+
+    /// The agent netlab runs for the device: by default one in proactive mode wherever
+    /// there is a store; none with `agent: false`. An agent without a store has nothing
+    /// to serve.
+    fn agent(&mut self, place: &Place, underlay: &Place, raw: &RawVxlan, store: bool) -> Option<AgentMode> {
+        let mode = match raw.agent.as_ref().map(|a| (&a.value, a.referenced)) {
+            None | Some((RawAgent::Enabled(true), _)) => AgentMode::Proactive,
+            Some((RawAgent::Enabled(false), _)) => return None,
+            Some((RawAgent::Options(options), _)) => options.mode.unwrap_or(AgentMode::Proactive),
+        };
+        let at = raw.agent.as_ref().map(|a| a.referenced);
+        if raw.store.is_none() {
+            if let Some(at) = at {
+                self.error(&at, "`agent` needs `store`: the agent installs the endpoints the store holds");
+            }
+            return None;
+        }
+        // vxlan-agent names the device's namespace by its name under /run/netns: the
+        // host has none, so an agent for a device in the host runs in the host.
+        if *place == Place::Host && *underlay != Place::Host {
+            let at = at.or(raw.underlay.as_ref().map(|u| u.referenced)).unwrap_or(raw.dev.referenced);
+            self.error(
+                &at,
+                "an agent for a VXLAN device in the host runs in the host: give the device `underlay: host` or \
+                 `agent: false`",
+            );
+            return None;
+        }
+        store.then_some(mode)
     }
 
     pub(super) fn store_tls(&mut self, raw: &Located<RawStoreTls>, store: Option<&StoreUrl>) -> Option<Tls> {
@@ -194,5 +226,68 @@ impl Validator {
             }
             Some(port) => Some(port.value),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{parse, AgentMode, LinkKind, Place};
+
+    /// ov's vxlan device over h's eth0, with `FIELDS` added to it.
+    fn file(fields: &str) -> String {
+        format!(
+            "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {{addresses: [10.0.0.1/24]}}\n  peer: {{}}\n  ov:\n    bridges:\n      br0: {{}}\n    vxlans:\n      vx: {{vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0{fields}}}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n"
+        )
+    }
+
+    fn agent(fields: &str) -> Option<AgentMode> {
+        let topology = parse("lab.yaml", &file(fields)).unwrap();
+        let link = &topology.namespaces[&"ov".parse::<Place>().unwrap()].links[&"vx".parse().unwrap()];
+        let LinkKind::Vxlan(vxlan) = &link.kind else { panic!("a vxlan") };
+        vxlan.agent
+    }
+
+    fn errors(fields: &str) -> Vec<String> {
+        let diagnostics = parse("lab.yaml", &file(fields)).unwrap_err();
+        diagnostics.items.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect()
+    }
+
+    #[test]
+    fn a_store_gets_a_proactive_agent_unless_the_file_says_otherwise() {
+        const STORE: &str = ", store: 'dir:/s'";
+        assert_eq!(agent(STORE), Some(AgentMode::Proactive));
+        assert_eq!(agent(&format!("{STORE}, agent: true")), Some(AgentMode::Proactive));
+        assert_eq!(agent(&format!("{STORE}, agent: {{mode: miss}}")), Some(AgentMode::Miss));
+        assert_eq!(agent(&format!("{STORE}, agent: {{}}")), Some(AgentMode::Proactive));
+        assert_eq!(agent(&format!("{STORE}, agent: false")), None);
+        assert_eq!(agent(""), None);
+    }
+
+    #[test]
+    fn an_agent_where_it_makes_no_sense_is_refused_where_it_is_written() {
+        assert_eq!(
+            errors(", agent: {mode: miss}"),
+            ["11:82: `agent` needs `store`: the agent installs the endpoints the store holds"]
+        );
+        let bad_mode = errors(", store: 'dir:/s', agent: {mode: often}");
+        assert!(bad_mode[0].starts_with("11:") && bad_mode[0].contains("often"), "{bad_mode:?}");
+        let unknown = errors(", store: 'dir:/s', agent: {mod: miss}");
+        assert!(unknown.iter().any(|e| e.contains("unknown field `mod`, did you mean `mode`?")), "{unknown:?}");
+    }
+
+    #[test]
+    fn an_agent_for_a_device_in_the_host_needs_the_host_as_underlay() {
+        let text = "name: x\nnodes:\n  h:\n    interfaces:\n      eth0: {addresses: [10.0.0.1/24]}\n  peer: {}\nhost:\n  bridges:\n    br0: {}\n  vxlans:\n    vx: {vni: 42, underlay: h, dev: eth0, local: 10.0.0.1, bridge: br0, store: 'dir:/s'}\nlinks:\n  - endpoints: [h:eth0, peer:eth0]\n";
+        let found: Vec<String> = parse("lab.yaml", text)
+            .unwrap_err()
+            .items
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect();
+        assert_eq!(
+            found,
+            ["11:29: an agent for a VXLAN device in the host runs in the host: give the device `underlay: host` or \
+              `agent: false`"]
+        );
     }
 }

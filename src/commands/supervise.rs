@@ -1,0 +1,23 @@
+//! `netlab supervise --name LAB` (hidden): the lab's agent supervisor, started by
+//! apply in a session of its own. Not for people to run: apply starts it and destroy
+//! stops it.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+use netlab::model::LabName;
+
+#[derive(Args)]
+pub struct Supervise {
+    /// The lab whose agents to run.
+    #[arg(long)]
+    pub name: LabName,
+}
+
+impl Supervise {
+    pub fn run(self) -> Result<ExitCode> {
+        netlab::agents::supervise(&self.name)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
