@@ -103,13 +103,13 @@ nodes:
     bridges: {br0: {}}
     vxlans:
       vxlan1: {vni: 7, underlay: U1, dev: eth0, local: 192.168.50.1, learning: false, proxy: true,
-               l2miss: true, l3miss: true, bridge: br0, store: 'dir:/run/netlab/stores/stored'}
+               l2miss: true, l3miss: true, bridge: br0, store: 'dir:/run/netlab/stores/stored', agent: false}
     interfaces: {p1: {bridge: br0}}
   O2:
     bridges: {br0: {}}
     vxlans:
       vxlan1: {vni: 7, underlay: U2, dev: eth0, local: 192.168.50.2, learning: false, proxy: true,
-               l2miss: true, l3miss: true, bridge: br0, store: 'dir:/run/netlab/stores/stored'}
+               l2miss: true, l3miss: true, bridge: br0, store: 'dir:/run/netlab/stores/stored', agent: false}
     interfaces: {p2: {bridge: br0}}
   C1: {interfaces: {eth0: {addresses: [10.8.0.1/24], mtu: 1450}}}
   C2: {interfaces: {eth0: {addresses: [10.8.0.2/24], mtu: 1450}}}

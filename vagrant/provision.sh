@@ -127,10 +127,10 @@ case "$demo" in
     ;;
   dynamic)
     mkdir -p "$shared/overlaynet/storage"
+    # netlab's apply runs the half's vxlan-agent (its supervisor restarts it); the
+    # agent rescans the shared folder every 5 s, which catches the other VM's writes
+    # that inotify cannot see.
     if [ "$store" = etcd ]; then install_half etcd; else install_half dynamic; fi
-    # A shared folder's other writer is invisible to inotify: rescan every second.
-    echo "VXLAN_AGENT_ARGS=\"--netns ov$n --device vxlan1 --store $store_url --poll 1\"" >/etc/netlab/vxlan-agent.env
-    start_unit vxlan-agent
     say "part 7 ($store store): try ip netns exec ct$n ping 11.11.11.$((4 - n))"
     ;;
   flannel)
