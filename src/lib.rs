@@ -25,11 +25,11 @@ pub mod status;
 
 pub use error_text::{chain_text, error_text};
 
-/// "1 change", "2 changes": a count with its noun, for messages.
+/// "1 change", "2 changes", "2 fdb entries": a count with its noun, for messages.
 pub fn count(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {noun}s"),
     }
 }

@@ -358,7 +358,10 @@ fn cluster_of_three_follows_the_store() {
     let mut agents = cluster_agents(&sandbox, "dir:/run/netlab/stores/cluster-3");
     assert!(eventually(10.0, || converged(&sandbox)), "{:?}", entries(&sandbox, "ov1"));
     let checks = sandbox.netlab_ok(&["check", &file]);
-    assert!(checks.contains("pass  pingall ct1 ct2 ct3 ct4 ct5 ct6\n") && checks.contains("1 passed, 0 failed"), "{checks}");
+    assert!(
+        checks.contains("pass  pingall ct1 ct2 ct3 ct4 ct5 ct6\n") && checks.contains("1 passed, 0 failed"),
+        "{checks}"
+    );
 
     // A container added on host1 becomes reachable from the other hosts...
     let source = std::fs::read_to_string(&file).unwrap();
@@ -429,7 +432,10 @@ fn cluster_of_three_with_etcd_rides_out_an_outage() {
     // Proactive: the very first ping of each pair answers.
     assert!(ping(&sandbox, "ct1", "11.11.11.4") && ping(&sandbox, "ct6", "11.11.11.3"));
     let checks = sandbox.netlab_ok(&["check", &file]);
-    assert!(checks.contains("pass  pingall ct1 ct2 ct3 ct4 ct5 ct6\n") && checks.contains("1 passed, 0 failed"), "{checks}");
+    assert!(
+        checks.contains("pass  pingall ct1 ct2 ct3 ct4 ct5 ct6\n") && checks.contains("1 passed, 0 failed"),
+        "{checks}"
+    );
 
     // etcd goes away for 10 s: traffic keeps flowing on the installed entries.
     etcd_server.stop(nix::sys::signal::Signal::SIGKILL);

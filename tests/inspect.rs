@@ -252,6 +252,22 @@ fn cluster_3_peers_are_the_files_links_both_ways() {
         );
     }
     assert_eq!(node(&json, "lan")["role"], "node");
+    // The agents apply started: one per host, running, each pid a vxlan-agent bound to
+    // its overlay namespace.
+    let agents = json["agents"].as_array().unwrap();
+    assert_eq!(agents.len(), 3, "{json:#}");
+    for (i, agent) in agents.iter().enumerate() {
+        assert_eq!(agent["agent"], format!("ov{}:vxlan1", i + 1), "{json:#}");
+        assert_eq!(agent["running"], true);
+        let pid = agent["pid"].as_u64().unwrap();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        assert!(cmdline.contains(&format!("vxlan-agent run --netns ov{} --device vxlan1", i + 1)), "{cmdline}");
+    }
+    let table = text(&sandbox.netlab(&["inspect", &file]).stdout);
+    let section = table.split("\nagents\n").nth(1).unwrap_or_else(|| panic!("no agents section: {table}"));
+    assert!(section.starts_with("  AGENT       STATE    PID"), "{section}");
+    assert!(section.contains("ov2:vxlan1  running"), "{section}");
     sandbox.netlab_ok(&["destroy", &file]);
 }
 

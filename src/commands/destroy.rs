@@ -16,6 +16,7 @@ pub struct Destroy {
     /// The lab's name, to destroy it without its file.
     #[arg(long)]
     pub name: Option<String>,
+    /// `text` for people, `json` for programs (a failure is then JSON too).
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
 }

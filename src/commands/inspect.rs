@@ -62,7 +62,8 @@ impl Inspect {
             Place::Host => n.interfaces.iter().any(|i| i.exists && !i.existing),
             Place::Node(_) => n.namespace == Presence::Present,
         });
-        let inspection = Inspection { lab, applied: recorded || found, nodes, agents: None };
+        let agents = netlab::agents::report(&lab, &netlab::plan::agents::desired_agents(&declared));
+        let inspection = Inspection { lab, applied: recorded || found, nodes, agents };
         if !inspection.applied {
             let how = self.file.as_ref().map(|f| format!("netlab apply {}", f.display())).unwrap_or_default();
             if self.output == Output::Json {
@@ -88,7 +89,7 @@ impl Inspect {
 
 fn not_applied(lab: &LabName, output: Output, how: &str) -> Result<ExitCode> {
     if output == Output::Json {
-        print_json(&Inspection { lab: lab.clone(), applied: false, nodes: Vec::new(), agents: None })?;
+        print_json(&Inspection { lab: lab.clone(), applied: false, nodes: Vec::new(), agents: Vec::new() })?;
     } else if how.is_empty() {
         println!("lab {lab} is not applied here");
     } else {

@@ -52,10 +52,14 @@ pub enum Command {
     )]
     Plan(apply::PlanCmd),
     /// Remove everything the lab created, and nothing else.
+    #[command(after_help = "Examples:\n  netlab destroy topologies/bridge.yaml\n  netlab destroy --name bridge")]
     Destroy(destroy::Destroy),
     /// Show each object of the lab and whether it matches the file.
-    #[command(after_help = "Exit codes: 0 the lab matches the file, 1 it differs (netlab apply repairs it) or is \
-                            not applied here, 2 invalid input.")]
+    #[command(
+        after_help = "Examples:\n  netlab status topologies/bridge.yaml\n  netlab status --name bridge -o json\n\n\
+                            Exit codes: 0 the lab matches the file, 1 it differs (netlab apply repairs it) or is \
+                            not applied here, 2 invalid input."
+    )]
     Status(status::Status),
     /// Check the file without touching the kernel.
     #[command(
@@ -64,7 +68,9 @@ pub enum Command {
     )]
     Validate(validate::Validate),
     /// Run a command inside a node's namespace, as `ip netns exec` does.
-    #[command(after_help = "netlab becomes the command: its exit code is the command's (128+N when signal N \
+    #[command(after_help = "Examples:\n  netlab exec topologies/bridge.yaml RED -- ip -br addr\n  \
+                            netlab exec --name bridge BLUE -- ping -c 1 11.11.11.2\n\n\
+                            netlab becomes the command: its exit code is the command's (128+N when signal N \
                             ends it), 127 when there is no such command, 126 when it cannot be run, 1 when the \
                             namespace is missing or not the lab's, 2 invalid input.")]
     Exec(exec::Exec),
@@ -100,6 +106,7 @@ pub enum Command {
                             netlab completions zsh > ~/.zfunc/_netlab")]
     Completions(docs::Completions),
     /// Print netlab's man page, or write a page per command into a folder.
+    #[command(after_help = "Examples:\n  netlab man | man -l -\n  netlab man --dir /usr/local/share/man/man1")]
     Man(docs::Man),
     /// The supervisor of a lab's vxlan-agents (started by apply, stopped by destroy).
     #[command(hide = true)]
@@ -187,4 +194,31 @@ pub fn init_tracing(verbose: u8) {
         .with_ansi(colour)
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every argument of every command says what it is, and every visible command shows
+    /// examples: `--help` is where people look first.
+    #[test]
+    fn every_argument_has_help_and_every_command_examples() {
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for command in cli.get_subcommands().filter(|c| !c.is_hide_set()) {
+            let after = command.get_after_help().map(ToString::to_string).unwrap_or_default();
+            if !after.contains("Examples:") {
+                missing.push(format!("{}: no examples", command.get_name()));
+            }
+            for arg in command.get_arguments().filter(|a| !a.is_hide_set()) {
+                if arg.get_help().is_none() && !["help", "version"].contains(&arg.get_id().as_str()) {
+                    missing.push(format!("{} {}: no help", command.get_name(), arg.get_id()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
 }

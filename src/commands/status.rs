@@ -20,14 +20,21 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct Status {
-    pub file: PathBuf,
+    /// The lab's file (or give --name).
+    #[arg(required_unless_present = "name")]
+    pub file: Option<PathBuf>,
+    /// The lab's name: compare the kernel with the file it was last applied from.
+    #[arg(long, conflicts_with = "file")]
+    pub name: Option<String>,
+    /// `text` for people, `json` for programs (a failure is then JSON too).
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
 }
 
 impl Status {
     pub async fn run(self) -> Result<ExitCode> {
-        let topology = load(&self.file)?;
+        let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
+        let topology = load(&file)?;
         let plan = lab::drift(&topology).await?;
         let objects = status(&topology.namespaces, &plan);
         let in_sync = plan.is_empty();
@@ -47,7 +54,7 @@ impl Status {
             return Ok(code);
         }
         if !applied {
-            println!("lab {} is not applied here (netlab apply {})", topology.name, self.file.display());
+            println!("lab {} is not applied here (netlab apply {})", topology.name, file.display());
             return Ok(code);
         }
         for object in &objects {
@@ -71,13 +78,13 @@ impl Status {
             );
         }
         if in_sync {
-            println!("lab {} matches {}", topology.name, self.file.display());
+            println!("lab {} matches {}", topology.name, file.display());
         } else {
             println!(
-                "lab {} differs from {}: {} changes would repair it (netlab apply)",
+                "lab {} differs from {}: {} would repair it (netlab apply)",
                 topology.name,
-                self.file.display(),
-                plan.changes.len()
+                file.display(),
+                netlab::count(plan.changes.len(), "change")
             );
         }
         Ok(code)
@@ -91,10 +98,11 @@ fn details(agent: &AgentReport) -> String {
         parts.push(format!("pid {pid}"));
     }
     if let (Some(neighbours), Some(fdb)) = (agent.neighbours, agent.fdb) {
-        parts.push(format!("{neighbours} neighbours and {fdb} fdb entries installed"));
+        let (neighbours, fdb) = (netlab::count(neighbours, "neighbour"), netlab::count(fdb, "fdb entry"));
+        parts.push(format!("{neighbours} and {fdb} installed"));
     }
     if let Some(subnet) = &agent.subnet {
-        parts.push(format!("subnet {subnet}, routes to {} other subnets", agent.routes.unwrap_or(0)));
+        parts.push(format!("subnet {subnet}, routes to {}", netlab::count(agent.routes.unwrap_or(0), "other subnet")));
     }
     if agent.restarts > 0 {
         parts.push(format!("restarts: {}", agent.restarts));

@@ -50,9 +50,8 @@ pub struct Inspection {
     /// False when nothing of the lab is here (no record, none of its namespaces).
     pub applied: bool,
     pub nodes: Vec<NodeView>,
-    /// The vxlan-agents netlab runs for the lab, from its record: filled once the
-    /// record holds them (issue 15, item 1); `null` until then.
-    pub agents: Option<Vec<serde_json::Value>>,
+    /// The agents (vxlan-agents, node daemons) netlab runs for the lab, as they run now.
+    pub agents: Vec<crate::agents::AgentReport>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -79,9 +79,34 @@ pub fn render(inspection: &Inspection, colour: bool) -> Vec<String> {
         out.push(String::new());
         node_lines(&mut out, node, colour);
     }
-    // The agents' section (issue 15, item 1) goes here once `inspection.agents` is
-    // filled from the lab's record: one row per agent, after the namespaces.
+    if !inspection.agents.is_empty() {
+        out.push(String::new());
+        out.push(paint("agents", Paint::Bold, colour));
+        let rows = inspection.agents.iter().map(agent_row).collect();
+        grid(&mut out, &["AGENT", "STATE", "PID", "INSTALLED", "RESTARTS", "LOG"], rows, colour);
+    }
     out
+}
+
+fn agent_row(agent: &crate::agents::AgentReport) -> Vec<Cell> {
+    let state = match agent.running {
+        true => Cell::plain("running"),
+        false => Cell::painted("stopped", Paint::Red),
+    };
+    let installed = match (agent.neighbours, agent.fdb, &agent.subnet) {
+        (Some(neighbours), Some(fdb), _) => format!("{neighbours} neigh, {fdb} fdb"),
+        (_, _, Some(subnet)) => format!("subnet {subnet}, {} routes", agent.routes.unwrap_or(0)),
+        _ => "-".into(),
+    };
+    let log = agent.log.as_ref().map(|l| l.display());
+    vec![
+        Cell::plain(&agent.agent),
+        state,
+        Cell::plain(or_dash(agent.pid)),
+        Cell::plain(installed),
+        Cell::plain(agent.restarts.to_string()),
+        Cell::plain(or_dash(log)),
+    ]
 }
 
 fn node_lines(out: &mut Vec<String>, node: &NodeView, colour: bool) {

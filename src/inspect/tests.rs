@@ -274,7 +274,7 @@ fn a_namespace_of_another_lab_is_shown_as_foreign_without_its_contents() {
 fn the_json_holds_structured_values() {
     let lab = lab();
     let nodes = build(&lab.name, &lab.namespaces, &kernel());
-    let inspection = Inspection { lab: lab.name.clone(), applied: true, nodes, agents: None };
+    let inspection = Inspection { lab: lab.name.clone(), applied: true, nodes, agents: Vec::new() };
     let json = serde_json::to_value(&inspection).unwrap();
     let sim = json["nodes"].as_array().unwrap().iter().find(|n| n["place"] == "sim").unwrap();
     let eth0 = &sim["interfaces"][0];
@@ -284,7 +284,7 @@ fn the_json_holds_structured_values() {
     assert_eq!(eth0["oper_state"], "up");
     let a = json["nodes"].as_array().unwrap().iter().find(|n| n["place"] == "a").unwrap();
     assert_eq!(a["interfaces"][0]["peer"], serde_json::json!({"place": "ov", "name": "p1"}));
-    assert_eq!(json["agents"], serde_json::Value::Null);
+    assert_eq!(json["agents"], serde_json::json!([]));
 }
 
 #[test]
@@ -293,7 +293,7 @@ fn the_table_is_aligned_and_coloured_only_when_asked() {
     let mut kernel = kernel();
     kernel.seen.insert(place("b"), Seen::Missing);
     let nodes = build(&lab.name, &lab.namespaces, &kernel);
-    let inspection = Inspection { lab: lab.name.clone(), applied: true, nodes, agents: None };
+    let inspection = Inspection { lab: lab.name.clone(), applied: true, nodes, agents: Vec::new() };
     let plain = render(&inspection, false);
     assert!(plain.iter().all(|l| !l.contains('\u{1b}')));
     let header = plain.iter().position(|l| l.starts_with("a (node)")).unwrap() + 1;
