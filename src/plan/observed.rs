@@ -49,6 +49,16 @@ pub struct NamespaceState {
     /// The devices the file names here but netlab does not create, as they are (a name
     /// the kernel does not have is absent). Only ever read, never changed.
     pub existing: BTreeMap<IfName, ObservedExisting>,
+    /// Root qdiscs someone attached to the lab's links (the kernel's defaults are not
+    /// listed), where the lab shapes or shaped a link.
+    pub qdiscs: BTreeMap<IfName, ObservedQdisc>,
+}
+
+/// A root qdisc: its kind, and its parameters for the kinds netlab sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedQdisc {
+    pub kind: String,
+    pub qdisc: Option<netns::qdisc::Qdisc>,
 }
 
 /// What the checks of an existing device need: its MTU and addresses.

@@ -1,0 +1,96 @@
+//! Link shaping in a plan: each of the lab's links with `rate`/`delay`/... gets its
+//! root qdisc set (changed in place when one is there, never by remaking the link),
+//! and loses it when the file drops the fields. Root qdiscs are read (see `observe`)
+//! only where the lab shapes, or shaped, a link of the namespace.
+
+use std::collections::BTreeSet;
+
+use netns::qdisc::{Netem, Qdisc, Tbf, NETEM_DEFAULT_LIMIT};
+
+use super::{Change, NamespaceState, ObservedQdisc, Planner};
+use crate::model::shaping::{Micros, Percent, Rate};
+use crate::model::{IfName, NamespaceSpec, Place, Shaping};
+
+/// The qdisc the kernel should hold for `shaping`, in its units.
+pub fn in_kernel_units(shaping: &Shaping) -> Qdisc {
+    match shaping {
+        Shaping::Tbf(tbf) => Qdisc::Tbf(Tbf {
+            rate_bytes: tbf.rate.bytes_per_second(),
+            burst: tbf.burst.bytes(),
+            // Validation keeps it within u32.
+            limit: u32::try_from(tbf.limit()).unwrap_or(u32::MAX),
+        }),
+        Shaping::Netem(netem) => Qdisc::Netem(Netem {
+            delay_ns: u64::from(netem.delay.micros()) * 1000,
+            jitter_ns: u64::from(netem.jitter.micros()) * 1000,
+            // As tc: the fraction of u32::MAX, rounded.
+            loss: (f64::from(netem.loss.millionths()) / f64::from(Percent::MILLION) * f64::from(u32::MAX)).round()
+                as u32,
+            limit: NETEM_DEFAULT_LIMIT,
+            rate_bytes: netem.rate.map(|r| r.bytes_per_second()),
+        }),
+    }
+}
+
+/// Whether what the kernel has is what was asked for. The kernel keeps a tbf's burst
+/// as a time in 64 ns ticks, so it comes back a few bytes off at high rates.
+fn same(wanted: &Qdisc, have: &Qdisc) -> bool {
+    match (wanted, have) {
+        (Qdisc::Tbf(w), Qdisc::Tbf(h)) => {
+            let slack = 1 + u64::from(w.burst) / 1000 + w.rate_bytes * 128 / 1_000_000_000;
+            w.rate_bytes == h.rate_bytes && w.limit == h.limit && u64::from(w.burst.abs_diff(h.burst)) <= slack
+        }
+        (Qdisc::Netem(w), Qdisc::Netem(h)) => w == h,
+        _ => false,
+    }
+}
+
+/// What a link's root qdisc is, as a plan and status print it.
+pub fn qdisc_text(observed: &ObservedQdisc) -> String {
+    match &observed.qdisc {
+        Some(Qdisc::Tbf(tbf)) => {
+            // The latency tc would show: how long the queue beyond the burst takes.
+            let queue = u64::from(tbf.limit.saturating_sub(tbf.burst));
+            let latency_us = queue * 1_000_000 / tbf.rate_bytes.max(1);
+            let rate = Rate::from_bits(tbf.rate_bytes * 8).map_or_else(|| "0bit".into(), |r| r.to_string());
+            format!("tbf rate {rate} burst {}b latency {}", tbf.burst, Micros::from_micros(latency_us))
+        }
+        Some(Qdisc::Netem(netem)) => format!(
+            "netem delay {}us jitter {}us loss {:.4}%{}",
+            netem.delay_ns / 1000,
+            netem.jitter_ns / 1000,
+            f64::from(netem.loss) / f64::from(u32::MAX) * 100.0,
+            netem.rate_bytes.map(|r| format!(" rate {}bit", r * 8)).unwrap_or_default()
+        ),
+        None => observed.kind.clone(),
+    }
+}
+
+impl Planner<'_> {
+    pub(super) fn shaping_changes(
+        &mut self,
+        place: &Place,
+        spec: &NamespaceSpec,
+        state: &NamespaceState,
+        recreated: &BTreeSet<IfName>,
+    ) {
+        for (name, link) in &spec.links {
+            // A link made (again) by this plan starts with the kernel's default qdisc.
+            let have = if recreated.contains(name) { None } else { state.qdiscs.get(name) };
+            match (&link.shaping, have) {
+                (Some(wanted), Some(have)) if have.qdisc.is_some_and(|h| same(&in_kernel_units(wanted), &h)) => {}
+                (Some(wanted), have) => self.changes.push(Change::SetShaping {
+                    place: place.clone(),
+                    link: name.clone(),
+                    shaping: *wanted,
+                    now: have.map(qdisc_text),
+                }),
+                // The link is the lab's, and the file gives it the kernel's default.
+                (None, Some(_)) => {
+                    self.changes.push(Change::DeleteShaping { place: place.clone(), link: name.clone() })
+                }
+                (None, None) => {}
+            }
+        }
+    }
+}
