@@ -100,3 +100,102 @@ impl Validator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::shaping::{KernelFeatures, Shaping};
+    use crate::model::{parse_for, IfName, Place};
+
+    const LAB: &str = "name: t
+nodes:
+  A:
+    interfaces:
+      eth0: {FIELDS}
+  B:
+    interfaces:
+      eth0: {}
+links:
+  - endpoints: [A:eth0, B:eth0]
+";
+
+    fn lab(fields: &str) -> String {
+        LAB.replace("{FIELDS}", fields)
+    }
+
+    /// Each error as "line:column: message".
+    fn errors(fields: &str, features: KernelFeatures) -> Vec<String> {
+        match parse_for("t.yaml", &lab(fields), features) {
+            Ok(_) => Vec::new(),
+            Err(diagnostics) => {
+                diagnostics.items.iter().map(|d| format!("{}:{}: {}", d.line, d.column, d.message)).collect()
+            }
+        }
+    }
+
+    fn shaping(fields: &str) -> Option<Shaping> {
+        let topology = parse_for("t.yaml", &lab(fields), KernelFeatures::ALL).expect("valid");
+        let node = Place::Node("A".parse().unwrap());
+        topology.namespaces[&node].links[&"eth0".parse::<IfName>().unwrap()].shaping
+    }
+
+    #[test]
+    fn a_rate_alone_is_a_token_bucket_with_tc_defaults() {
+        let Some(Shaping::Tbf(tbf)) = shaping("{rate: 10mbit}") else { panic!("tbf") };
+        assert_eq!(
+            (tbf.rate.to_string(), tbf.burst.bytes(), tbf.latency.to_string()),
+            ("10mbit".into(), 6600, "50ms".into())
+        );
+        let Some(Shaping::Tbf(tbf)) = shaping("{rate: 1gbit, burst: 32kb, latency: 10ms}") else { panic!("tbf") };
+        assert_eq!((tbf.burst.bytes(), tbf.latency.micros()), (32768, 10_000));
+        assert_eq!(shaping("{}"), None);
+        let Some(Shaping::Netem(netem)) = shaping("{delay: 20ms, jitter: 5ms, loss: 1%, rate: 1mbit}") else {
+            panic!("netem")
+        };
+        assert_eq!(netem.to_string(), "delay 20ms 5ms loss 1% rate 1mbit");
+    }
+
+    #[test]
+    fn errors_are_located_at_the_value() {
+        let all = KernelFeatures::ALL;
+        assert_eq!(
+            errors("{rate: 10mbits}", all),
+            ["5:20: malformed rate `10mbits`: write a number and a unit of tc's, such as 10mbit, 500kbit or 1gbit"]
+        );
+        assert_eq!(errors("{rate: 10}", all), ["5:20: rate `10` needs a unit, such as 10mbit or 10kbit"]);
+        assert_eq!(errors("{burst: 32kb}", all), ["5:21: `burst` shapes a rate: it needs `rate` on the interface too"]);
+        assert_eq!(
+            errors("{jitter: 5ms}", all),
+            ["5:22: `jitter` varies a delay: it needs `delay` on the interface too"]
+        );
+        assert_eq!(errors("{delay: 5ms, loss: 120%}", all), ["5:32: percentage `120%` is outside 0-100%"]);
+        assert_eq!(
+            errors("{rate: 1kbit, burst: 1gb}", all),
+            ["5:34: burst 1073741824b takes more than the 274 s tbf can hold to send at rate 1kbit"]
+        );
+        assert_eq!(
+            errors("{delay: 5ms, latency: 10ms}", all)[0],
+            "5:35: `latency` shapes a rate: it needs `rate` on the interface too"
+        );
+    }
+
+    #[test]
+    fn netem_fields_name_the_missing_kernel_feature() {
+        let without = KernelFeatures { netem: false };
+        assert_eq!(
+            errors("{rate: 10mbit, delay: 20ms, loss: 1%}", without),
+            [
+                "5:35: `delay` needs the kernel's netem qdisc (sch_netem), which this kernel does not have",
+                "5:47: `loss` needs the kernel's netem qdisc (sch_netem), which this kernel does not have",
+            ]
+        );
+        assert!(errors("{rate: 10mbit}", without).is_empty(), "tbf needs no netem");
+        assert!(errors("{delay: 20ms, loss: 1%}", KernelFeatures::ALL).is_empty());
+    }
+
+    #[test]
+    fn shaping_is_for_veth_ends() {
+        let text = "name: t\nhost:\n  bridges:\n    br0: {rate: 10mbit}\n";
+        let message = parse_for("t.yaml", text, KernelFeatures::ALL).unwrap_err().items[0].message.clone();
+        assert_eq!(message, "shaping applies to veth ends (those of `links:`), not to `br0`");
+    }
+}
