@@ -229,8 +229,11 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
             Owner::Lab => {
                 let adoptable = scope.adoptable.get(&place);
                 let existing = scope.existing.get(&place);
-                let mut state = dump.into_state(&place, &mark, group, adoptable, existing, sysctls);
-                state.qdiscs = lab_qdiscs(&state, qdiscs);
+                let state = dump.into_state(&place, &mark, group, adoptable, existing, sysctls);
+                let qdiscs = lab_qdiscs(&state, qdiscs);
+                if !qdiscs.is_empty() {
+                    observed.qdiscs.insert(place.clone(), qdiscs);
+                }
                 observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
             }
             Owner::HalfMade => {

@@ -216,7 +216,7 @@ impl<'a> Planner<'a> {
             }
         }
         self.entry_changes(place, spec, state, &recreated);
-        self.shaping_changes(place, spec, state, &recreated);
+        self.shaping_changes(place, spec, &recreated);
         self.route_changes(place, spec, state, &recreated);
         self.sysctl_changes(place, spec, state, fresh, &recreated);
         self.firewall_changes(place, spec, state);

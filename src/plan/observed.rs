@@ -12,6 +12,10 @@ use crate::model::{FdbSpec, IfName, Mac, NeighbourSpec, Place, RouteSpec, Sysctl
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
     pub namespaces: BTreeMap<Place, ObservedNamespace>,
+    /// Root qdiscs someone attached to the lab's links (the kernel's defaults are not
+    /// listed), in the owned namespaces where the lab shapes or shaped a link. Kept
+    /// apart from `NamespaceState`, which most labs would carry empty.
+    pub qdiscs: BTreeMap<Place, BTreeMap<IfName, ObservedQdisc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,9 +53,6 @@ pub struct NamespaceState {
     /// The devices the file names here but netlab does not create, as they are (a name
     /// the kernel does not have is absent). Only ever read, never changed.
     pub existing: BTreeMap<IfName, ObservedExisting>,
-    /// Root qdiscs someone attached to the lab's links (the kernel's defaults are not
-    /// listed), where the lab shapes or shaped a link.
-    pub qdiscs: BTreeMap<IfName, ObservedQdisc>,
 }
 
 /// A root qdisc: its kind, and its parameters for the kinds netlab sets.

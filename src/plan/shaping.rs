@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use netns::qdisc::{Netem, Qdisc, Tbf, NETEM_DEFAULT_LIMIT};
 
-use super::{Change, NamespaceState, ObservedQdisc, Planner};
+use super::{Change, ObservedQdisc, Planner};
 use crate::model::shaping::{Micros, Percent, Rate};
 use crate::model::{IfName, NamespaceSpec, Place, Shaping};
 
@@ -67,16 +67,11 @@ pub fn qdisc_text(observed: &ObservedQdisc) -> String {
 }
 
 impl Planner<'_> {
-    pub(super) fn shaping_changes(
-        &mut self,
-        place: &Place,
-        spec: &NamespaceSpec,
-        state: &NamespaceState,
-        recreated: &BTreeSet<IfName>,
-    ) {
+    pub(super) fn shaping_changes(&mut self, place: &Place, spec: &NamespaceSpec, recreated: &BTreeSet<IfName>) {
+        let observed = self.observed.qdiscs.get(place);
         for (name, link) in &spec.links {
             // A link made (again) by this plan starts with the kernel's default qdisc.
-            let have = if recreated.contains(name) { None } else { state.qdiscs.get(name) };
+            let have = if recreated.contains(name) { None } else { observed.and_then(|q| q.get(name)) };
             match (&link.shaping, have) {
                 (Some(wanted), Some(have)) if have.qdisc.is_some_and(|h| same(&in_kernel_units(wanted), &h)) => {}
                 (Some(wanted), have) => self.changes.push(Change::SetShaping {
