@@ -89,3 +89,90 @@ impl Planner<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::model::{LinkKind, Topology};
+    use crate::plan::{plan, History, NamespaceState, Observed, ObservedKind, ObservedLink, ObservedNamespace};
+
+    fn lab(fields: &str) -> Topology {
+        let text = format!(
+            "name: t\nnodes:\n  A:\n    interfaces:\n      eth0: {{{fields}}}\n  B:\n    interfaces:\n      eth0: {{}}\n\
+             links:\n  - endpoints: [A:eth0, B:eth0]\n"
+        );
+        crate::model::parse("t.yaml", &text).expect("valid")
+    }
+
+    /// The links of `lab` as a perfect apply leaves them, with `qdisc` on A:eth0.
+    fn applied(lab: &Topology, qdisc: Option<Qdisc>) -> Observed {
+        let mut observed = Observed::default();
+        for (place, spec) in &lab.namespaces {
+            let mut state = NamespaceState::default();
+            // A:eth0 is link 10, B:eth0 link 20, each the other's peer.
+            let (index, peer) = if place.to_string() == "A" { (10, 20) } else { (20, 10) };
+            for (name, link) in &spec.links {
+                let (kind, index) = match &link.kind {
+                    LinkKind::Veth { .. } => (ObservedKind::Veth { peer_index: Some(peer) }, index),
+                    _ => (ObservedKind::Loopback, 1),
+                };
+                let link = ObservedLink {
+                    kind,
+                    index,
+                    marked: true,
+                    mtu: 1500,
+                    mac: None,
+                    up: true,
+                    master: None,
+                    addresses: link.addresses.clone(),
+                    ipv6_autoconf: Some(false),
+                };
+                state.links.insert(name.clone(), link);
+            }
+            observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
+        }
+        if let Some(qdisc) = qdisc {
+            let a = Place::Node("A".parse().unwrap());
+            let eth0: IfName = "eth0".parse().unwrap();
+            let found = ObservedQdisc { kind: qdisc.kind().into(), qdisc: Some(qdisc) };
+            observed.qdiscs.insert(a, BTreeMap::from([(eth0, found)]));
+        }
+        observed
+    }
+
+    fn changes(wanted: &str, have: Option<Qdisc>) -> Vec<String> {
+        let lab = lab(wanted);
+        let planned = plan(&lab.namespaces, &applied(&lab, have), &History::default()).expect("a plan");
+        planned.changes.iter().map(ToString::to_string).collect()
+    }
+
+    fn tbf(rate_bytes: u64, burst: u32, limit: u32) -> Option<Qdisc> {
+        Some(Qdisc::Tbf(Tbf { rate_bytes, burst, limit }))
+    }
+
+    #[test]
+    fn set_in_place_repaired_and_removed() {
+        assert_eq!(changes("rate: 10mbit", None), ["+ shaping on A:eth0: tbf rate 10mbit burst 6600b latency 50ms"]);
+        // As the kernel reads back: the burst a byte off (ticks of 64 ns).
+        assert!(changes("rate: 10mbit", tbf(1_250_000, 6599, 69_100)).is_empty());
+        assert_eq!(
+            changes("rate: 20mbit", tbf(1_250_000, 6600, 69_100)),
+            ["~ shaping on A:eth0: tbf rate 20mbit burst 11600b latency 50ms"]
+        );
+        let Change::SetShaping { now, .. } =
+            &plan(&lab("rate: 10mbit").namespaces, &applied(&lab(""), tbf(625_000, 6600, 37_850)), &History::default())
+                .unwrap()
+                .changes[0]
+        else {
+            panic!("a shaping change")
+        };
+        assert_eq!(now.as_deref(), Some("tbf rate 5mbit burst 6600b latency 50ms"));
+        assert_eq!(changes("", tbf(1_250_000, 6600, 69_100)), ["- shaping on A:eth0"]);
+        assert!(changes("", None).is_empty());
+        let netem = Qdisc::Netem(Netem { delay_ns: 20_000_000, jitter_ns: 0, loss: 0, limit: 1000, rate_bytes: None });
+        assert!(changes("delay: 20ms", Some(netem)).is_empty());
+        assert_eq!(changes("delay: 20ms", tbf(1_250_000, 6600, 69_100)), ["~ shaping on A:eth0: netem delay 20ms"]);
+    }
+}
