@@ -158,22 +158,24 @@ impl fmt::Display for Rate {
     }
 }
 
-impl TryFrom<String> for Rate {
-    type Error = String;
-    fn try_from(text: String) -> Result<Rate, String> {
-        text.parse()
-    }
-}
-
-impl From<Rate> for String {
-    fn from(rate: Rate) -> String {
-        rate.to_string()
-    }
-}
-
-/// A size in bytes (a burst), at least 1 and at most what the kernel's u32 holds.
+/// A size in bytes (a burst), at least 1 and at most what the kernel's u32 holds; in
+/// JSON a number of bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
 pub struct Size(pub(crate) u32);
+
+impl TryFrom<u32> for Size {
+    type Error = String;
+    fn try_from(bytes: u32) -> Result<Size, String> {
+        Size::from_bytes(bytes).ok_or_else(|| "a size is at least 1 byte".to_string())
+    }
+}
+
+impl From<Size> for u32 {
+    fn from(size: Size) -> u32 {
+        size.0
+    }
+}
 
 /// tc's size units (tc(8), "SIZES"): powers of 1024; a bare number is bytes.
 const SIZE_UNITS: &[(&str, f64)] = &[
@@ -221,8 +223,9 @@ impl fmt::Display for Size {
     }
 }
 
-/// A duration in microseconds, tc's unit of time.
+/// A duration in microseconds, tc's unit of time; in JSON as written (`"50ms"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Micros(pub(crate) u32);
 
 /// tc's time units (tc(8), "TIMES"). A bare number would be microseconds there; netlab
@@ -280,8 +283,9 @@ impl fmt::Display for Micros {
     }
 }
 
-/// A share of packets, in millionths (0..=100%).
+/// A share of packets, in millionths (0..=100%); in JSON as written (`"1%"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct Percent(pub(crate) u32);
 
 impl Percent {
@@ -319,6 +323,26 @@ impl fmt::Display for Percent {
         }
     }
 }
+
+/// Parsed from and written as text, as the file has them.
+macro_rules! as_text {
+    ($($type:ty),*) => {$(
+        impl TryFrom<String> for $type {
+            type Error = String;
+            fn try_from(text: String) -> Result<$type, String> {
+                text.parse()
+            }
+        }
+
+        impl From<$type> for String {
+            fn from(value: $type) -> String {
+                value.to_string()
+            }
+        }
+    )*};
+}
+
+as_text!(Rate, Micros, Percent);
 
 /// What a kernel offers that a file may need: known to the caller (probed at the edge,
 /// see `netns::qdisc::netem_available`), so validation itself reads nothing.
@@ -384,6 +408,19 @@ mod tests {
         assert_eq!("100%".parse::<Percent>().unwrap().millionths(), Percent::MILLION);
         assert!("101%".parse::<Percent>().unwrap_err().contains("outside 0-100%"));
         assert!("5".parse::<Percent>().is_err());
+    }
+
+    #[test]
+    fn json_as_written() {
+        let shaping = Shaping::Netem(Netem {
+            delay: "20ms".parse().unwrap(),
+            jitter: "250us".parse().unwrap(),
+            loss: "0.5%".parse().unwrap(),
+            rate: Some("1mbit".parse().unwrap()),
+        });
+        let json = serde_json::to_string(&shaping).unwrap();
+        assert_eq!(json, r#"{"qdisc":"netem","delay":"20ms","jitter":"250us","loss":"0.5%","rate":"1mbit"}"#);
+        assert_eq!(serde_json::from_str::<Shaping>(&json).unwrap(), shaping);
     }
 
     #[test]
