@@ -174,6 +174,16 @@ fn a_rate_limits_the_link_and_changes_in_place() {
     assert_eq!(qdisc(&sandbox)["options"]["rate"].as_u64(), Some(2_500_000));
     assert_eq!(status(&sandbox, &file).0, 0);
 
+    // A link of RED that netlab did not make, with a qdisc of its own: never touched.
+    sandbox.ok("ip", &["-n", "RED", "link", "add", "mine0", "type", "veth", "peer", "name", "mine1"]);
+    let foreign = [
+        "-n", "RED", "qdisc", "add", "dev", "mine0", "root", "tbf", "rate", "1mbit", "burst", "4kb", "latency", "20ms",
+    ];
+    sandbox.ok("tc", &foreign);
+    let foreign_qdisc = || sandbox.ok("tc", &["-n", "RED", "qdisc", "show", "dev", "mine0"]);
+    let before = foreign_qdisc();
+    assert!(before.contains("tbf") && before.contains("rate 1Mbit"), "{before}");
+
     // The fields dropped: back to the kernel's default, the link kept.
     let file = lab(&sandbox, "");
     let applied = sandbox.netlab_ok(&["apply", &file]);
@@ -182,6 +192,7 @@ fn a_rate_limits_the_link_and_changes_in_place() {
     assert_eq!(ifindex(&sandbox), index);
     assert_eq!(status(&sandbox, &file).0, 0);
     assert!(sandbox.netlab_ok(&["plan", &file]).contains("no changes"));
+    assert_eq!(foreign_qdisc(), before, "a link netlab did not make keeps its qdisc");
     sandbox.netlab_ok(&["destroy", &file]);
 }
 
