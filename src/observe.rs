@@ -17,7 +17,8 @@ use crate::model::{
 use crate::ownership;
 use crate::plan::firewall::ObservedTable;
 use crate::plan::{
-    Desired, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace, ObservedVxlan,
+    Desired, NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace, ObservedQdisc,
+    ObservedVxlan,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,8 @@ pub struct Scope {
     pub sysctls: BTreeMap<Place, BTreeSet<SysctlKey>>,
     /// Devices the file names but netlab does not create: their facts are read.
     pub existing: BTreeMap<Place, BTreeSet<IfName>>,
+    /// Where the lab shapes (or shaped) a link: root qdiscs are read there.
+    pub shaping: BTreeSet<Place>,
 }
 
 impl Scope {
@@ -76,7 +79,20 @@ impl Scope {
             .filter(|(_, spec)| !spec.existing.is_empty())
             .map(|(place, spec)| (place.clone(), spec.existing.clone()))
             .collect();
-        Scope { places, nat, forwarding, entries, adoptable: pending.cloned().unwrap_or_default(), sysctls, existing }
+        let shaping = both()
+            .filter(|(_, spec)| spec.links.values().any(|link| link.shaping.is_some()))
+            .map(|(p, _)| p.clone())
+            .collect();
+        Scope {
+            places,
+            nat,
+            forwarding,
+            entries,
+            adoptable: pending.cloned().unwrap_or_default(),
+            sysctls,
+            existing,
+            shaping,
+        }
     }
 
     /// Where a destroy without a usable record looks for the lab's firewall: the host
@@ -151,6 +167,7 @@ pub async fn discover(lab: &LabName) -> Result<Desired> {
 struct Visit {
     sysctls: BTreeMap<SysctlKey, Option<String>>,
     dump: Dump,
+    qdiscs: Vec<netns::qdisc::RootQdisc>,
 }
 
 pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
@@ -178,6 +195,7 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
     let namespaces: Vec<netns::Netns> = visit.iter().map(KernelPlace::to_netns).collect();
     let keys_by_ns: HashMap<netns::Netns, Vec<SysctlKey>> = namespaces.iter().cloned().zip(keys).collect();
     let with_entries: BTreeSet<netns::Netns> = scope.entries.iter().map(KernelPlace::to_netns).collect();
+    let with_qdiscs: BTreeSet<netns::Netns> = scope.shaping.iter().map(KernelPlace::to_netns).collect();
     // One thread visits each namespace once and reads everything there itself (see
     // netns::blocking for why not rtnetlink).
     let visits = tokio::task::spawn_blocking(move || {
@@ -195,7 +213,8 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
             for key in keys_by_ns.get(ns).into_iter().flatten() {
                 sysctls.insert(key.clone(), netns::sysctl::read(key.as_str())?);
             }
-            Ok(Visit { sysctls, dump })
+            let qdiscs = if with_qdiscs.contains(ns) { netns::qdisc::root_qdiscs(&socket)? } else { Vec::new() };
+            Ok(Visit { sysctls, dump, qdiscs })
         })
     })
     .await?
@@ -204,13 +223,17 @@ pub async fn observe(lab: &LabName, scope: &Scope) -> Result<Observed> {
     let mark = ownership::mark(lab);
     let group = ownership::group(lab);
     for (place, visit) in visit.into_iter().zip(visits) {
-        let Visit { sysctls, dump } =
+        let Visit { sysctls, dump, qdiscs } =
             visit.map_err(|source| ObserveError::Namespace { place: place.clone(), source })?;
         match namespace_owner(&place, &dump, &mark, scope.adoptable.contains_key(&place)) {
             Owner::Lab => {
                 let adoptable = scope.adoptable.get(&place);
                 let existing = scope.existing.get(&place);
                 let state = dump.into_state(&place, &mark, group, adoptable, existing, sysctls);
+                let qdiscs = lab_qdiscs(&state, qdiscs);
+                if !qdiscs.is_empty() {
+                    observed.qdiscs.insert(place.clone(), qdiscs);
+                }
                 observed.namespaces.insert(place.clone(), ObservedNamespace::Owned(state));
             }
             Owner::HalfMade => {
@@ -434,6 +457,18 @@ impl Dump {
         }
         state
     }
+}
+
+/// The root qdiscs on the lab's own links, by name; others' links are never looked at.
+fn lab_qdiscs(state: &NamespaceState, qdiscs: Vec<netns::qdisc::RootQdisc>) -> BTreeMap<IfName, ObservedQdisc> {
+    let names: HashMap<u32, &IfName> = state.links.iter().map(|(name, link)| (link.index, name)).collect();
+    qdiscs
+        .into_iter()
+        .filter_map(|root| {
+            let name = names.get(&root.index)?;
+            Some(((*name).clone(), ObservedQdisc { kind: root.kind, qdisc: root.qdisc }))
+        })
+        .collect()
 }
 
 fn vxlan(reported: Option<&netns::link::Vxlan>) -> ObservedVxlan {

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::model::{Endpoint, Place};
+use crate::model::{Endpoint, Place, Shaping};
 use crate::plan::{Change, Desired, Plan};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,6 +58,9 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
                 (false, None) => (State::Ok, None),
             };
             report.push(entry(object, state, detail));
+            if let Some(shaping) = &link.shaping {
+                report.push(shaping_status(&here, shaping, changes));
+            }
             for address in &link.addresses {
                 let missing = changes.iter().any(|c| matches!(c, Change::AddAddress { place: p, link: l, address: a } if *p == here.place && l == name && a == address));
                 report.push(entry(
@@ -137,12 +140,27 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
                 | Change::DeleteLink { .. }
                 | Change::DeleteAddress { .. }
                 | Change::DeleteRoute { .. }
+                | Change::DeleteShaping { .. }
         );
         if unexpected {
             report.push(entry(change.object(), State::Unexpected, None));
         }
     }
     report
+}
+
+/// A link's shaping: missing when the plan makes its qdisc, differs when it changes it.
+fn shaping_status(here: &Endpoint, shaping: &Shaping, changes: &[Change]) -> ObjectStatus {
+    let set = changes.iter().find_map(|c| match c {
+        Change::SetShaping { place, link, now, .. } if *place == here.place && *link == here.name => Some(now),
+        _ => None,
+    });
+    let object = format!("shaping on {here}: {shaping}");
+    match set {
+        None => entry(object, State::Ok, None),
+        Some(None) => entry(object, State::Missing, None),
+        Some(Some(now)) => entry(object, State::Differs, Some(format!("is {now}"))),
+    }
 }
 
 /// A static entry is missing (or has another MAC or destination) when the plan sets it.

@@ -187,7 +187,7 @@ pub fn split(mut rest: &[u8], step: &str) -> Result<Vec<NetlinkMessage<RouteNetl
 
 /// Send one request and hand each reply to `each` until the kernel's acknowledgement
 /// (or the end of a dump).
-fn exchange(
+pub(crate) fn exchange(
     socket: &OwnedFd,
     request: RouteNetlinkMessage,
     flags: u16,

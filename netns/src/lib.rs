@@ -14,6 +14,7 @@ pub mod neighbour;
 pub mod nft;
 pub mod packet;
 pub mod process;
+pub mod qdisc;
 pub mod route;
 pub mod socket;
 pub mod sysctl;

@@ -126,6 +126,10 @@ impl Executor {
                 self.netlink(place).await?.add_address(index, link.as_str(), *address).await?;
                 self.remember(Change::DeleteAddress { place: place.clone(), link: link.clone(), address: *address });
             }
+            Change::SetShaping { place, link, shaping, now } => {
+                self.set_shaping(place, link, shaping, now.is_none()).await?
+            }
+            Change::DeleteShaping { place, link } => self.delete_shaping(place, link).await?,
             Change::AddRoute { place, route } => {
                 let request = self.route_request(place, route).await?;
                 self.netlink(place).await?.add_route(&request).await?;

@@ -20,6 +20,7 @@ mod changes;
 mod error;
 mod graph;
 mod namespaces;
+mod shaping;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::OwnedFd;

@@ -162,9 +162,10 @@ pub enum Output {
     Json,
 }
 
-/// Load and validate a file; its warnings go to stderr.
+/// Load and validate a file for this machine's kernel; its warnings go to stderr.
 pub fn load(path: &Path) -> Result<Topology> {
-    let topology = model::load(path)?;
+    let features = model::KernelFeatures { netem: netns::qdisc::netem_available() };
+    let topology = model::load_for(path, features)?;
     for warning in &topology.warnings {
         eprintln!("{warning}");
     }

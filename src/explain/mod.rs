@@ -14,6 +14,7 @@
 //! option.
 
 pub mod nft;
+mod shaping;
 pub mod shell;
 
 use ipnetwork::IpNetwork;
@@ -279,6 +280,8 @@ impl Explainer<'_> {
                 vec![Command::new(words)
                     .note("apply deletes it only once its comment proves it the lab's, by its handle")]
             }
+            Change::SetShaping { place, link, shaping, .. } => vec![shaping::replace(place, link, shaping)],
+            Change::DeleteShaping { place, link } => vec![shaping::delete(place, link)],
             Change::AddForwardAccept { place, accept } => vec![self.iptables(place, "-I", accept)],
             Change::DeleteForwardAccept { place, accept } => vec![self.iptables(place, "-D", accept)],
         }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Diagnostics};
 use super::raw::{Located, RawTopology};
-use super::{merge, parse_raw, validate, Topology};
+use super::{merge, parse_raw, validate, KernelFeatures, Topology};
 
 /// Files larger than this are refused while reading (a lab of 100,000 nodes is ~13 MB).
 pub const MAX_FILE: usize = 64 << 20;
@@ -36,16 +36,22 @@ pub enum LoadError {
 /// and each error is reported in that file at its own line. (The locations serde gives
 /// carry no file; blank lines change nothing else in YAML.)
 pub fn load(path: &Path) -> Result<Topology, LoadError> {
+    load_for(path, KernelFeatures::ALL)
+}
+
+/// `load`, for a kernel with these features: what the file needs and the kernel lacks
+/// (netem) is an error at its line.
+pub fn load_for(path: &Path, features: KernelFeatures) -> Result<Topology, LoadError> {
     let chain = read_chain(path)?;
     let mut layers = chain.layers.into_iter().rev();
     let deepest = layers.next().expect("a chain has its file");
     let mut merged = deepest.raw;
     for layer in layers {
         // The lab so far is a base: a lab of its own, with its own errors.
-        validate::validate(merged.clone()).map_err(|items| chain.sources.invalid(items, layer.index + 1))?;
+        validate::validate(merged.clone(), features).map_err(|items| chain.sources.invalid(items, layer.index + 1))?;
         merged = merge::merge(merged, layer.raw).map_err(|items| chain.sources.invalid(items, layer.index))?;
     }
-    let mut topology = validate::validate(merged).map_err(|items| chain.sources.invalid(items, 0))?;
+    let mut topology = validate::validate(merged, features).map_err(|items| chain.sources.invalid(items, 0))?;
     for warning in &mut topology.warnings {
         *warning = chain.sources.locate_warning(warning);
     }

@@ -79,6 +79,12 @@ fn merge_interface(
         up: over.up.or(base.up),
         bridge: over.bridge.or(base.bridge),
         ipv6_autoconf: over.ipv6_autoconf.or(base.ipv6_autoconf),
+        rate: over.rate.or(base.rate),
+        burst: over.burst.or(base.burst),
+        latency: over.latency.or(base.latency),
+        delay: over.delay.or(base.delay),
+        jitter: over.jitter.or(base.jitter),
+        loss: over.loss.or(base.loss),
     }))
 }
 

@@ -9,6 +9,7 @@ pub mod mtu;
 pub mod names;
 pub mod raw;
 mod schema;
+pub mod shaping;
 mod suggest;
 pub mod topology;
 mod validate;
@@ -16,6 +17,7 @@ mod validate;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use names::{IfName, LabName, NodeName, Place, SysctlKey};
 pub use netns::mac::Mac;
+pub use shaping::{KernelFeatures, Shaping};
 pub use topology::{
     AgentMode, Attachment, Check, Endpoint, FdbSpec, LinkKind, LinkSpec, Masquerade, NamespaceSpec, NatSpec,
     NeighbourSpec, Pinged, Protocol, Publish, RouteSpec, Topology, VxlanSpec,
@@ -24,6 +26,11 @@ pub use topology::{
 /// Parse and validate a topology from its text; `file` names it in errors. A text
 /// alone has no directory to find a base in: `extends:` needs `load`.
 pub fn parse(file: &str, source: &str) -> Result<Topology, Diagnostics> {
+    parse_for(file, source, KernelFeatures::ALL)
+}
+
+/// `parse`, for a kernel with these features (see `load_for`).
+pub fn parse_for(file: &str, source: &str, features: KernelFeatures) -> Result<Topology, Diagnostics> {
     let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items, also: Vec::new() };
     let raw = parse_raw(file, source)?;
     if let Some(extends) = &raw.extends {
@@ -32,7 +39,7 @@ pub fn parse(file: &str, source: &str) -> Result<Topology, Diagnostics> {
             "`extends` needs a file on disk (netlab reads it)",
         )]));
     }
-    finish(file, source, raw)
+    finish(file, source, raw, features)
 }
 
 /// One file's text into raw types: shape, then serde; errors name this file.
@@ -48,9 +55,9 @@ fn parse_raw(file: &str, source: &str) -> Result<raw::RawTopology, Diagnostics> 
 }
 
 /// Validate raw types read from `file` (with what it extends merged in).
-fn finish(file: &str, source: &str, raw: raw::RawTopology) -> Result<Topology, Diagnostics> {
+fn finish(file: &str, source: &str, raw: raw::RawTopology, features: KernelFeatures) -> Result<Topology, Diagnostics> {
     let fail = |items| Diagnostics { file: file.to_string(), source: source.to_string(), items, also: Vec::new() };
-    let mut topology = validate::validate(raw).map_err(fail)?;
+    let mut topology = validate::validate(raw, features).map_err(fail)?;
     for warning in &mut topology.warnings {
         *warning = format!("{file}:{warning}");
     }
@@ -74,4 +81,4 @@ fn parser_options() -> serde_saphyr::Options {
     }
 }
 
-pub use load::{load, LoadError, MAX_EXTENDS, MAX_FILE};
+pub use load::{load, load_for, LoadError, MAX_EXTENDS, MAX_FILE};

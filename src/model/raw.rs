@@ -199,6 +199,16 @@ pub struct RawInterface {
     /// Keep IPv6 link-local autoconfiguration on (default: on only where the
     /// interface has IPv6 addresses).
     pub ipv6_autoconf: Option<bool>,
+    /// Shaping of what leaves the interface, in tc's units: a rate limit (`10mbit`)...
+    pub rate: Option<Located<Scalar>>,
+    /// ...with its bucket (`32kb`; default from the rate)...
+    pub burst: Option<Located<Scalar>>,
+    /// ...and its queue's latency (`50ms`, the default).
+    pub latency: Option<Located<Scalar>>,
+    /// Impairments (netem): a delay (`20ms`), its jitter, and a loss (`1%`).
+    pub delay: Option<Located<Scalar>>,
+    pub jitter: Option<Located<Scalar>>,
+    pub loss: Option<Located<Scalar>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

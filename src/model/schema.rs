@@ -30,6 +30,12 @@ const INTERFACE: Shape = Shape::Fields(&[
     ("up", Shape::Any),
     ("bridge", Shape::Any),
     ("ipv6_autoconf", Shape::Any),
+    ("rate", Shape::Any),
+    ("burst", Shape::Any),
+    ("latency", Shape::Any),
+    ("delay", Shape::Any),
+    ("jitter", Shape::Any),
+    ("loss", Shape::Any),
 ]);
 const STORE_TLS: Shape = Shape::Fields(&[("ca", Shape::Any), ("cert", Shape::Any), ("key", Shape::Any)]);
 /// `agent: false` is a scalar, which this pass does not look into; a mapping has these fields.

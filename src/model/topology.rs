@@ -8,6 +8,7 @@ use ipnetwork::{IpNetwork, Ipv4Network};
 use serde::{Deserialize, Serialize};
 
 use super::names::{IfName, LabName, Place, SysctlKey};
+use super::shaping::Shaping;
 use netlab_store::{StoreUrl, Tls};
 use netns::mac::Mac;
 
@@ -190,6 +191,9 @@ pub struct LinkSpec {
     pub master: Option<IfName>,
     pub addresses: BTreeSet<IpNetwork>,
     pub ipv6_autoconf: bool,
+    /// The root qdisc the lab puts on it (`None`: the kernel's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shaping: Option<Shaping>,
 }
 
 impl LinkSpec {
@@ -203,6 +207,7 @@ impl LinkSpec {
             master: None,
             addresses: BTreeSet::new(),
             ipv6_autoconf: false,
+            shaping: None,
         }
     }
 }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::agents::{AgentKey, AgentProcess, AgentSpec};
 use super::firewall::ForwardAccept;
-use crate::model::{FdbSpec, IfName, Mac, NatSpec, NeighbourSpec, NodeName, Place, RouteSpec, SysctlKey, VxlanSpec};
+use crate::model::{
+    FdbSpec, IfName, Mac, NatSpec, NeighbourSpec, NodeName, Place, RouteSpec, Shaping, SysctlKey, VxlanSpec,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
@@ -88,6 +90,20 @@ pub enum Change {
     SetFdb {
         place: Place,
         entry: FdbSpec,
+    },
+    /// `tc qdisc replace dev LINK root ...`: made, or changed in place (`now` says what
+    /// the link has instead).
+    SetShaping {
+        place: Place,
+        link: IfName,
+        shaping: Shaping,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        now: Option<String>,
+    },
+    /// Back to the kernel's default qdisc.
+    DeleteShaping {
+        place: Place,
+        link: IfName,
     },
     SetSysctl {
         place: Place,
@@ -183,6 +199,7 @@ pub enum Phase {
     SetLinks,
     AddAddresses,
     SetEntries,
+    Shaping,
     SetSysctls,
     AddRoutes,
     SetFirewall,
@@ -209,6 +226,7 @@ impl Change {
             Change::DeleteNatTable { .. } | Change::DeleteForwardAccept { .. } => Phase::DeleteFirewall,
             Change::DeleteNeighbour { .. } | Change::DeleteFdb { .. } => Phase::DeleteEntries,
             Change::SetNeighbour { .. } | Change::SetFdb { .. } => Phase::SetEntries,
+            Change::SetShaping { .. } | Change::DeleteShaping { .. } => Phase::Shaping,
             Change::CreateVxlan { .. } => Phase::CreateVxlans,
             Change::SetNatTable { .. } | Change::AddForwardAccept { .. } => Phase::SetFirewall,
             Change::DeleteNamespace { .. } => Phase::DeleteNamespaces,
@@ -255,7 +273,10 @@ impl Change {
             | Change::DeleteRoute { .. }
             | Change::DeleteAddress { .. }
             | Change::DeleteLink { .. }
-            | Change::DeleteNamespace { .. } => Effect::Delete,
+            | Change::DeleteNamespace { .. }
+            | Change::DeleteShaping { .. } => Effect::Delete,
+            Change::SetShaping { now: None, .. } => Effect::Create,
+            Change::SetShaping { now: Some(_), .. } => Effect::Change,
             Change::CreateNamespace { .. }
             | Change::CreateBridge { .. }
             | Change::CreateVeth { .. }
@@ -307,6 +328,8 @@ impl Change {
             | Change::CreateBridge { place, .. }
             | Change::SetLink { place, .. }
             | Change::AddAddress { place, .. }
+            | Change::SetShaping { place, .. }
+            | Change::DeleteShaping { place, .. }
             | Change::AddRoute { place, .. } => vec![place],
         }
     }
@@ -347,7 +370,9 @@ impl Change {
                 }
                 needs
             }
-            Change::AddAddress { place, link: name, .. } => vec![namespace(place), link(place, name)],
+            Change::AddAddress { place, link: name, .. } | Change::SetShaping { place, link: name, .. } => {
+                vec![namespace(place), link(place, name)]
+            }
             _ => Vec::new(),
         }
     }
@@ -374,6 +399,8 @@ impl Change {
             | Change::DeleteFdb { place, .. }
             | Change::SetNeighbour { place, .. }
             | Change::SetFdb { place, .. }
+            | Change::SetShaping { place, .. }
+            | Change::DeleteShaping { place, .. }
             | Change::DeleteNatTable { place }
             | Change::DeleteForwardAccept { place, .. }
             | Change::SetNatTable { place, .. }
@@ -452,6 +479,10 @@ impl fmt::Display for Object<'_> {
                 None => write!(f, "sysctl {key} in {place}: {value}"),
             },
             Change::AddRoute { place, route } => write!(f, "route {route} in {place}"),
+            Change::SetShaping { place, link, shaping, .. } => {
+                write!(f, "shaping on {}: {shaping}", place.qualify(link))
+            }
+            Change::DeleteShaping { place, link } => write!(f, "shaping on {}", place.qualify(link)),
         }
     }
 }

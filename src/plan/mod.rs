@@ -7,6 +7,7 @@ mod existing;
 pub mod firewall;
 mod kernel;
 mod observed;
+mod shaping;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,8 +17,10 @@ use serde::Serialize;
 pub use change::{Change, Effect, LinkSettings, LinkUpdate, Phase, Resource, VethEnd};
 pub use existing::{resolve, ExistingError, ExistingErrors};
 pub use observed::{
-    NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace, ObservedVxlan,
+    NamespaceState, Observed, ObservedExisting, ObservedKind, ObservedLink, ObservedNamespace, ObservedQdisc,
+    ObservedVxlan,
 };
+pub use shaping::{in_kernel_units, qdisc_text};
 
 use crate::model::{Endpoint, IfName, LinkKind, LinkSpec, NamespaceSpec, Place, RouteSpec, SysctlKey};
 use firewall::ObservedTable;
@@ -215,6 +218,7 @@ impl<'a> Planner<'a> {
             }
         }
         self.entry_changes(place, spec, state, &recreated);
+        self.shaping_changes(place, spec, &recreated);
         self.route_changes(place, spec, state, &recreated);
         self.sysctl_changes(place, spec, state, fresh, &recreated);
         self.firewall_changes(place, spec, state);

@@ -14,6 +14,10 @@ pub struct Observed {
     pub namespaces: BTreeMap<Place, ObservedNamespace>,
     /// vxlan-agent processes running where the lab's agents run.
     pub agents: Vec<super::agents::ObservedAgent>,
+    /// Root qdiscs someone attached to the lab's links (the kernel's defaults are not
+    /// listed), in the owned namespaces where the lab shapes or shaped a link. Kept
+    /// apart from `NamespaceState`, which most labs would carry empty.
+    pub qdiscs: BTreeMap<Place, BTreeMap<IfName, ObservedQdisc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +55,13 @@ pub struct NamespaceState {
     /// The devices the file names here but netlab does not create, as they are (a name
     /// the kernel does not have is absent). Only ever read, never changed.
     pub existing: BTreeMap<IfName, ObservedExisting>,
+}
+
+/// A root qdisc: its kind, and its parameters for the kinds netlab sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedQdisc {
+    pub kind: String,
+    pub qdisc: Option<netns::qdisc::Qdisc>,
 }
 
 /// What the checks of an existing device need: its MTU and addresses.

@@ -53,6 +53,9 @@ impl Validator {
                 }
             }
             let spec = self.link_spec(kind, raw);
+            if is_bridge || name.is_loopback() {
+                self.shaping_only_on_veths(&name, raw);
+            }
             let unlinked = !is_bridge && !name.is_loopback();
             let bridge_ref = raw.bridge.clone();
             draft.links.insert(name, Box::new(Draft { at: key.referenced, spec, unlinked, bridge_ref }));
@@ -83,6 +86,7 @@ impl Validator {
             master: None,
             addresses,
             ipv6_autoconf: raw.ipv6_autoconf.unwrap_or(has_ipv6),
+            shaping: self.shaping(raw),
         }
     }
 

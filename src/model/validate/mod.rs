@@ -14,6 +14,7 @@ mod nat;
 mod node_daemon;
 mod overlays;
 mod routes;
+mod shaping;
 mod sysctls;
 mod vxlans;
 
@@ -25,13 +26,14 @@ use super::diagnostic::Diagnostic;
 use super::mtu::{MAX as MAX_MTU, MIN as MIN_MTU};
 use super::names::{IfName, LabName, NodeName, Place};
 use super::raw::{Located, RawNode, RawTopology};
+use super::shaping::KernelFeatures;
 use super::topology::{LinkSpec, Topology};
 
 /// The kernel refuses the 1024th port of a bridge (EXFULL).
 pub const MAX_BRIDGE_PORTS: usize = 1023;
 
-pub fn validate(raw: RawTopology) -> Result<Topology, Vec<Diagnostic>> {
-    let mut v = Validator::default();
+pub fn validate(raw: RawTopology, features: KernelFeatures) -> Result<Topology, Vec<Diagnostic>> {
+    let mut v = Validator { features, ..Validator::default() };
     let name = match &raw.name {
         Some(name) => v.parse::<LabName>(name),
         None => {
@@ -102,6 +104,8 @@ struct Validator {
     declared: HashMap<(Place, IfName), Location>,
     /// Host devices the file names without declaring them (see `existing`).
     existing: BTreeSet<IfName>,
+    /// What the kernel the lab is for offers (netem).
+    features: KernelFeatures,
 }
 
 struct VxlanSite {
