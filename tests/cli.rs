@@ -453,6 +453,11 @@ fn a_lab_can_be_named_instead_of_its_file() {
     assert!(text(&not_applied.stderr).contains("lab bridge is not applied here"), "{}", text(&not_applied.stderr));
     sandbox.netlab_ok(&["apply", &file]);
 
+    for command in ["plan", "apply"] {
+        assert_eq!(sandbox.netlab_ok(&[command, "--name", "bridge"]).trim(), "no changes", "{command}");
+    }
+    assert!(sandbox.netlab_ok(&["validate", "--name", "bridge"]).contains("lab bridge is valid"));
+    assert_eq!(sandbox.netlab(&["status", "--name", "bridge"]).status.code(), Some(0));
     let links = sandbox.netlab_ok(&["exec", "--name", "bridge", "RED", "--", "ip", "-br", "link", "show", "reth0"]);
     assert!(links.starts_with("reth0@"), "{links}");
     let checks = sandbox.netlab_ok(&["check", "--name", "bridge"]);

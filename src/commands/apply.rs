@@ -15,8 +15,12 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct Apply {
-    /// The lab's file (YAML; see the README's "The file format").
-    pub file: PathBuf,
+    /// The lab's file (YAML; see the README's "The file format"), or give --name.
+    #[arg(required_unless_present = "name")]
+    pub file: Option<PathBuf>,
+    /// The lab's name: apply again the file it was last applied from.
+    #[arg(long, conflicts_with = "file")]
+    pub name: Option<String>,
     /// Print the changes without making them.
     #[arg(long)]
     pub dry_run: bool,
@@ -45,8 +49,12 @@ pub enum PlanOutput {
 
 #[derive(Args)]
 pub struct PlanCmd {
-    /// The lab's file (YAML; see the README's "The file format").
-    pub file: PathBuf,
+    /// The lab's file (YAML; see the README's "The file format"), or give --name.
+    #[arg(required_unless_present = "name")]
+    pub file: Option<PathBuf>,
+    /// The lab's name: plan the file it was last applied from.
+    #[arg(long, conflicts_with = "file")]
+    pub name: Option<String>,
     /// Follow each change with the equivalent ip/bridge/nft/iptables/sysctl commands.
     #[arg(long)]
     pub explain: bool,
@@ -61,23 +69,27 @@ impl PlanCmd {
             PlanOutput::Text => Output::Text,
             PlanOutput::Json => Output::Json,
             PlanOutput::Sh => {
-                let topology = load(&self.file)?;
-                let applied = lab::apply(&topology, Some(&self.file), true).await?;
-                print!("{}", explain::shell::script(&topology.name, &self.file.display().to_string(), &applied.plan));
+                let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
+                let topology = load(&file)?;
+                let applied = lab::apply(&topology, Some(&file), true).await?;
+                print!("{}", explain::shell::script(&topology.name, &file.display().to_string(), &applied.plan));
                 return Ok(ExitCode::SUCCESS);
             }
         };
-        Apply { file: self.file, dry_run: true, explain: self.explain, step: false, output }.run().await
+        Apply { file: self.file, name: self.name, dry_run: true, explain: self.explain, step: false, output }
+            .run()
+            .await
     }
 }
 
 impl Apply {
     pub async fn run(self) -> Result<ExitCode> {
-        let topology = load(&self.file)?;
+        let file = super::lab_arg::file_or_recorded(self.file.clone(), self.name.as_deref())?;
+        let topology = load(&file)?;
         if self.step {
-            return self.run_stepwise(&topology).await;
+            return self.run_stepwise(&topology, &file).await;
         }
-        let applied = lab::apply(&topology, Some(&self.file), self.dry_run).await?;
+        let applied = lab::apply(&topology, Some(&file), self.dry_run).await?;
         let plan = &applied.plan;
         if self.output == Output::Json {
             print_json(&json!({
@@ -130,10 +142,10 @@ fn print_commands(lab: &LabName, change: &Change) {
 impl Apply {
     /// `--step`: the plan one change at a time, each shown with its commands and made
     /// only when the user says so on stdin (end of input stops, as `q` does).
-    async fn run_stepwise(&self, topology: &Topology) -> Result<ExitCode> {
+    async fn run_stepwise(&self, topology: &Topology, file: &std::path::Path) -> Result<ExitCode> {
         let lab = topology.name.clone();
         let mut ask = |step: Step<'_>| ask(&lab, step);
-        let applied = lab::apply_in(topology, Some(&self.file), lab::Mode::Step(&mut ask)).await?;
+        let applied = lab::apply_in(topology, Some(file), lab::Mode::Step(&mut ask)).await?;
         let total = applied.plan.changes.len();
         match applied.stopped_after {
             _ if total == 0 => println!("no changes"),
@@ -141,7 +153,7 @@ impl Apply {
                 "stopped after {made} of {}; lab {lab} is partly applied: `netlab apply {file}` finishes it, \
                  `netlab destroy {file}` removes it",
                 netlab::count(total, "change"),
-                file = self.file.display()
+                file = file.display()
             ),
             None => println!("applied {} to lab {lab}", netlab::count(total, "change")),
         }

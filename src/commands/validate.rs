@@ -10,8 +10,12 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct Validate {
-    /// The lab's file (YAML; see the README's "The file format").
-    pub file: PathBuf,
+    /// The lab's file (YAML; see the README's "The file format"), or give --name.
+    #[arg(required_unless_present = "name")]
+    pub file: Option<PathBuf>,
+    /// The lab's name: validate the file it was last applied from.
+    #[arg(long, conflicts_with = "file")]
+    pub name: Option<String>,
     /// `json`: the counts as an object; errors too, each with line and column.
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
@@ -19,7 +23,8 @@ pub struct Validate {
 
 impl Validate {
     pub fn run(self) -> Result<ExitCode> {
-        let topology = load(&self.file)?;
+        let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
+        let topology = load(&file)?;
         let nodes = topology.nodes().count();
         let links: usize = topology.namespaces.values().map(|ns| ns.links.len()).sum();
         // Devices netlab does not create are checked against the kernel at plan time.
@@ -30,7 +35,7 @@ impl Validate {
             .collect();
         if self.output == Output::Json {
             print_json(&json!({
-                "file": self.file.display().to_string(),
+                "file": file.display().to_string(),
                 "lab": topology.name,
                 "valid": true,
                 "nodes": nodes,
@@ -48,7 +53,7 @@ impl Validate {
         };
         println!(
             "{}: lab {} is valid ({nodes} nodes, {links} interfaces, {} checks){existing}",
-            self.file.display(),
+            file.display(),
             topology.name,
             topology.checks.len()
         );
