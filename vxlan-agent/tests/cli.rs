@@ -225,3 +225,29 @@ fn completions_and_man_pages_come_from_the_command_line_definition() {
     assert!(run.starts_with(".ie") && run.contains(".TH vxlan-agent-run 1"), "{run}");
     assert!(run.contains("\\-\\-device"), "{run}");
 }
+
+#[test]
+fn status_shows_every_node_daemon_of_the_folder() {
+    let folder = Folder::new("nodes");
+    std::fs::create_dir_all(folder.0.join("node")).unwrap();
+    for (file, ip, subnet) in
+        [("status.json", "192.168.104.2", "10.244.1.0/24"), ("node2.json", "192.168.104.3", "10.244.2.0/24")]
+    {
+        let status = vxlan_agent::node::report::NodeStatus {
+            pid: 1,
+            public_ip: ip.into(),
+            subnet: Some(subnet.into()),
+            ..Default::default()
+        };
+        std::fs::write(folder.0.join("node").join(file), serde_json::to_vec(&status).unwrap()).unwrap();
+    }
+    // Not a status file, and a link: both left alone.
+    std::fs::write(folder.0.join("node/node3.env"), "FLANNEL_SUBNET=10.244.3.1/24\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", folder.0.join("node/evil.json")).unwrap();
+    let output = agent(&["status", "--status-dir", folder.0.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<String> = stdout(&output).lines().filter(|l| l.starts_with("node ")).map(String::from).collect();
+    assert_eq!(lines.len(), 2, "{}", stdout(&output));
+    assert!(lines[0].starts_with("node 192.168.104.3 pid 1") && lines[0].contains("subnet 10.244.2.0/24"), "{lines:?}");
+    assert!(lines[1].starts_with("node 192.168.104.2 pid 1") && lines[1].contains("subnet 10.244.1.0/24"), "{lines:?}");
+}

@@ -34,13 +34,14 @@ impl ShowStatus {
             println!("{}", serde_json::to_string_pretty(&all).expect("status serializes"));
             return Ok(());
         }
-        // The node daemon's, at its default place under the same folder.
-        let node_file = self.status_dir.join("node").join("status.json");
-        let node = NodeStatus::read(&node_file).ok();
-        if all.is_empty() && node.is_none() {
+        // The node daemons': every status file in `node/` under the same folder (the
+        // default `node/status.json`, and one per daemon netlab runs: `node/<ns>.json`).
+        let nodes: Vec<NodeStatus> =
+            node_files(&self.status_dir.join("node")).iter().filter_map(|f| NodeStatus::read(f).ok()).collect();
+        if all.is_empty() && nodes.is_empty() {
             println!("no agents have reported in {}", self.status_dir.display());
         }
-        if let Some(n) = node {
+        for n in nodes {
             let c = &n.counters;
             let running = std::path::Path::new(&format!("/proc/{}", n.pid)).exists();
             println!(
@@ -86,4 +87,17 @@ impl ShowStatus {
         }
         Ok(())
     }
+}
+
+/// The regular `*.json` files of `dir`, in name order (links and anything else skipped).
+fn node_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    files
 }
