@@ -84,22 +84,28 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
                 None,
             ));
         }
-        for entry in &spec.neighbours {
-            let set = changes
-                .iter()
-                .any(|c| matches!(c, Change::SetNeighbour { place: p, entry: e } if p == place && e == entry));
-            let object = format!("neighbour {} lladdr {} on {}", entry.ip, entry.mac, place.qualify(&entry.dev));
-            report.push(entry_state(object, set));
+        for wanted in &spec.neighbours {
+            let set = changes.iter().find_map(|c| match c {
+                Change::SetNeighbour { place: p, entry: e, creates } if p == place && e == wanted => Some(*creates),
+                _ => None,
+            });
+            let object = format!("neighbour {} lladdr {} on {}", wanted.ip, wanted.mac, place.qualify(&wanted.dev));
+            report.push(entry(object, set_state(set), None));
         }
-        for entry in &spec.fdb {
-            let set =
-                changes.iter().any(|c| matches!(c, Change::SetFdb { place: p, entry: e } if p == place && e == entry));
-            let object = format!("fdb {} dst {} on {}", entry.mac, entry.dst, place.qualify(&entry.dev));
-            report.push(entry_state(object, set));
+        for wanted in &spec.fdb {
+            let set = changes.iter().find_map(|c| match c {
+                Change::SetFdb { place: p, entry: e, creates } if p == place && e == wanted => Some(*creates),
+                _ => None,
+            });
+            let object = format!("fdb {} dst {} on {}", wanted.mac, wanted.dst, place.qualify(&wanted.dev));
+            report.push(entry(object, set_state(set), None));
         }
         if !spec.nat.is_empty() {
-            let set = changes.iter().any(|c| matches!(c, Change::SetNatTable { place: p, .. } if p == place));
-            report.push(entry(format!("nat table in {place}"), if set { State::Differs } else { State::Ok }, None));
+            let set = changes.iter().find_map(|c| match c {
+                Change::SetNatTable { place: p, creates, .. } if p == place => Some(*creates),
+                _ => None,
+            });
+            report.push(entry(format!("nat table in {place}"), set_state(set), None));
         }
         for change in changes {
             if let Change::AddForwardAccept { place: p, accept } = change {
@@ -164,8 +170,14 @@ fn shaping_status(here: &Endpoint, shaping: &Shaping, changes: &[Change]) -> Obj
 }
 
 /// A static entry is missing (or has another MAC or destination) when the plan sets it.
-fn entry_state(object: String, set: bool) -> ObjectStatus {
-    entry(object, if set { State::Missing } else { State::Ok }, None)
+/// What a replacing change says of its object: none, in sync; one that creates it,
+/// missing; one that replaces it, different.
+fn set_state(set: Option<bool>) -> State {
+    match set {
+        None => State::Ok,
+        Some(true) => State::Missing,
+        Some(false) => State::Differs,
+    }
 }
 
 fn entry(object: String, state: State, detail: Option<String>) -> ObjectStatus {

@@ -109,7 +109,7 @@ fn the_masquerade_is_what_reaches_the_outside_and_drift_is_repaired() {
     assert!(text(&failed.stdout).contains("FAIL  ping from RED to 203.0.113.1"), "{}", text(&failed.stdout));
     let status = sandbox.netlab(&["status", &file]);
     assert_eq!(status.status.code(), Some(1), "status exits 1 on drift");
-    assert!(text(&status.stdout).contains("differs    nat table in host"));
+    assert!(text(&status.stdout).contains("missing    nat table in host"));
     sandbox.netlab_ok(&["apply", &file]);
     assert!(sandbox.netlab_ok(&["check", &file]).contains("4 passed, 0 failed"));
 

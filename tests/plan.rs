@@ -314,8 +314,8 @@ fn a_half_file_plans_its_overlay_over_the_existing_card() {
             "+ vxlan ov1:vxlan1 vni 42 dstport 4789 local 192.168.104.2 dev eth1 mtu 1450 master br0",
             "+ address 11.11.11.2/24 on ct1:eth0",
             "+ address 11.11.11.1/24 on ov1:br0",
-            "~ neighbour 11.11.11.3 lladdr 02:42:c0:a8:00:03 on ov1:vxlan1",
-            "~ fdb 02:42:c0:a8:00:03 dst 192.168.104.3 on ov1:vxlan1",
+            "+ neighbour 11.11.11.3 lladdr 02:42:c0:a8:00:03 on ov1:vxlan1",
+            "+ fdb 02:42:c0:a8:00:03 dst 192.168.104.3 on ov1:vxlan1",
         ]
     );
     assert!(!lines(&first).iter().any(|l| l.contains(" eth1") && !l.contains("dev eth1")), "eth1 is never changed");

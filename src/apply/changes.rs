@@ -40,7 +40,7 @@ impl Executor {
             Change::StartAgent { .. } | Change::RestartAgent { .. } => {}
             Change::DeleteNamespace { namespace } => netns::namespace::delete(namespace.as_str())?,
             Change::DeleteNatTable { place } => firewall::nft::delete(place, &self.lab)?,
-            Change::SetNatTable { place, nat } => {
+            Change::SetNatTable { place, nat, .. } => {
                 let prepared = firewall::nft::prepare(place, &self.lab)?;
                 if prepared.created {
                     self.remember(Change::DeleteNatTable { place: place.clone() });
@@ -50,7 +50,7 @@ impl Executor {
             Change::CreateVxlan { place, name, settings, vxlan } => {
                 self.create_vxlan(place, name, settings, vxlan).await?
             }
-            Change::SetNeighbour { place, entry } => {
+            Change::SetNeighbour { place, entry, .. } => {
                 let index = self.index(place, &entry.dev).await?;
                 let netlink = self.netlink(place).await?;
                 netlink
@@ -62,7 +62,7 @@ impl Executor {
                 let Ok(index) = self.index(place, &entry.dev).await else { return Ok(()) };
                 ignore_missing(self.netlink(place).await?.delete_neighbour(index, entry.dev.as_str(), entry.ip).await)?;
             }
-            Change::SetFdb { place, entry } => {
+            Change::SetFdb { place, entry, .. } => {
                 let index = self.index(place, &entry.dev).await?;
                 self.netlink(place).await?.set_fdb(index, entry.dev.as_str(), entry.mac.octets(), entry.dst).await?;
                 self.remember(Change::DeleteFdb { place: place.clone(), entry: entry.clone() });

@@ -227,7 +227,7 @@ impl Explainer<'_> {
                 words.extend(route_words(route));
                 vec![ip(place, &words.iter().map(String::as_str).collect::<Vec<_>>())]
             }
-            Change::SetNeighbour { place, entry } => {
+            Change::SetNeighbour { place, entry, .. } => {
                 let (ip_text, mac, protocol) = (entry.ip.to_string(), entry.mac.to_string(), ownership::PROTOCOL.to_string());
                 vec![ip(
                     place,
@@ -237,7 +237,7 @@ impl Explainer<'_> {
             Change::DeleteNeighbour { place, entry } => {
                 vec![ip(place, &["neigh", "del", &entry.ip.to_string(), "dev", entry.dev.as_str()])]
             }
-            Change::SetFdb { place, entry } => {
+            Change::SetFdb { place, entry, .. } => {
                 let mut words = tool("bridge", place);
                 words.extend(["fdb", "replace", &entry.mac.to_string(), "dev", entry.dev.as_str(), "dst", &entry.dst.to_string(), "self", "permanent"].map(String::from));
                 vec![Command::new(words)]
@@ -256,7 +256,7 @@ impl Explainer<'_> {
                     _ => vec![command],
                 }
             }
-            Change::SetNatTable { place, nat } => nft::replace_table(self.lab, nat)
+            Change::SetNatTable { place, nat, .. } => nft::replace_table(self.lab, nat)
                 .into_iter()
                 .map(|input| {
                     let mut words = in_namespace(place, "nft");

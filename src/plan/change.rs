@@ -81,15 +81,19 @@ pub enum Change {
         link: IfName,
         address: IpNetwork,
     },
-    /// Add or replace.
+    /// Add or replace (`creates`: there is no entry for the address yet).
     SetNeighbour {
         place: Place,
         entry: NeighbourSpec,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        creates: bool,
     },
-    /// Add or replace.
+    /// Add or replace (`creates`: there is no entry for the MAC yet).
     SetFdb {
         place: Place,
         entry: FdbSpec,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        creates: bool,
     },
     /// `tc qdisc replace dev LINK root ...`: made, or changed in place (`now` says what
     /// the link has instead).
@@ -115,10 +119,13 @@ pub enum Change {
         place: Place,
         route: RouteSpec,
     },
-    /// Replace the lab's nftables table in the namespace, whole and atomically.
+    /// Replace the lab's nftables table in the namespace, whole and atomically
+    /// (`creates`: the lab has none there yet).
     SetNatTable {
         place: Place,
         nat: NatSpec,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        creates: bool,
     },
     AddForwardAccept {
         place: Place,
@@ -284,7 +291,10 @@ impl Change {
             | Change::AddAddress { .. }
             | Change::AddRoute { .. }
             | Change::AddForwardAccept { .. }
-            | Change::StartAgent { .. } => Effect::Create,
+            | Change::StartAgent { .. }
+            | Change::SetNeighbour { creates: true, .. }
+            | Change::SetFdb { creates: true, .. }
+            | Change::SetNatTable { creates: true, .. } => Effect::Create,
             Change::RestartAgent { .. }
             | Change::SetLink { .. }
             | Change::SetNeighbour { .. }
@@ -431,10 +441,10 @@ impl fmt::Display for Object<'_> {
                 write!(f, "neighbour {} on {}", entry.ip, place.qualify(&entry.dev))
             }
             Change::DeleteFdb { place, entry } => write!(f, "fdb {} on {}", entry.mac, place.qualify(&entry.dev)),
-            Change::SetNeighbour { place, entry } => {
+            Change::SetNeighbour { place, entry, .. } => {
                 write!(f, "neighbour {} lladdr {} on {}", entry.ip, entry.mac, place.qualify(&entry.dev))
             }
-            Change::SetFdb { place, entry } => {
+            Change::SetFdb { place, entry, .. } => {
                 write!(f, "fdb {} dst {} on {}", entry.mac, entry.dst, place.qualify(&entry.dev))
             }
             Change::CreateVxlan { place, name, settings, vxlan } => write!(
@@ -448,7 +458,7 @@ impl fmt::Display for Object<'_> {
                 settings
             ),
             Change::DeleteForwardAccept { place, accept } => write!(f, "iptables FORWARD rule in {place}: {accept}"),
-            Change::SetNatTable { place, nat } => write!(
+            Change::SetNatTable { place, nat, .. } => write!(
                 f,
                 "nat table in {place}: {} masquerade, {} published ports",
                 nat.masquerade.len(),

@@ -236,7 +236,8 @@ impl<'a> Planner<'a> {
         let live = |dev: &IfName| !recreated.contains(dev);
         for entry in &spec.neighbours {
             if !(live(&entry.dev) && state.neighbours.contains(entry)) {
-                self.changes.push(Change::SetNeighbour { place: place.clone(), entry: entry.clone() });
+                let creates = !state.neighbours.iter().any(|e| live(&e.dev) && e.dev == entry.dev && e.ip == entry.ip);
+                self.changes.push(Change::SetNeighbour { place: place.clone(), entry: entry.clone(), creates });
             }
         }
         for entry in state.neighbours.iter().filter(|e| live(&e.dev)) {
@@ -246,7 +247,8 @@ impl<'a> Planner<'a> {
         }
         for entry in &spec.fdb {
             if !(live(&entry.dev) && state.fdb.contains(entry)) {
-                self.changes.push(Change::SetFdb { place: place.clone(), entry: entry.clone() });
+                let creates = !state.fdb.iter().any(|e| live(&e.dev) && e.dev == entry.dev && e.mac == entry.mac);
+                self.changes.push(Change::SetFdb { place: place.clone(), entry: entry.clone(), creates });
             }
         }
         for entry in state.fdb.iter().filter(|e| live(&e.dev)) {
@@ -263,7 +265,10 @@ impl<'a> Planner<'a> {
                 self.conflicts.push(format!("nft table ip {name} in {place} exists and was not created by netlab"))
             }
             (Some(wanted), ObservedTable::Owned(have)) if wanted == *have => {}
-            (Some(_), _) => self.changes.push(Change::SetNatTable { place: place.clone(), nat: spec.nat.clone() }),
+            (Some(_), have) => {
+                let creates = matches!(have, ObservedTable::Absent);
+                self.changes.push(Change::SetNatTable { place: place.clone(), nat: spec.nat.clone(), creates })
+            }
             (None, ObservedTable::Owned(_)) => self.changes.push(Change::DeleteNatTable { place: place.clone() }),
             // Someone else's table is never deleted.
             (None, ObservedTable::Absent | ObservedTable::Foreign(_)) => {}
