@@ -96,6 +96,15 @@ fn flannel_3() {
     lab("flannel-3.yaml");
 }
 
+/// The node daemons the script starts need the cluster network in the store first.
+#[test]
+fn flannel_3_nodes() {
+    let sandbox = Sandbox::new();
+    let store = "dir:/run/netlab/stores/flannel-3";
+    sandbox.ok(&agent_binary(), &["network", "set", "--store", store, "--network", "10.244.0.0/16"]);
+    script_builds_the_lab(&sandbox, &topology("flannel-3-nodes.yaml"));
+}
+
 /// Every file of topologies/ has its test above: a new lab cannot go untested.
 #[test]
 fn every_lab_is_covered() {
