@@ -12,6 +12,9 @@ use crate::observe::{discover, observe, ObserveError, Scope};
 use crate::plan::{plan, resolve, Change, Desired, Effect, ExistingErrors, History, Observed, ObservedNamespace, Plan};
 use crate::progress::Progress;
 use crate::record::{lock, other_labs, Record, RecordError};
+pub use crate::store_changes::Pending as StoreDrift;
+use crate::store_changes::{pending, StoreChange};
+use netlab_store::StoreUrl;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {
@@ -48,6 +51,8 @@ pub struct Applied {
     pub elapsed: Duration,
     /// `apply --step` was told to stop after this many changes.
     pub stopped_after: Option<usize>,
+    /// What publishing changed (or, in a dry run, would change) in the overlay stores.
+    pub store: Vec<StoreChange>,
 }
 
 /// How apply goes about its plan.
@@ -82,7 +87,10 @@ pub async fn apply_in(topology: &Topology, file: Option<&Path>, mut mode: Mode<'
     let desired = &resolve(&topology.namespaces, &observed)?;
     let plan = plan(desired, &observed, &history).map_err(LabError::Conflicts)?;
     if dry_run {
-        return Ok(Applied { plan, elapsed: started.elapsed(), stopped_after: None });
+        let store = pending(topology, &record.publications, true).await?;
+        warn_unread(&store);
+        let store = store.changes;
+        return Ok(Applied { plan, elapsed: started.elapsed(), stopped_after: None, store });
     }
     if !plan.is_empty() || record.pending.is_some() || record.applied != *desired {
         record.pending = Some(desired.clone());
@@ -93,7 +101,8 @@ pub async fn apply_in(topology: &Topology, file: Option<&Path>, mut mode: Mode<'
             Mode::Step(ask) => {
                 let executor = Executor::new(lab, desired, Progress::new(0))?;
                 if let Some(made) = executor.run_stepwise(&plan.changes, *ask).await.map_err(LabError::Step)? {
-                    return Ok(Applied { plan, elapsed: started.elapsed(), stopped_after: Some(made) });
+                    let stopped_after = Some(made);
+                    return Ok(Applied { plan, elapsed: started.elapsed(), stopped_after, store: Vec::new() });
                 }
             }
             _ => Executor::new(lab, desired, Progress::new(plan.changes.len()))?.run(&plan.changes).await?,
@@ -107,9 +116,10 @@ pub async fn apply_in(topology: &Topology, file: Option<&Path>, mut mode: Mode<'
         record.sysctl_originals.retain(|_, originals| !originals.is_empty());
         record.save()?;
     }
+    let store = pending(topology, &record.publications, false).await?.changes;
     publish(topology, &mut record).await?;
     run_agents(lab, desired, &plan).await?;
-    Ok(Applied { plan, elapsed: started.elapsed(), stopped_after: None })
+    Ok(Applied { plan, elapsed: started.elapsed(), stopped_after: None, store })
 }
 
 /// Bring the overlay stores in line with the lab's endpoints. Runs on every apply, so
@@ -296,6 +306,23 @@ pub async fn drift(topology: &Topology) -> Result<Plan> {
     let observed = observe_for(lab, &topology.namespaces, &record, &history, false).await?;
     let desired = resolve(&topology.namespaces, &observed)?;
     plan(&desired, &observed, &history).map_err(LabError::Conflicts)
+}
+
+/// What publishing the lab's endpoints would change in its stores now; stores that
+/// cannot be read are in `unread` (their endpoints unknown, not counted as drift).
+pub async fn store_drift(topology: &Topology) -> Result<StoreDrift> {
+    let record = Record::load(&topology.name)?.unwrap_or_else(|| Record::new(topology.name.clone()));
+    let mut drift = pending(topology, &record.publications, true).await?;
+    let unread: Vec<&StoreUrl> = drift.unread.iter().map(|(url, _)| url).collect();
+    drift.changes.retain(|change| !unread.contains(&&change.store));
+    Ok(drift)
+}
+
+/// A plan says which stores it could not read.
+fn warn_unread(pending: &StoreDrift) {
+    for (url, why) in &pending.unread {
+        tracing::warn!("cannot read store {url} ({why}): its endpoints are shown as to publish");
+    }
 }
 
 /// Counts of a plan's changes by kind of action, for summaries.

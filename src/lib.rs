@@ -22,6 +22,7 @@ pub mod progress;
 pub mod publish;
 pub mod record;
 pub mod status;
+pub mod store_changes;
 
 pub use error_text::{chain_text, error_text};
 

@@ -25,6 +25,12 @@ pub enum PublishError {
     },
     #[error("read the MAC of an interface: a thread failed")]
     Thread(#[from] tokio::task::JoinError),
+    #[error("read {url}")]
+    List {
+        url: Box<StoreUrl>,
+        #[source]
+        source: Box<netlab_store::Error>,
+    },
     #[error("open {url}")]
     Open {
         url: Box<StoreUrl>,
@@ -70,7 +76,7 @@ pub async fn wanted(topology: &Topology) -> Result<BTreeSet<Publication>> {
     Ok(wanted)
 }
 
-async fn kernel_mac(attachment: &Attachment) -> Result<Mac> {
+pub(crate) async fn kernel_mac(attachment: &Attachment) -> Result<Mac> {
     let place = attachment.interface.place.clone();
     let name = attachment.interface.name.to_string();
     let what = attachment.interface.to_string();
@@ -97,7 +103,7 @@ fn by_store(publications: impl IntoIterator<Item = Publication>) -> BTreeMap<Sto
     grouped
 }
 
-fn open((url, tls): &StoreAccess) -> Result<AnyStore> {
+pub(crate) fn open((url, tls): &StoreAccess) -> Result<AnyStore> {
     AnyStore::open(url, tls.clone(), Duration::ZERO)
         .map_err(|source| PublishError::Open { url: Box::new(url.clone()), source: Box::new(source) })
 }

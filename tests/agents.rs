@@ -13,7 +13,7 @@ use std::os::unix::fs::MetadataExt;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
-use support::overlay::{entries, own_agents};
+use support::overlay::{entries, own_agents, without_agents};
 use support::{eventually, text, topology, Sandbox};
 
 /// The processes of a lab found from outside the sandbox: any process in the
@@ -345,4 +345,59 @@ fn without_vxlan_agent_apply_says_so_and_starts_nothing() {
     );
     assert_eq!(leftovers.running(), Vec::<String>::new());
     destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
+}
+
+/// What the lab publishes is part of its plan and its status: an endpoint missing from
+/// the store is drift that apply repairs; an unreadable store is said, not guessed.
+#[test]
+fn the_stores_endpoints_are_planned_and_compared() {
+    let sandbox = Sandbox::new();
+    let file = topology("overlay-dynamic.yaml");
+    let store = "/run/netlab/stores/overlay-dynamic";
+    let plan = sandbox.netlab_ok(&["plan", &file]);
+    let endpoints: Vec<&str> = plan.lines().filter(|l| l.starts_with("+ endpoint ")).collect();
+    assert_eq!(endpoints.len(), 3, "{plan}");
+    assert!(plan.contains("+ endpoint 11.11.11.3 02:42:c0:a8:00:03 behind 192.168.104.3 in store dir:"), "{plan}");
+    let (leftovers, _) = applied(&sandbox, &file, &["host1", "host2"]);
+    assert_eq!(sandbox.netlab_ok(&["plan", &file]).trim(), "no changes");
+
+    // A key removed by hand: status says so and exits 1, apply puts it back.
+    sandbox.ok("rm", &[&format!("{store}/arp/11.11.11.3")]);
+    let status = sandbox.netlab(&["status", &file]);
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status.stdout));
+    assert!(
+        text(&status.stdout)
+            .contains("missing    endpoint 11.11.11.3 02:42:c0:a8:00:03 behind 192.168.104.3 in store dir:"),
+        "{}",
+        text(&status.stdout)
+    );
+    let json: Value = serde_json::from_slice(&sandbox.netlab(&["status", &file, "-o", "json"]).stdout).unwrap();
+    assert_eq!(json["store"][0]["action"], "publish", "{json:#}");
+    assert_eq!(json["store"][0]["ip"], "11.11.11.3");
+    let repaired = sandbox.netlab_ok(&["apply", &file]);
+    assert!(repaired.contains("applied 1 change (1 created)"), "{repaired}");
+    assert_eq!(sandbox.ok("cat", &[&format!("{store}/arp/11.11.11.3")]).trim(), "02:42:c0:a8:00:03");
+    assert_eq!(sandbox.netlab(&["status", &file]).status.code(), Some(0));
+    destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
+
+    // A store nobody serves: plan lists what it would publish and says it could not
+    // look; status, with the kernel in sync, names the store as unknown.
+    let unreachable = sandbox.file(
+        "unreachable.yaml",
+        &without_agents(&std::fs::read_to_string(&file).unwrap())
+            .replace(&format!("dir:{store}"), "etcd://127.0.0.1:9"),
+    );
+    let plan = sandbox.netlab(&["plan", &unreachable]);
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    assert_eq!(text(&plan.stdout).lines().filter(|l| l.starts_with("+ endpoint ")).count(), 3);
+    assert!(text(&plan.stderr).contains("cannot read store etcd://127.0.0.1:9"), "{}", text(&plan.stderr));
+    let apply = sandbox.netlab(&["apply", &unreachable]);
+    assert_eq!(apply.status.code(), Some(1), "apply must publish, and cannot");
+    let status = sandbox.netlab(&["status", &unreachable]);
+    assert!(
+        text(&status.stdout).contains("unknown    endpoints in store etcd://127.0.0.1:9"),
+        "{}",
+        text(&status.stdout)
+    );
+    sandbox.netlab_ok(&["destroy", &unreachable]);
 }

@@ -9,6 +9,7 @@ use netlab::explain;
 use netlab::lab;
 use netlab::model::{LabName, Topology};
 use netlab::plan::{Change, Plan};
+use netlab::store_changes::{StoreAction, StoreChange};
 use serde_json::json;
 
 use super::{load, print_json, Output};
@@ -72,7 +73,10 @@ impl PlanCmd {
                 let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
                 let topology = load(&file)?;
                 let applied = lab::apply(&topology, Some(&file), true).await?;
-                print!("{}", explain::shell::script(&topology.name, &file.display().to_string(), &applied.plan));
+                print!(
+                    "{}",
+                    explain::shell::script(&topology.name, &file.display().to_string(), &applied.plan, &applied.store)
+                );
                 return Ok(ExitCode::SUCCESS);
             }
         };
@@ -96,20 +100,26 @@ impl Apply {
                 "lab": topology.name,
                 "dry_run": self.dry_run,
                 "changes": plan.changes,
+                "store": applied.store,
                 "elapsed_ms": applied.elapsed.as_millis() as u64,
             }))?;
             return Ok(ExitCode::SUCCESS);
         }
-        if plan.is_empty() {
+        if plan.is_empty() && applied.store.is_empty() {
             println!("no changes");
             return Ok(ExitCode::SUCCESS);
         }
         print_changes(&topology.name, plan, self.explain);
-        let counts: Vec<String> = lab::summary(plan).iter().map(|(verb, n)| format!("{n} {verb}")).collect();
+        print_store_changes(&applied.store, self.explain);
+        let mut summary = lab::summary(plan);
+        for change in &applied.store {
+            *summary.entry(store_verb(change)).or_default() += 1;
+        }
+        let counts: Vec<String> = summary.iter().map(|(verb, n)| format!("{n} {verb}")).collect();
         let verb = if self.dry_run { "would apply" } else { "applied" };
         println!(
             "{verb} {} ({}) to lab {} in {} ms",
-            netlab::count(plan.changes.len(), "change"),
+            netlab::count(plan.changes.len() + applied.store.len(), "change"),
             counts.join(", "),
             topology.name,
             applied.elapsed.as_millis()
@@ -125,6 +135,25 @@ fn print_changes(lab: &LabName, plan: &Plan, explain: bool) {
         if explain {
             print_commands(lab, change);
         }
+    }
+}
+
+/// The overlay stores' changes, after the kernel's: publishing comes once the lab is made.
+fn print_store_changes(store: &[StoreChange], explain: bool) {
+    for change in store {
+        println!("{change}");
+        if explain {
+            for command in explain::store_commands(change) {
+                println!("    {command}");
+            }
+        }
+    }
+}
+
+fn store_verb(change: &StoreChange) -> &'static str {
+    match change.action {
+        StoreAction::Publish => "created",
+        StoreAction::Withdraw => "deleted",
     }
 }
 

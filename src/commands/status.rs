@@ -14,6 +14,7 @@ use netlab::plan::agents::desired_agents;
 use netlab::plan::{Change, Plan};
 use netlab::record::Record;
 use netlab::status::{status, State};
+use netlab::store_changes::StoreAction;
 use serde_json::json;
 
 use super::{load, print_json, Output};
@@ -36,8 +37,9 @@ impl Status {
         let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
         let topology = load(&file)?;
         let plan = lab::drift(&topology).await?;
+        let lab::StoreDrift { changes: store, unread } = lab::store_drift(&topology).await?;
         let objects = status(&topology.namespaces, &plan);
-        let in_sync = plan.is_empty();
+        let in_sync = plan.is_empty() && store.is_empty();
         // A record that cannot be read still says the lab was applied here.
         let recorded = !matches!(Record::load(&topology.name), Ok(None));
         let applied = in_sync || recorded || !creates_every_node(&topology, &plan);
@@ -49,6 +51,7 @@ impl Status {
                 "applied": applied,
                 "in_sync": in_sync,
                 "objects": objects,
+                "store": store,
                 "agents": agents,
             }))?;
             return Ok(code);
@@ -69,6 +72,17 @@ impl Status {
                 None => println!("{state:<10} {}", object.object),
             }
         }
+        for change in &store {
+            let (state, what) = match change.action {
+                StoreAction::Publish => ("missing", "endpoint"),
+                StoreAction::Withdraw => ("unexpected", "endpoint"),
+            };
+            let mac = change.mac.map(|m| m.to_string()).unwrap_or_else(|| "?".into());
+            println!("{state:<10} {what} {} {mac} behind {} in store {}", change.ip, change.vtep, change.store);
+        }
+        for (url, why) in &unread {
+            println!("{:<10} endpoints in store {url}: cannot read it ({why})", "unknown");
+        }
         for agent in &agents {
             println!(
                 "{:<10} vxlan-agent of {}{}",
@@ -84,7 +98,7 @@ impl Status {
                 "lab {} differs from {}: {} would repair it (netlab apply)",
                 topology.name,
                 file.display(),
-                netlab::count(plan.changes.len(), "change")
+                netlab::count(plan.changes.len() + store.len(), "change")
             );
         }
         Ok(code)

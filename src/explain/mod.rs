@@ -36,6 +36,9 @@ pub enum Arg {
     /// /dev/null, output and errors appended to this file (a process that outlives
     /// the script must hold none of its pipes).
     OutputTo(String),
+    /// The MAC of an interface the script made, read when the command runs (the kernel
+    /// chose it): `"$(ip netns exec NODE cat /sys/class/net/IF/address)"`.
+    MacOf(crate::model::Endpoint),
 }
 
 /// A command: its words, what it reads on standard input, and notes on where it
@@ -62,6 +65,33 @@ impl std::fmt::Display for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&shell::command_text(self))
     }
+}
+
+/// The command that makes one change of an overlay store: vxlan-agent's own.
+pub fn store_commands(change: &crate::store_changes::StoreChange) -> Vec<Command> {
+    use crate::store_changes::StoreAction;
+    let verb = match change.action {
+        StoreAction::Publish => "publish",
+        StoreAction::Withdraw => "withdraw",
+    };
+    let mut command = Command::new(["vxlan-agent", verb, "--store", &change.store.to_string(), "--ip"]);
+    command.args.push(Arg::Word(change.ip.to_string()));
+    command.args.push(Arg::Word("--mac".into()));
+    command.args.push(match (&change.mac, &change.interface) {
+        (Some(mac), _) => Arg::Word(mac.to_string()),
+        (None, Some(interface)) => Arg::MacOf(interface.clone()),
+        (None, None) => Arg::Word("MAC".into()),
+    });
+    command.args.push(Arg::Word("--vtep".into()));
+    command.args.push(Arg::Word(change.vtep.to_string()));
+    let tls = change.tls.clone().unwrap_or_default();
+    for (flag, path) in [("--etcd-ca", &tls.ca), ("--etcd-cert", &tls.cert), ("--etcd-key", &tls.key)] {
+        if let Some(path) = path {
+            command.args.push(Arg::Word(flag.into()));
+            command.args.push(Arg::Word(path.display().to_string()));
+        }
+    }
+    vec![command]
 }
 
 /// The commands that make one change, in order.

@@ -9,7 +9,7 @@ fn fresh_script(file: &str) -> (LabName, Vec<String>) {
     )
     .unwrap();
     let planned = plan(&topology.namespaces, &Observed::default(), &History::default()).unwrap();
-    let script = shell::script(&topology.name, file, &planned);
+    let script = shell::script(&topology.name, file, &planned, &[]);
     (topology.name, script.lines().map(String::from).collect())
 }
 
