@@ -2,6 +2,7 @@
 //! such labs today, in one run on one machine, and prints medians and ratios. Started
 //! by bench/run, inside its own network and mount namespace.
 
+mod checks;
 mod cni;
 mod kernel;
 mod labs;
@@ -70,6 +71,8 @@ enum Case {
     Leases,
     /// netlab-cni against the reference bridge + host-local plugins: ADD, DEL, bursts.
     Cni,
+    /// netlab check (ping checks, pingall) against the same pings by hand.
+    Checks,
 }
 
 /// One way of building a lab, and its figures over the runs.
@@ -110,7 +113,7 @@ fn main() -> std::process::ExitCode {
 fn main_result() -> Result<()> {
     let args = Args::parse();
     kernel::enter_sandbox()?;
-    if matches!(args.case, Case::Overlay | Case::Agent | Case::Leases | Case::Cni) {
+    if matches!(args.case, Case::Overlay | Case::Agent | Case::Leases | Case::Cni | Case::Checks) {
         let work = tempdir()?;
         let tools = overlay::Tools {
             agent: args.agent.clone().unwrap_or_else(|| args.netlab.with_file_name("vxlan-agent")),
@@ -120,6 +123,7 @@ fn main_result() -> Result<()> {
         let report = match args.case {
             Case::Overlay => overlay::overlay(&tools, args.samples)?,
             Case::Cni => cni::cni(&args.netlab.with_file_name("netlab-cni"), &work, args.containers)?,
+            Case::Checks => checks::checks(&args.netlab, &work, args.nodes.first().copied().unwrap_or(6), args.runs)?,
             Case::Leases => leases::leases(&tools, args.nodes.first().map_or(50, |n| *n as u32), args.leases)?,
             _ => overlay::agent(&tools, args.samples, args.keys, args.endpoints)?,
         };
@@ -298,7 +302,9 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
     let name = match case {
         Case::Star => "star",
         Case::Linear => "linear",
-        Case::Overlay | Case::Agent | Case::Leases | Case::Cni => unreachable!("printed by their modules"),
+        Case::Overlay | Case::Agent | Case::Leases | Case::Cni | Case::Checks => {
+            unreachable!("printed by their modules")
+        }
     };
     println!("\n{name} N={n} ({runs} runs, medians)");
     println!("{:<40} {:>10} {:>10} {:>10} {:>10}", "", "apply s", "no-op s", "destroy s", "peak MB");
@@ -345,7 +351,7 @@ fn print_table(case: Case, n: usize, runs: usize, series: &[Series], targets: &[
                 format!("netlab vs {}", baseline.name),
                 ratio(&baseline.apply_s, median(&ours.apply_s) + median(&ours.destroy_s)),
             ),
-            Case::Overlay | Case::Agent | Case::Leases | Case::Cni => {}
+            Case::Overlay | Case::Agent | Case::Leases | Case::Cni | Case::Checks => {}
         }
     }
     for t in targets {

@@ -103,3 +103,14 @@ fn cni_smoke() {
         assert_eq!(figures["parallel_duplicates"], 0, "{figures}");
     }
 }
+
+#[test]
+fn checks_smoke() {
+    let report = smoke_with("checks", &["--nodes", "3"]);
+    assert_eq!(report[0]["pings"], 6, "{report}");
+    for round in ["all_answer", "one_silent"] {
+        for figure in ["by_hand_s", "ping_checks_s", "pingall_s"] {
+            assert!(report[0][round][figure].as_f64().unwrap() > 0.0, "{report}");
+        }
+    }
+}

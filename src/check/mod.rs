@@ -13,7 +13,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
-use futures::{stream, StreamExt};
+use futures::{stream, FutureExt, StreamExt};
 use serde::Serialize;
 
 use crate::model::{Check, Topology};
@@ -104,10 +104,21 @@ async fn run_in_waves<'a, C, F: Future<Output = Outcome>>(
 ) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     for wave in waves {
-        let mut ended = stream::iter(&checks[wave]).map(&run).buffered(AT_ONCE);
-        while let Some(outcome) = ended.next().await {
-            report(&outcome);
-            outcomes.push(outcome);
+        // Unordered, so a slow check holds no place the next ones could use; the ends
+        // wait in `ended` until every check before them has been reported.
+        let first = wave.start;
+        let mut running = stream::iter(wave.map(|i| (i, &checks[i])))
+            .map(|(i, check)| run(check).map(move |outcome| (i, outcome)))
+            .buffer_unordered(AT_ONCE);
+        let mut ended = std::collections::BTreeMap::new();
+        let mut next = first;
+        while let Some((i, outcome)) = running.next().await {
+            ended.insert(i, outcome);
+            while let Some(outcome) = ended.remove(&next) {
+                report(&outcome);
+                outcomes.push(outcome);
+                next += 1;
+            }
         }
     }
     outcomes

@@ -95,17 +95,19 @@ pub fn matrices(nodes: &[Pinged], answers: &[(Probe, Option<String>)]) -> Vec<Ma
         .collect()
 }
 
-/// Run every probe; the answers in the order of `probes`.
+/// Run every probe, `AT_ONCE` at a time whichever end first; the answers in the
+/// order of `probes`.
 pub async fn run(nodes: &[Pinged], budget: Duration) -> Vec<(Probe, Option<String>)> {
-    let probes = probes(nodes);
-    stream::iter(probes)
-        .map(|probe| async move {
+    let mut answers: Vec<(usize, (Probe, Option<String>))> = stream::iter(probes(nodes).into_iter().enumerate())
+        .map(|(i, probe)| async move {
             let result = probe::ping(&nodes[probe.from].node, probe.to, budget).await;
-            (probe, result.err().map(|e| crate::chain_text(&e)))
+            (i, (probe, result.err().map(|e| crate::chain_text(&e))))
         })
-        .buffered(AT_ONCE)
+        .buffer_unordered(AT_ONCE)
         .collect()
-        .await
+        .await;
+    answers.sort_by_key(|(i, _)| *i);
+    answers.into_iter().map(|(_, answer)| answer).collect()
 }
 
 /// The failed pings, one phrase each: "ct3 -> ct2 11.11.11.3: no reply".
