@@ -203,10 +203,20 @@ async fn observe_for(
     // Agents are looked for only where the file or an earlier apply runs one: a lab
     // without any costs no scan of /proc, a large one no look at every namespace.
     let agents = crate::plan::agents::desired_agents;
-    let underlays: std::collections::BTreeSet<Place> =
-        agents(desired).into_iter().chain(agents(&history.previous)).map(|agent| agent.underlay).collect();
+    // Only namespaces that are this lab's: another lab's `host1` (same name, its own
+    // agents) is never looked into, let alone stopped.
+    let ours = |place: &Place| {
+        *place == Place::Host || matches!(observed.namespaces.get(place), Some(ObservedNamespace::Owned(_)))
+    };
+    let underlays: std::collections::BTreeSet<Place> = agents(desired)
+        .into_iter()
+        .chain(agents(&history.previous))
+        .map(|agent| agent.underlay)
+        .filter(|place| ours(place))
+        .collect();
     if !underlays.is_empty() {
         observed.agents = crate::agents::observe(&underlays);
+        observed.agents.retain(|agent| ours(&agent.key.place));
     }
     Ok(observed)
 }

@@ -61,7 +61,7 @@ fn exit_code(result: anyhow::Result<ExitCode>, json: bool) -> ExitCode {
             "kind": failure.name(),
             "exit_code": failure.code(),
             "message": match diagnostics {
-                Some(d) => format!("{} does not validate: {} errors", d.file, located.len()),
+                Some(d) => format!("{} does not validate: {}", d.file, netlab::count(located.len(), "error")),
                 None => netlab::error_text(&err),
             },
             "diagnostics": located,

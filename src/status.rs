@@ -41,10 +41,15 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
             let here = Endpoint { place: place.clone(), name: name.clone() };
             let created = namespace_missing
                 || changes.iter().any(|c| match c {
-                    Change::CreateBridge { place: p, name: n, .. } => *p == here.place && *n == here.name,
+                    Change::CreateBridge { place: p, name: n, .. } | Change::CreateVxlan { place: p, name: n, .. } => {
+                        *p == here.place && *n == here.name
+                    }
                     Change::CreateVeth { a, b } => [a, b].iter().any(|e| e.place == here.place && e.name == here.name),
                     _ => false,
                 });
+            // Deleted and made again: it is there, with settings only a new link can have.
+            let remade = created
+                && changes.iter().any(|c| matches!(c, Change::DeleteLink { place: p, name: n, .. } if *p == here.place && *n == here.name));
             let updated = changes.iter().find_map(|c| match c {
                 Change::SetLink { place: p, name: n, update } if *p == here.place && *n == here.name => {
                     Some(update.to_string())
@@ -54,6 +59,7 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
             let object = format!("{} {here}", link.kind.name());
             let (state, detail) = match (created, updated) {
                 (_, Some(update)) => (State::Differs, Some(format!("needs{update}"))),
+                (true, None) if remade => (State::Differs, Some("to be made again".to_string())),
                 (true, None) => (State::Missing, None),
                 (false, None) => (State::Ok, None),
             };
@@ -148,7 +154,10 @@ pub fn status(desired: &Desired, plan: &Plan) -> Vec<ObjectStatus> {
                 | Change::DeleteRoute { .. }
                 | Change::DeleteShaping { .. }
         );
-        if unexpected {
+        // A link the file wants, deleted only to be made again, is reported above.
+        let wanted = matches!(change, Change::DeleteLink { place, name, .. }
+            if desired.get(place).is_some_and(|spec| spec.links.contains_key(name)));
+        if unexpected && !wanted {
             report.push(entry(change.object(), State::Unexpected, None));
         }
     }

@@ -115,6 +115,10 @@ fn supervisor_pid(sandbox: &Sandbox, lab: &str) -> i32 {
 
 fn destroy_leaves_nothing(sandbox: &Sandbox, file: &str, lab: &str, leftovers: &Leftovers) {
     sandbox.netlab_ok(&["destroy", file]);
+    // Nor the agents' status files, locks and subnet files: `vxlan-agent status` would
+    // list agents that are gone.
+    let files = sandbox.ok("find", &["/run/vxlan-agent", "-type", "f"]);
+    assert_eq!(files.trim(), "", "files of the agents left after destroy");
     assert_eq!(leftovers.running(), Vec::<String>::new(), "processes left after destroy");
     assert!(!sandbox.run("test", &["-e", &format!("/run/netlab/{lab}")]).status.success(), "the lab's folder stays");
 }
@@ -400,4 +404,24 @@ fn the_stores_endpoints_are_planned_and_compared() {
         text(&status.stdout)
     );
     sandbox.netlab_ok(&["destroy", &unreachable]);
+}
+
+/// Labs share namespace names (cluster-3 and overlay-dynamic both have host1, ov1):
+/// one lab never stops, takes over or counts the agents of another.
+#[test]
+fn another_labs_agents_are_never_touched() {
+    let sandbox = Sandbox::new();
+    let file = topology("overlay-dynamic.yaml");
+    let (leftovers, _) = applied(&sandbox, &file, &["host1", "host2"]);
+    let running = leftovers.running();
+    assert_eq!(running.len(), 2 + 1, "{running:?}");
+    let other = topology("cluster-3.yaml");
+    let destroyed = sandbox.netlab(&["destroy", &other]);
+    assert!(destroyed.status.success(), "{}", text(&destroyed.stderr));
+    assert!(!text(&destroyed.stdout).contains("agent"), "{}", text(&destroyed.stdout));
+    let applied_other = sandbox.netlab(&["apply", &other]);
+    assert_eq!(applied_other.status.code(), Some(3), "{}", text(&applied_other.stderr));
+    assert!(text(&applied_other.stderr).contains("namespace host1"), "{}", text(&applied_other.stderr));
+    assert_eq!(leftovers.running(), running, "the other lab's commands touched this lab's agents");
+    destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
 }

@@ -90,6 +90,9 @@ fn only_selects_by_the_printed_line_and_a_selection_of_nothing_is_refused() {
     assert!(text(&output.stderr).contains("no check of"), "{}", text(&output.stderr));
     let output = sandbox.netlab(&["check", &file, "--timeout", "0"]);
     assert_eq!(output.status.code(), Some(2), "a zero budget was taken");
+    // Fractions, as capture's --timeout takes them.
+    let (code, json) = check_json(&sandbox, &[&file, "--timeout", "1.5", "--only", "udp"]);
+    assert_eq!((code, json["passed"].as_u64()), (Some(0), Some(1)), "{json:#}");
     sandbox.netlab_ok(&["destroy", &file]);
 }
 

@@ -55,11 +55,13 @@ pub fn stop(lab: &LabName, key: &AgentKey, running: &[AgentProcess]) -> Result<(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    if left.is_empty() {
-        Ok(())
-    } else {
-        Err(AgentError::LeftBehind { lab: lab.clone(), processes: left })
+    if !left.is_empty() {
+        return Err(AgentError::LeftBehind { lab: lab.clone(), processes: left });
     }
+    for file in super::report::agent_files(key) {
+        let _ = std::fs::remove_file(file);
+    }
+    Ok(())
 }
 
 /// After apply has published the lab's endpoints: exactly `wanted` are wanted; the
@@ -114,7 +116,8 @@ fn wait_serving(lab: &LabName, spec: &AgentSpec, deadline: Instant) -> Result<()
         // An agent that runs but cannot reach its store yet keeps trying: not a failure
         // of apply (status says what it lacks).
         if Instant::now() >= deadline && alive.is_some() {
-            tracing::warn!(agent = %key, "the agent runs but does not serve yet (its store, its device)");
+            let why = agent_status(spec).and_then(|s| s.problem).unwrap_or_else(|| "its store, its device".into());
+            tracing::warn!(agent = %key, "the agent runs but does not serve yet: {why}");
             return Ok(());
         }
         if Instant::now() >= deadline {
@@ -199,6 +202,12 @@ pub fn shutdown(lab: &LabName) -> Result<(), AgentError> {
     }
     if !left.is_empty() {
         return Err(AgentError::LeftBehind { lab: lab.clone(), processes: left });
+    }
+    // Their status files, locks and subnet files would speak of agents that are gone.
+    for agent in read_agents(lab).values() {
+        for file in super::report::agent_files(&agent.spec.key()) {
+            let _ = std::fs::remove_file(file);
+        }
     }
     match std::fs::remove_dir_all(lab_dir(lab)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(AgentError::Write { path: lab_dir(lab), source: e }),

@@ -59,6 +59,27 @@ fn read<T: for<'de> Deserialize<'de>>(file: &Path) -> Option<T> {
     serde_json::from_slice(&std::fs::read(file).ok()?).ok()
 }
 
+/// The files an agent netlab runs leaves under /run/vxlan-agent: a vxlan-agent's status
+/// file and lock, a node daemon's status and subnet files. Destroy removes them once
+/// the agent is stopped.
+pub(super) fn agent_files(key: &crate::plan::agents::AgentKey) -> Vec<std::path::PathBuf> {
+    match &key.device {
+        Some(device) => {
+            let netns = match &key.place {
+                Place::Host => String::new(),
+                Place::Node(node) => node.to_string(),
+            };
+            // Not with_extension: a device's name may hold a dot (`flannel.1`).
+            let file = |suffix: &str| Path::new(STATUS_DIR).join(format!("{netns}:{device}.{suffix}"));
+            vec![file("json"), file("lock")]
+        }
+        None => {
+            let (subnet, status) = node_files(&key.place);
+            vec![subnet.into(), status.into()]
+        }
+    }
+}
+
 pub(super) fn agent_status(spec: &AgentSpec) -> Option<AgentStatus> {
     match &spec.role {
         Role::Vxlan { device, .. } => {

@@ -57,10 +57,6 @@ impl<T> Step<T> for std::io::Result<T> {
     }
 }
 
-/// Default budget of each check: long enough for a first ARP exchange, short enough to
-/// keep a failing lab quick to diagnose.
-pub const BUDGET: Duration = Duration::from_secs(3);
-
 /// Checks running at once.
 const AT_ONCE: usize = 8;
 

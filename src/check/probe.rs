@@ -34,7 +34,7 @@ pub async fn ping(from: &Place, to: IpAddr, budget: Duration) -> Result<()> {
     let mut command = netns::process::command_in(&from.to_netns(), "ping")?;
     let family = if to.is_ipv4() { "-4" } else { "-6" };
     // ping's deadline is in whole seconds.
-    let deadline = budget.as_secs().max(1).to_string();
+    let deadline = (budget.as_secs_f64().ceil() as u64).max(1).to_string();
     command.args([family, "-n", "-q", "-c", "1", "-W", "1", "-w", &deadline]).arg(to.to_string());
     command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     let output = tokio::task::spawn_blocking(move || command.output())

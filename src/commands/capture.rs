@@ -35,7 +35,7 @@ pub struct Capture {
     #[arg(short = 'c', long = "count", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Stop after this many seconds (fractions allowed).
-    #[arg(long, value_parser = seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = super::seconds)]
     pub timeout: Option<Duration>,
     /// Write pcap to this file, or to stdout with `-`. Default: `-` when stdout is not
     /// a terminal, one line per frame when it is.
@@ -147,11 +147,6 @@ fn stdout_file() -> Result<File> {
     Ok(File::from(fd))
 }
 
-fn seconds(text: &str) -> Result<Duration, String> {
-    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(value).map_err(|_| format!("`{text}` is not a duration in seconds"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,8 +164,8 @@ mod tests {
 
     #[test]
     fn timeouts_are_seconds() {
-        assert_eq!(seconds("1.5").unwrap(), Duration::from_millis(1500));
-        assert!(seconds("-1").is_err());
-        assert!(seconds("soon").is_err());
+        assert_eq!(crate::commands::seconds("1.5").unwrap(), Duration::from_millis(1500));
+        assert!(crate::commands::seconds("-1").is_err());
+        assert!(crate::commands::seconds("soon").is_err());
     }
 }

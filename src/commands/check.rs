@@ -18,10 +18,12 @@ pub struct CheckCmd {
     /// The lab's name: run the checks of the file it was last applied from.
     #[arg(long, conflicts_with = "file")]
     pub name: Option<String>,
-    /// Seconds each check may take (a ping's deadline, a connection's wait).
-    #[arg(long, value_name = "SECONDS", default_value_t = netlab::check::BUDGET.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub timeout: u64,
+    /// Seconds each check may take (a connection's wait; a ping's deadline, in whole
+    /// seconds, at least 1), fractions allowed: `--timeout 1.5`.
+    /// (Default 3: long enough for a first ARP exchange, short enough to keep a failing
+    /// lab quick to diagnose.)
+    #[arg(long, value_name = "SECONDS", default_value = "3", value_parser = budget)]
+    pub timeout: Duration,
     /// Run only the checks whose line (as `netlab check` prints it) contains TEXT:
     /// `--only ct1`, `--only tcp`, `--only 'ping from RED'`. Repeat for more.
     #[arg(long, value_name = "TEXT")]
@@ -43,7 +45,7 @@ impl CheckCmd {
         let text = self.output == Output::Text;
         // In text each result is printed as soon as it is known, in the file's order;
         // JSON is one document, printed at the end.
-        let budget = Duration::from_secs(self.timeout);
+        let budget = self.timeout;
         let outcomes = netlab::check::run_all(&topology, &checks, budget, |outcome| {
             if text {
                 print_outcome(outcome);
@@ -60,6 +62,15 @@ impl CheckCmd {
         }
         Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
     }
+}
+
+/// A check's budget: more than nothing, at most an hour.
+fn budget(text: &str) -> std::result::Result<Duration, String> {
+    let budget = super::seconds(text)?;
+    if budget.is_zero() || budget > Duration::from_secs(3600) {
+        return Err(format!("`{text}`: give a budget above 0 and at most 3600 seconds"));
+    }
+    Ok(budget)
 }
 
 fn print_outcome(outcome: &Outcome) {

@@ -162,6 +162,12 @@ pub enum Output {
     Json,
 }
 
+/// A duration in seconds on the command line, fractions allowed (`--timeout 0.5`).
+pub fn seconds(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    std::time::Duration::try_from_secs_f64(value).map_err(|_| format!("`{text}` is not a duration in seconds"))
+}
+
 /// Load and validate a file for this machine's kernel; its warnings go to stderr.
 pub fn load(path: &Path) -> Result<Topology> {
     let features = model::KernelFeatures { netem: netns::qdisc::netem_available() };

@@ -17,6 +17,10 @@ pub struct Supervise {
 
 impl Supervise {
     pub fn run(self) -> Result<ExitCode> {
+        // Apply writes the lab's record before it starts the supervisor.
+        if netlab::record::Record::load(&self.name)?.is_none() {
+            anyhow::bail!("lab {} is not applied here: no agents to supervise", self.name);
+        }
         netlab::agents::supervise(&self.name)?;
         Ok(ExitCode::SUCCESS)
     }

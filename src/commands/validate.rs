@@ -52,10 +52,12 @@ impl Validate {
             format!("; existing devices, checked at plan time: {}", existing.join(", "))
         };
         println!(
-            "{}: lab {} is valid ({nodes} nodes, {links} interfaces, {} checks){existing}",
+            "{}: lab {} is valid ({}, {}, {}){existing}",
             file.display(),
             topology.name,
-            topology.checks.len()
+            netlab::count(nodes, "node"),
+            netlab::count(links, "interface"),
+            netlab::count(topology.checks.len(), "check")
         );
         Ok(ExitCode::SUCCESS)
     }
