@@ -34,7 +34,7 @@ pub enum LabError {
     Publish(#[from] crate::publish::PublishError),
     #[error(transparent)]
     Agents(#[from] crate::agents::AgentError),
-    #[error("cannot apply without taking over what netlab did not create:\n  {}", .0.join("\n  "))]
+    #[error("what netlab did not create is in the lab's way (netlab takes nothing over):\n  {}", .0.join("\n  "))]
     Conflicts(Vec<String>),
     #[error("destroy left objects of lab {lab} behind: {}", .objects.join(", "))]
     LeftBehind { lab: LabName, objects: Vec<String> },
@@ -77,8 +77,9 @@ pub async fn apply_in(topology: &Topology, file: Option<&Path>, mut mode: Mode<'
     let started = Instant::now();
     let lab = &topology.name;
     let dry_run = matches!(mode, Mode::DryRun);
-    let _lock = if dry_run { None } else { Some(lock(lab)?) };
-    let mut record = Record::load(lab)?.unwrap_or_else(|| Record::new(lab.clone()));
+    let lock = if dry_run { None } else { Some(lock(lab)?) };
+    let before = Record::load(lab)?;
+    let mut record = before.clone().unwrap_or_else(|| Record::new(lab.clone()));
     let (others, others_originals) = other_labs(lab)?;
     let mut history = record.history();
     history.others = others;
@@ -101,6 +102,19 @@ pub async fn apply_in(topology: &Topology, file: Option<&Path>, mut mode: Mode<'
             Mode::Step(ask) => {
                 let executor = Executor::new(lab, desired, Progress::new(0))?;
                 if let Some(made) = executor.run_stepwise(&plan.changes, *ask).await.map_err(LabError::Step)? {
+                    // Stopped before the first change: nothing to finish, the record
+                    // is put back as it was (none for a lab never applied).
+                    if made == 0 {
+                        match before {
+                            Some(mut before) => before.save()?,
+                            None => {
+                                Record::remove(lab)?;
+                                if let Some(lock) = lock {
+                                    lock.remove()?;
+                                }
+                            }
+                        }
+                    }
                     let stopped_after = Some(made);
                     return Ok(Applied { plan, elapsed: started.elapsed(), stopped_after, store: Vec::new() });
                 }

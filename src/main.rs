@@ -42,7 +42,14 @@ fn exit_code(result: anyhow::Result<ExitCode>, json: bool) -> ExitCode {
         _ => None,
     };
     match diagnostics {
-        Some(diagnostics) => eprintln!("{diagnostics}"),
+        Some(diagnostics) => {
+            eprintln!("{diagnostics}");
+            // A command's word on what to do about it (destroy's way out).
+            let inner = err.downcast_ref::<netlab::model::LoadError>().map(ToString::to_string);
+            if inner.is_some_and(|inner| inner != err.to_string()) {
+                eprintln!("netlab: {err}");
+            }
+        }
         None => eprintln!("netlab: {}", netlab::error_text(&err)),
     }
     let failure = Failure::of(err.chain().map(|cause| cause as &(dyn std::error::Error + 'static)));

@@ -179,7 +179,12 @@ fn overlay_dynamic_runs_its_agents_from_apply_to_destroy() {
     let supervisor = supervisor_pid(&sandbox, "overlay-dynamic");
     kill(Pid::from_raw(supervisor), Signal::SIGKILL).unwrap();
     assert!(eventually(5.0, || !leftovers.running().iter().any(|p| p.starts_with(&format!("{supervisor} ")))));
+    // status says so: nothing would restart an agent now.
+    let status = sandbox.netlab(&["status", &file]);
+    assert_eq!(status.status.code(), Some(1), "{}", text(&status.stdout));
+    assert!(text(&status.stdout).contains("stopped    supervisor of the lab's agents"), "{}", text(&status.stdout));
     sandbox.netlab_ok(&["apply", &file]);
+    assert_eq!(sandbox.netlab(&["status", &file]).status.code(), Some(0));
     let again = supervisor_pid(&sandbox, "overlay-dynamic");
     assert_ne!(again, supervisor);
     assert!(leftovers.running().iter().any(|p| p.starts_with(&format!("{again} ")) && p.contains("supervise")));

@@ -654,3 +654,18 @@ fn extends_values_that_are_no_lab_never_panic() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A typo in one link's node does not make the next link's errors false: the end both
+/// links use is "used by more than one link", and the other end is linked.
+#[test]
+fn a_typo_in_a_link_gives_only_true_errors_after_it() {
+    let yaml = "name: x\nnodes:\n  RED: {interfaces: {veth0: {}}}\n  BLUE: {interfaces: {veth1: {}}}\n\
+                links:\n  - endpoints: [RED:veth0, BLEU:veth1]\n  - endpoints: [RED:veth0, BLUE:veth1]\n";
+    assert_eq!(
+        errors(yaml),
+        [
+            "6:28: unknown node `BLEU` in endpoint `BLEU:veth1`, did you mean `BLUE`?",
+            "7:17: endpoint `RED:veth0` is used by more than one link",
+        ]
+    );
+}

@@ -133,7 +133,7 @@ fn wait_serving(lab: &LabName, spec: &AgentSpec, deadline: Instant) -> Result<()
     }
 }
 
-fn supervisor_alive(lab: &LabName) -> bool {
+pub fn supervisor_alive(lab: &LabName) -> bool {
     read_supervisor(lab).is_some_and(|s| is_alive(&s.process, &supervisor_of(lab)))
 }
 

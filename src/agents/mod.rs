@@ -19,7 +19,7 @@ mod supervisor;
 
 use std::path::{Path, PathBuf};
 
-pub use control::{converge, shutdown, stop};
+pub use control::{converge, shutdown, stop, supervisor_alive};
 pub use observe::observe;
 pub use report::{report, AgentReport};
 pub use state::{AgentState, SupervisorState};

@@ -111,19 +111,7 @@ impl Apply {
         }
         print_changes(&topology.name, plan, self.explain);
         print_store_changes(&applied.store, self.explain);
-        let mut summary = lab::summary(plan);
-        for change in &applied.store {
-            *summary.entry(store_verb(change)).or_default() += 1;
-        }
-        let counts: Vec<String> = summary.iter().map(|(verb, n)| format!("{n} {verb}")).collect();
-        let verb = if self.dry_run { "would apply" } else { "applied" };
-        println!(
-            "{verb} {} ({}) to lab {} in {} ms",
-            netlab::count(plan.changes.len() + applied.store.len(), "change"),
-            counts.join(", "),
-            topology.name,
-            applied.elapsed.as_millis()
-        );
+        summarize(if self.dry_run { "would apply" } else { "applied" }, &topology.name, &applied);
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -148,6 +136,22 @@ fn print_store_changes(store: &[StoreChange], explain: bool) {
             }
         }
     }
+}
+
+/// "applied 27 changes (25 created, 2 changed) to lab L in 94 ms": the kernel's changes
+/// and the stores' together.
+fn summarize(verb: &str, lab: &LabName, applied: &lab::Applied) {
+    let mut summary = lab::summary(&applied.plan);
+    for change in &applied.store {
+        *summary.entry(store_verb(change)).or_default() += 1;
+    }
+    let counts: Vec<String> = summary.iter().map(|(verb, n)| format!("{n} {verb}")).collect();
+    println!(
+        "{verb} {} ({}) to lab {lab} in {} ms",
+        netlab::count(applied.plan.changes.len() + applied.store.len(), "change"),
+        counts.join(", "),
+        applied.elapsed.as_millis()
+    );
 }
 
 fn store_verb(change: &StoreChange) -> &'static str {
@@ -177,14 +181,19 @@ impl Apply {
         let applied = lab::apply_in(topology, Some(file), lab::Mode::Step(&mut ask)).await?;
         let total = applied.plan.changes.len();
         match applied.stopped_after {
-            _ if total == 0 => println!("no changes"),
+            _ if total == 0 && applied.store.is_empty() => println!("no changes"),
+            Some(0) => println!("stopped before the first change: nothing was made"),
             Some(made) => println!(
                 "stopped after {made} of {}; lab {lab} is partly applied: `netlab apply {file}` finishes it, \
                  `netlab destroy {file}` removes it",
                 netlab::count(total, "change"),
                 file = file.display()
             ),
-            None => println!("applied {} to lab {lab}", netlab::count(total, "change")),
+            None => {
+                // The stores are written once the kernel's changes are made.
+                print_store_changes(&applied.store, false);
+                summarize("applied", &lab, &applied);
+            }
         }
         Ok(ExitCode::SUCCESS)
     }

@@ -24,7 +24,11 @@ pub struct Destroy {
 impl Destroy {
     pub async fn run(self) -> Result<ExitCode> {
         let topology = match &self.file {
-            Some(file) => Some(load(file)?),
+            // A file edited into one that does not validate: the lab is still there,
+            // and its record knows it.
+            Some(file) => Some(load(file).map_err(|e| {
+                e.context("the file does not validate: destroy the lab by its name, `netlab destroy --name LAB` (`netlab list` shows them)")
+            })?),
             None => None,
         };
         let name: LabName = match (&self.name, &topology) {

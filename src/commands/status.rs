@@ -39,12 +39,15 @@ impl Status {
         let plan = lab::drift(&topology).await?;
         let lab::StoreDrift { changes: store, unread } = lab::store_drift(&topology).await?;
         let objects = status(&topology.namespaces, &plan);
-        let in_sync = plan.is_empty() && store.is_empty();
+        let agents = netlab::agents::report(&topology.name, &desired_agents(&topology.namespaces));
+        // The agents run, but nothing restarts one that dies: the next apply starts the
+        // supervisor again.
+        let supervised = agents.is_empty() || netlab::agents::supervisor_alive(&topology.name);
+        let in_sync = plan.is_empty() && store.is_empty() && supervised;
         // A record that cannot be read still says the lab was applied here.
         let recorded = !matches!(Record::load(&topology.name), Ok(None));
         let applied = in_sync || recorded || !creates_every_node(&topology, &plan);
         let code = if in_sync { ExitCode::SUCCESS } else { ExitCode::from(1) };
-        let agents = netlab::agents::report(&topology.name, &desired_agents(&topology.namespaces));
         if self.output == Output::Json {
             print_json(&json!({
                 "lab": topology.name,
@@ -53,6 +56,7 @@ impl Status {
                 "objects": objects,
                 "store": store,
                 "agents": agents,
+                "supervised": supervised,
             }))?;
             return Ok(code);
         }
@@ -80,6 +84,12 @@ impl Status {
             let mac = change.mac.map(|m| m.to_string()).unwrap_or_else(|| "?".into());
             println!("{state:<10} {what} {} {mac} behind {} in store {}", change.ip, change.vtep, change.store);
         }
+        if !supervised {
+            println!(
+                "{:<10} supervisor of the lab's agents (none would be restarted; netlab apply starts it)",
+                "stopped"
+            );
+        }
         for (url, why) in &unread {
             println!("{:<10} endpoints in store {url}: cannot read it ({why})", "unknown");
         }
@@ -98,7 +108,7 @@ impl Status {
                 "lab {} differs from {}: {} would repair it (netlab apply)",
                 topology.name,
                 file.display(),
-                netlab::count(plan.changes.len() + store.len(), "change")
+                netlab::count(plan.changes.len() + store.len() + usize::from(!supervised), "change")
             );
         }
         Ok(code)

@@ -52,8 +52,10 @@ impl Validator {
             }
             let ends: Vec<Option<Endpoint>> = raw_ends.iter().map(|e| self.endpoint(e, known)).collect();
             let [Some(a), Some(b)] = [ends[0].clone(), ends[1].clone()] else {
-                // The link is reported; its valid end is not "unlinked" on top of that.
-                for end in ends.iter().flatten() {
+                // The link is reported; its valid end is not "unlinked" on top of that,
+                // and a second link using it is told so.
+                for (end, raw) in ends.iter().zip(raw_ends).filter_map(|(e, r)| Some((e.as_ref()?, r))) {
+                    used.entry(end.clone()).or_insert(raw.referenced);
                     if let Some(draft) = drafts.get_mut(&end.place).and_then(|d| d.links.get_mut(&end.name)) {
                         draft.unlinked = false;
                         draft.spec.kind = LinkKind::Veth { peer: end.clone() };
@@ -77,14 +79,25 @@ impl Validator {
                 let draft = drafts.get_mut(&end.place).expect("known place");
                 match draft.links.get(&end.name) {
                     Some(existing) if !existing.unlinked => {
-                        let what = if existing.spec.kind == LinkKind::Bridge { "a bridge" } else { "`lo`" };
-                        self.error(&raw.referenced, format!("endpoint `{end}` names {what}, not a veth end"));
+                        let message = match existing.spec.kind {
+                            LinkKind::Bridge => format!("endpoint `{end}` names a bridge, not a veth end"),
+                            LinkKind::Veth { .. } => format!("endpoint `{end}` is used by more than one link"),
+                            _ => format!("endpoint `{end}` names `lo`, not a veth end"),
+                        };
+                        self.error(&raw.referenced, message);
                         ok = false;
                     }
                     _ => {}
                 }
             }
             if !ok {
+                // Reported; its other end is linked all the same (no "not an endpoint of
+                // any link" on top).
+                for end in [&a, &b] {
+                    if let Some(draft) = drafts.get_mut(&end.place).and_then(|d| d.links.get_mut(&end.name)) {
+                        draft.unlinked = false;
+                    }
+                }
                 continue;
             }
             for (end, peer, raw) in [(&a, &b, &raw_ends[0]), (&b, &a, &raw_ends[1])] {

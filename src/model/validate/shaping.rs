@@ -18,6 +18,9 @@ pub(super) fn netem_missing(field: &str) -> String {
 /// tbf keeps its bucket as a time in the kernel's ticks of 64 ns, in a u32 (about 274 s).
 const MAX_BUCKET_NANOS: u128 = (u32::MAX as u128) * 64;
 
+/// Bytes of an Ethernet header, on top of the MTU in a frame tbf counts.
+const ETHERNET_HEADER: u64 = 14;
+
 impl Validator {
     fn shaping_value<T: FromStr<Err = String>>(&mut self, value: &Option<Located<Scalar>>) -> Option<T> {
         let value = value.as_ref()?;
@@ -84,6 +87,14 @@ impl Validator {
         let bucket_nanos = u128::from(burst.bytes()) * 1_000_000_000 / u128::from(rate.bytes_per_second().max(1));
         if bucket_nanos > MAX_BUCKET_NANOS {
             self.error(&at, format!("burst {burst} takes more than the 274 s tbf can hold to send at rate {rate}"));
+        }
+        // tbf drops a frame larger than its bucket: every full-size packet would be lost.
+        let frame = u64::from(raw.mtu.as_ref().map_or(1500, |mtu| mtu.value)) + ETHERNET_HEADER;
+        if u64::from(burst.bytes()) < frame {
+            self.error(
+                &at,
+                format!("burst {burst} is smaller than one full frame ({frame} bytes: the MTU and the Ethernet header), which tbf would never send"),
+            );
         }
         if tbf.limit() > u64::from(u32::MAX) {
             let at = raw.latency.as_ref().or(raw.rate.as_ref()).map(|v| v.referenced).unwrap_or(Location::UNKNOWN);
@@ -152,6 +163,16 @@ links:
             panic!("netem")
         };
         assert_eq!(netem.to_string(), "delay 20ms 5ms loss 1% rate 1mbit");
+    }
+
+    #[test]
+    fn a_burst_smaller_than_a_frame_is_refused() {
+        let all = KernelFeatures::ALL;
+        let refused = errors("{rate: 10mbit, burst: 1kb}", all);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].contains("burst 1024b is smaller than one full frame (1514 bytes"), "{refused:?}");
+        assert!(errors("{rate: 10mbit, burst: 1514b}", all).is_empty());
+        assert!(errors("{rate: 10mbit, burst: 1kb, mtu: 1000}", all).is_empty());
     }
 
     #[test]
