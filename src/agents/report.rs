@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::process::{is_agent, is_alive};
+use super::process::{command_line, is_agent, is_alive, runs_program};
 use super::state::read_agents;
 use crate::model::{LabName, Place};
 use crate::plan::agents::{node_files, AgentSpec, Role};
@@ -143,11 +143,18 @@ pub fn report(lab: &LabName, wanted: &[AgentSpec]) -> Vec<AgentReport> {
             let key = spec.key();
             let state = states.get(&key.file_stem()).filter(|s| s.spec == *spec);
             let process = state.and_then(|s| s.process.clone()).filter(|p| is_alive(p, &is_agent));
-            let status = process.as_ref().and_then(|p| agent_status(spec).filter(|s| s.pid == p.pid));
+            let status = match &process {
+                Some(p) => agent_status(spec).filter(|s| s.pid == p.pid),
+                // Not the supervisor's (started by a script, say): running if the pid
+                // of its status file is a vxlan-agent still.
+                None => agent_status(spec)
+                    .filter(|s| command_line(s.pid).is_some_and(|words| runs_program(&words, super::PROGRAM))),
+            };
+            let pid = process.as_ref().map(|p| p.pid).or(status.as_ref().map(|s| s.pid));
             AgentReport {
                 agent: key.to_string(),
-                running: process.is_some(),
-                pid: process.as_ref().map(|p| p.pid),
+                running: pid.is_some(),
+                pid,
                 neighbours: status.as_ref().and_then(|s| s.neighbours),
                 fdb: status.as_ref().and_then(|s| s.fdb),
                 subnet: status.as_ref().and_then(|s| s.subnet.clone()),

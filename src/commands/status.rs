@@ -40,12 +40,13 @@ impl Status {
         let lab::StoreDrift { changes: store, unread } = lab::store_drift(&topology).await?;
         let objects = status(&topology.namespaces, &plan);
         let agents = netlab::agents::report(&topology.name, &desired_agents(&topology.namespaces));
-        // The agents run, but nothing restarts one that dies: the next apply starts the
-        // supervisor again.
-        let supervised = agents.is_empty() || netlab::agents::supervisor_alive(&topology.name);
-        let in_sync = plan.is_empty() && store.is_empty() && supervised;
-        // A record that cannot be read still says the lab was applied here.
+        // A record: apply made the lab and runs its agents under a supervisor, which
+        // must be there, or nothing restarts an agent that dies (the next apply starts
+        // it again). A lab built by `plan --output sh` has neither.
         let recorded = !matches!(Record::load(&topology.name), Ok(None));
+        let supervised = agents.is_empty() || !recorded || netlab::agents::supervisor_alive(&topology.name);
+        let in_sync = plan.is_empty() && store.is_empty() && supervised;
+        // (A record that cannot be read still says the lab was applied here.)
         let applied = in_sync || recorded || !creates_every_node(&topology, &plan);
         let code = if in_sync { ExitCode::SUCCESS } else { ExitCode::from(1) };
         if self.output == Output::Json {
