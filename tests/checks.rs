@@ -80,6 +80,11 @@ fn pingall_is_a_matrix_per_family_and_a_missing_address_shows_in_its_column() {
 fn only_selects_by_the_printed_line_and_a_selection_of_nothing_is_refused() {
     let sandbox = Sandbox::new();
     let file = sandbox.file("triangle.yaml", TRIANGLE);
+    // Before apply: said once, not as a failure of each check.
+    let early = sandbox.netlab(&["check", &file]);
+    assert_eq!(early.status.code(), Some(1));
+    assert!(text(&early.stderr).contains("lab triangle is not applied here (netlab apply"), "{}", text(&early.stderr));
+    assert!(text(&early.stdout).is_empty(), "{}", text(&early.stdout));
     sandbox.netlab_ok(&["apply", &file]);
     let (code, json) = check_json(&sandbox, &[&file, "--only", "tcp from C", "--only", "udp"]);
     assert_eq!(code, Some(0), "{json:#}");

@@ -37,6 +37,15 @@ impl CheckCmd {
     pub async fn run(self) -> Result<ExitCode> {
         let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
         let topology = load(&file)?;
+        // Said once, as exec and capture say it, rather than as a failure per check.
+        let recorded = !matches!(netlab::record::Record::load(&topology.name), Ok(None));
+        let mounted = |place: &netlab::model::Place| {
+            place.node().is_some_and(|n| netns::namespace::presence(n.as_str()) == netns::namespace::Presence::Mounted)
+        };
+        if !recorded && !topology.nodes().any(mounted) {
+            eprintln!("netlab: lab {} is not applied here (netlab apply {})", topology.name, file.display());
+            return Ok(ExitCode::from(1));
+        }
         let checks = netlab::check::select(&topology, &self.only);
         if checks.is_empty() && !self.only.is_empty() {
             eprintln!("netlab: no check of {} matches --only {}", file.display(), self.only.join(", --only "));
