@@ -193,3 +193,18 @@ fn a_pingall_that_cannot_tell_who_answers_is_refused_where_it_is_written() {
     assert!(stderr.contains("10.9.0.2 is on both `B` and `C`"), "{stderr}");
     std::fs::remove_file(&file).unwrap();
 }
+
+#[test]
+fn a_failure_says_what_the_kernel_has_of_the_address_it_tried() {
+    let sandbox = Sandbox::new();
+    let file = sandbox.file("triangle.yaml", TRIANGLE);
+    sandbox.netlab_ok(&["apply", &file]);
+    sandbox.netlab_ok(&["exec", &file, "B", "--", "ip", "addr", "del", "10.9.0.2/24", "dev", "eth0"]);
+    sandbox.netlab_ok(&["exec", &file, "C", "--", "ip", "link", "set", "eth0", "down"]);
+    let (code, json) = check_json(&sandbox, &[&file, "--only", "tcp from A", "--only", "udp", "--timeout", "1"]);
+    assert_eq!(code, Some(1), "{json:#}");
+    let detail = |i: usize| json["checks"][i]["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail(0).contains("10.9.0.2 belongs on B:eth0, which does not have it"), "{}", detail(0));
+    assert!(detail(1).contains("C:eth0, where 10.9.0.3 belongs, is down"), "{}", detail(1));
+    sandbox.netlab_ok(&["destroy", &file]);
+}

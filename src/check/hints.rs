@@ -2,21 +2,30 @@
 //! interface the lab declares, or an overlay that takes its entries from a store has
 //! no vxlan-agent running.
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+use crate::kernel_place::KernelPlace;
 use crate::model::{Check, Endpoint, LinkKind, Place, Topology};
 
-/// Notes for a failed `check`; `agent_running` says whether an agent serves a device.
-pub fn notes(topology: &Topology, check: &Check, agent_running: impl Fn(&Endpoint) -> bool) -> Vec<String> {
+/// Notes for a failed `check`; `agent_running` says whether an agent serves a device,
+/// `holder` what the kernel says of the interface the file puts an address on.
+pub fn notes(
+    topology: &Topology,
+    check: &Check,
+    agent_running: impl Fn(&Endpoint) -> bool,
+    holder: impl Fn(&Endpoint, IpAddr) -> Option<String>,
+) -> Vec<String> {
     let mut notes = Vec::new();
     let target = match check {
         Check::Ping { to, .. } | Check::Overlay { to, .. } => Some(*to),
         Check::Tcp { to, .. } | Check::Udp { to, .. } => Some(to.ip()),
         Check::Fdb { .. } | Check::Pingall { .. } => None,
     };
-    if let Some(ip) = target.filter(|ip| !declared(topology).contains(ip)) {
-        notes.push(format!("{ip} is on no interface of lab {}", topology.name));
+    if let Some(ip) = target {
+        match declaring(topology, ip) {
+            None => notes.push(format!("{ip} is on no interface of lab {}", topology.name)),
+            Some(end) => notes.extend(holder(&end, ip)),
+        }
     }
     if !matches!(check, Check::Fdb { .. }) {
         for device in stored_overlays(topology).into_iter().filter(|d| !agent_running(d)) {
@@ -26,9 +35,39 @@ pub fn notes(topology: &Topology, check: &Check, agent_running: impl Fn(&Endpoin
     notes
 }
 
-fn declared(topology: &Topology) -> BTreeSet<IpAddr> {
-    let links = topology.namespaces.values().flat_map(|ns| ns.links.values());
-    links.flat_map(|link| link.addresses.iter().map(|a| a.ip())).collect()
+/// The interface the file puts `ip` on.
+fn declaring(topology: &Topology, ip: IpAddr) -> Option<Endpoint> {
+    topology.namespaces.iter().find_map(|(place, namespace)| {
+        let (name, _) = namespace.links.iter().find(|(_, link)| link.addresses.iter().any(|a| a.ip() == ip))?;
+        Some(Endpoint { place: place.clone(), name: name.clone() })
+    })
+}
+
+/// What the kernel has of the interface `end` that the file puts `ip` on: its namespace
+/// or the link missing, the link down, the address not on it; nothing when it is all
+/// there (or the kernel cannot be asked).
+pub fn holder(end: &Endpoint, ip: IpAddr) -> Option<String> {
+    use netns::namespace::{presence, Presence};
+    if let Place::Node(node) = &end.place {
+        if presence(node.as_str()) != Presence::Mounted {
+            return Some(format!("the namespace {node}, where {ip} belongs, is missing"));
+        }
+    }
+    let read = netns::thread::in_one(end.place.to_netns(), |_| {
+        let socket = netns::Netlink::open_socket_here()?;
+        Ok((netns::blocking::links(&socket)?, netns::blocking::addresses(&socket)?))
+    });
+    let (links, addresses) = read.ok()?;
+    let Some(link) = links.iter().find(|l| l.name == end.name.as_str()) else {
+        return Some(format!("{end}, where {ip} belongs, is missing"));
+    };
+    if !link.up {
+        return Some(format!("{end}, where {ip} belongs, is down"));
+    }
+    if !addresses.iter().any(|a| a.index == link.index && a.network.ip() == ip) {
+        return Some(format!("{ip} belongs on {end}, which does not have it"));
+    }
+    None
 }
 
 /// VXLAN devices with a `store:`.
@@ -90,14 +129,16 @@ links:
 
     #[test]
     fn an_address_of_no_interface_is_named() {
-        let notes = notes(&topology(), &ping("10.0.0.9"), |_| true);
+        let notes = notes(&topology(), &ping("10.0.0.9"), |_| true, |_, _| None);
         assert_eq!(notes, ["10.0.0.9 is on no interface of lab t"]);
-        assert!(super::notes(&topology(), &ping("10.0.0.2"), |_| true).is_empty());
+        assert!(super::notes(&topology(), &ping("10.0.0.2"), |_| true, |_, _| None).is_empty());
+        let missing = super::notes(&topology(), &ping("10.0.0.2"), |_| true, |end, ip| Some(format!("{ip} on {end}")));
+        assert_eq!(missing, ["10.0.0.2 on B:eth0"]);
     }
 
     #[test]
     fn an_overlay_with_a_store_and_no_agent_is_named() {
-        let notes = notes(&topology(), &ping("10.0.0.2"), |_| false);
+        let notes = notes(&topology(), &ping("10.0.0.2"), |_| false, |_, _| None);
         assert_eq!(notes, ["no vxlan-agent is running for B:vxlan1, whose entries come only from its store"]);
     }
 }

@@ -134,7 +134,7 @@ async fn outcome(topology: &Topology, check: &Check, budget: Duration) -> Outcom
         _ => (probe::run(check, budget).await, Vec::new()),
     };
     let detail = result.err().map(|e| {
-        let notes = hints::notes(topology, check, hints::agent_running);
+        let notes = hints::notes(topology, check, hints::agent_running, hints::holder);
         match notes.is_empty() {
             true => crate::chain_text(&e),
             false => format!("{} ({})", crate::chain_text(&e), notes.join("; ")),
