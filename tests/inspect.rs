@@ -301,7 +301,7 @@ fn an_interface_or_address_deleted_by_hand_shows_as_missing() {
     let row = table.lines().find(|l| l.trim_start().starts_with("reth0")).unwrap();
     assert!(row.contains("missing"), "{table}");
     let row = table.lines().find(|l| l.trim_start().starts_with("beth0")).unwrap();
-    assert!(row.ends_with("up     up       11.11.11.3/24(missing)"), "{table}");
+    assert!(row.ends_with("up     up       11.11.11.3/24 (missing)"), "{table}");
     sandbox.netlab_ok(&["destroy", &file]);
 }
 

@@ -320,6 +320,8 @@ pub(super) fn proto_name(protocol: u8) -> String {
         3 => "boot".into(),
         4 => "static".into(),
         ownership::PROTOCOL => "netlab".into(),
+        // vxlan-agent's (its neighbour entries and the node daemon's routes).
+        78 => "vxlan-agent".into(),
         other => other.to_string(),
     }
 }

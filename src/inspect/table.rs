@@ -232,7 +232,7 @@ fn interface_row(i: &InterfaceView) -> Vec<Cell> {
         None => Cell::plain("-"),
     };
     let mut addresses: Vec<String> = i.addresses.iter().map(ToString::to_string).collect();
-    addresses.extend(i.missing_addresses.iter().map(|a| format!("{a}(missing)")));
+    addresses.extend(i.missing_addresses.iter().map(|a| format!("{a} (missing)")));
     let kind = if i.existing { format!("{} (existing)", i.kind) } else { i.kind.clone() };
     vec![
         Cell::plain(&i.name),

@@ -303,7 +303,7 @@ fn the_table_is_aligned_and_coloured_only_when_asked() {
     );
     assert_eq!(
         plain[header + 1],
-        "  eth0       veth      ov:p1  -       02:00:00:00:00:02  1500  up     up       10.0.0.2/24(missing)"
+        "  eth0       veth      ov:p1  -       02:00:00:00:00:02  1500  up     up       10.0.0.2/24 (missing)"
     );
     assert!(plain.iter().any(|l| l == "b (node): namespace missing"), "{plain:#?}");
     assert!(plain.iter().any(|l| l.starts_with("  e ") && l.contains("missing")), "{plain:#?}");
@@ -314,7 +314,10 @@ fn the_table_is_aligned_and_coloured_only_when_asked() {
 #[test]
 fn protocols_and_neighbour_states_have_iproute2_names() {
     use super::build::{nud_states, proto_name};
-    assert_eq!([proto_name(2), proto_name(4), proto_name(77), proto_name(186)], ["kernel", "static", "netlab", "186"]);
+    assert_eq!(
+        [proto_name(2), proto_name(4), proto_name(77), proto_name(78), proto_name(186)],
+        ["kernel", "static", "netlab", "vxlan-agent", "186"]
+    );
     assert_eq!(nud_states(0x80 | 0x40), ["noarp", "permanent"]);
     assert_eq!(nud_states(0x02), ["reachable"]);
     assert!(nud_states(0).is_empty());
