@@ -43,7 +43,7 @@ pub enum AgentError {
     LeftBehind { lab: LabName, processes: Vec<String> },
     #[error("find the netlab executable: {0}")]
     OwnExecutable(std::io::Error),
-    #[error("vxlan-agent is neither beside netlab ({}) nor on PATH: install it, or set `agent: false` on the lab's VXLAN devices (and drop `node:`)", .beside.display())]
+    #[error("vxlan-agent is neither beside netlab ({}) nor on PATH: install it (from the source tree: `cargo build --release --workspace`), or set `agent: false` on the lab's VXLAN devices (and drop `node:`)", .beside.display())]
     NoAgentProgram { beside: PathBuf },
 }
 
