@@ -430,3 +430,16 @@ fn another_labs_agents_are_never_touched() {
     assert_eq!(leftovers.running(), running, "the other lab's commands touched this lab's agents");
     destroy_leaves_nothing(&sandbox, &file, "overlay-dynamic", &leftovers);
 }
+
+/// The harness itself: a test that fails after apply, before its destroy, drops its
+/// sandbox, which stops the supervisor and the agents apply left in sessions of their
+/// own (nothing of a failed test keeps running on the machine).
+#[test]
+fn a_sandbox_dropped_before_destroy_leaves_no_process() {
+    let sandbox = Sandbox::new();
+    let file = topology("overlay-dynamic.yaml");
+    let (leftovers, _) = applied(&sandbox, &file, &["host1", "host2"]);
+    assert_eq!(leftovers.running().len(), 2 + 1, "{:?}", leftovers.running());
+    drop(sandbox);
+    assert!(eventually(5.0, || leftovers.running().is_empty()), "{:?}", leftovers.running());
+}

@@ -153,9 +153,55 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        self.kill_detached();
         let _ = self.holder.kill();
         let _ = self.holder.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Sandbox {
+    /// Processes a test made that left its process tree: the supervisor `netlab apply`
+    /// starts in a session of its own, and the agents it (or a `plan --output sh`
+    /// script) runs. A test that fails before its destroy would leave them running on
+    /// the machine; their pids are in the files they keep in the sandbox's /run.
+    fn kill_detached(&self) {
+        let root = PathBuf::from(format!("/proc/{}/root/run", self.holder.id()));
+        let mut files = Vec::new();
+        for dir in ["netlab", "vxlan-agent", "vxlan-agent/node"] {
+            let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    files.extend(std::fs::read_dir(&path).into_iter().flatten().flatten().map(|e| e.path()));
+                } else {
+                    files.push(path);
+                }
+            }
+        }
+        let mut pids: Vec<u32> = Vec::new();
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else { continue };
+            if file.extension().is_some_and(|e| e == "lock") {
+                pids.extend(text.trim().parse::<u32>().ok());
+            }
+            for (at, _) in text.match_indices("\"pid\":") {
+                let digits: String = text[at + 6..].trim_start().chars().take_while(char::is_ascii_digit).collect();
+                pids.extend(digits.parse::<u32>().ok());
+            }
+        }
+        // Supervisors first, so that none starts an agent again.
+        let command = |pid: u32| std::fs::read(format!("/proc/{pid}/cmdline")).map(|c| text(&c)).unwrap_or_default();
+        pids.sort_unstable();
+        pids.dedup();
+        pids.sort_by_key(|pid| !command(*pid).contains("supervise"));
+        for pid in pids {
+            let line = command(pid);
+            if line.contains("supervise") || line.contains("vxlan-agent") {
+                let _ =
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+            }
+        }
     }
 }
 
