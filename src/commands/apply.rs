@@ -1,5 +1,4 @@
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -16,12 +15,8 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct Apply {
-    /// The lab's file (YAML; see the README's "The file format"), or give --name.
-    #[arg(required_unless_present = "name")]
-    pub file: Option<PathBuf>,
-    /// The lab's name: apply again the file it was last applied from.
-    #[arg(long, conflicts_with = "file")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub lab: super::lab_arg::LabFile,
     /// Print the changes without making them.
     #[arg(long)]
     pub dry_run: bool,
@@ -50,12 +45,8 @@ pub enum PlanOutput {
 
 #[derive(Args)]
 pub struct PlanCmd {
-    /// The lab's file (YAML; see the README's "The file format"), or give --name.
-    #[arg(required_unless_present = "name")]
-    pub file: Option<PathBuf>,
-    /// The lab's name: plan the file it was last applied from.
-    #[arg(long, conflicts_with = "file")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub lab: super::lab_arg::LabFile,
     /// Follow each change with the equivalent ip/bridge/nft/iptables/sysctl commands.
     #[arg(long)]
     pub explain: bool,
@@ -70,7 +61,7 @@ impl PlanCmd {
             PlanOutput::Text => Output::Text,
             PlanOutput::Json => Output::Json,
             PlanOutput::Sh => {
-                let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
+                let file = self.lab.path()?;
                 let topology = load(&file)?;
                 let applied = lab::apply(&topology, Some(&file), true).await?;
                 print!(
@@ -80,15 +71,13 @@ impl PlanCmd {
                 return Ok(ExitCode::SUCCESS);
             }
         };
-        Apply { file: self.file, name: self.name, dry_run: true, explain: self.explain, step: false, output }
-            .run()
-            .await
+        Apply { lab: self.lab, dry_run: true, explain: self.explain, step: false, output }.run().await
     }
 }
 
 impl Apply {
     pub async fn run(self) -> Result<ExitCode> {
-        let file = super::lab_arg::file_or_recorded(self.file.clone(), self.name.as_deref())?;
+        let file = self.lab.path()?;
         let topology = load(&file)?;
         if self.step {
             return self.run_stepwise(&topology, &file).await;

@@ -1,4 +1,3 @@
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,12 +11,8 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct CheckCmd {
-    /// The lab's file (or give --name).
-    #[arg(required_unless_present = "name")]
-    pub file: Option<PathBuf>,
-    /// The lab's name: run the checks of the file it was last applied from.
-    #[arg(long, conflicts_with = "file")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub lab: super::lab_arg::LabFile,
     /// Seconds each check may take (a connection's wait; a ping's deadline, in whole
     /// seconds, at least 1), fractions allowed: `--timeout 1.5`.
     /// (Default 3: long enough for a first ARP exchange, short enough to keep a failing
@@ -35,7 +30,7 @@ pub struct CheckCmd {
 
 impl CheckCmd {
     pub async fn run(self) -> Result<ExitCode> {
-        let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
+        let file = self.lab.path()?;
         let topology = load(&file)?;
         // Said once, as exec and capture say it, rather than as a failure per check.
         let recorded = !matches!(netlab::record::Record::load(&topology.name), Ok(None));

@@ -11,12 +11,8 @@ use super::load;
 
 #[derive(Args)]
 pub struct Graph {
-    /// The lab's file (or give --name).
-    #[arg(required_unless_present = "name")]
-    pub file: Option<PathBuf>,
-    /// The lab's name: draw the file it was last applied from.
-    #[arg(long, conflicts_with = "file")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub lab: super::lab_arg::LabFile,
     /// dot (Graphviz), mermaid (a flowchart; renders on GitHub), svg (laid out by
     /// netlab) or json (the boxes and edges as objects). `--format` is the same.
     #[arg(short, long, alias = "format", value_enum, default_value = "dot")]
@@ -28,7 +24,7 @@ pub struct Graph {
 
 impl Graph {
     pub fn run(self) -> Result<ExitCode> {
-        let topology = load(&super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?)?;
+        let topology = load(&self.lab.path()?)?;
         let text = graph::render(&topology, self.output)?;
         match &self.write {
             Some(path) => std::fs::write(path, text).with_context(|| format!("write {}", path.display()))?,

@@ -4,9 +4,29 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
+use clap::Args;
 use netlab::exit::Usage;
 use netlab::model::LabName;
 use netlab::record::Record;
+
+/// `FILE` or `--name LAB`, for the commands that read a lab's file.
+#[derive(Args, Clone)]
+pub struct LabFile {
+    /// The lab's file (YAML; see the README's "The file format"), or give --name.
+    #[arg(required_unless_present = "name")]
+    pub file: Option<PathBuf>,
+    /// The lab's name instead: the file it was last applied from (its record under
+    /// /run/netlab says which).
+    #[arg(long, conflicts_with = "file")]
+    pub name: Option<String>,
+}
+
+impl LabFile {
+    /// The file to read.
+    pub fn path(&self) -> Result<PathBuf> {
+        file_or_recorded(self.file.clone(), self.name.as_deref())
+    }
+}
 
 /// The file to read: `file`, or the one lab `name` was last applied from.
 pub fn file_or_recorded(file: Option<PathBuf>, name: Option<&str>) -> Result<PathBuf> {

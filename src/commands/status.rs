@@ -2,7 +2,6 @@
 //! the lab matches the file, 1 when it differs or is not applied here (no record and
 //! none of its namespaces), so scripts can test it.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -21,12 +20,8 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct Status {
-    /// The lab's file (or give --name).
-    #[arg(required_unless_present = "name")]
-    pub file: Option<PathBuf>,
-    /// The lab's name: compare the kernel with the file it was last applied from.
-    #[arg(long, conflicts_with = "file")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub lab: super::lab_arg::LabFile,
     /// `text` for people, `json` for programs (a failure is then JSON too).
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
@@ -34,7 +29,7 @@ pub struct Status {
 
 impl Status {
     pub async fn run(self) -> Result<ExitCode> {
-        let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
+        let file = self.lab.path()?;
         let topology = load(&file)?;
         let plan = lab::drift(&topology).await?;
         let lab::StoreDrift { changes: store, unread } = lab::store_drift(&topology).await?;

@@ -1,4 +1,3 @@
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -10,12 +9,8 @@ use super::{load, print_json, Output};
 
 #[derive(Args)]
 pub struct Validate {
-    /// The lab's file (YAML; see the README's "The file format"), or give --name.
-    #[arg(required_unless_present = "name")]
-    pub file: Option<PathBuf>,
-    /// The lab's name: validate the file it was last applied from.
-    #[arg(long, conflicts_with = "file")]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub lab: super::lab_arg::LabFile,
     /// `json`: the counts as an object; errors too, each with line and column.
     #[arg(long, short, value_enum, default_value_t)]
     pub output: Output,
@@ -23,7 +18,7 @@ pub struct Validate {
 
 impl Validate {
     pub fn run(self) -> Result<ExitCode> {
-        let file = super::lab_arg::file_or_recorded(self.file, self.name.as_deref())?;
+        let file = self.lab.path()?;
         let topology = load(&file)?;
         let nodes = topology.nodes().count();
         let links: usize = topology.namespaces.values().map(|ns| ns.links.len()).sum();
